@@ -157,6 +157,7 @@ Result<Config> Config::Load(const ConfigSchema& schema, const ConfigSources& sou
       return InvalidArgumentError("config file " + sources.file_path + ": " + e.what());
     }
     for (auto& e : entries) {
+      std::replace(e.key.begin(), e.key.end(), '-', '_');  // data-dir and data_dir alike
       if (schema.Find(e.key) == nullptr) {
         return InvalidArgumentError("unknown config key '" + e.key + "' in " + sources.file_path);
       }

@@ -5,7 +5,7 @@
 // and where it came from ("listen (from MOATLESS_LISTEN): ..."), never a silent default.
 //
 // Key names are lower-case words joined by '.' and '_' ("http.max_body_bytes"). In the file they
-// are nested maps or dotted keys; in the environment MOATLESS_ + upper-case with '.' as '_'
+// are nested maps or dotted keys ('-' reads as '_'); in the environment MOATLESS_ + upper-case with '.' as '_'
 // (MOATLESS_HTTP_MAX_BODY_BYTES); as flags --name. A loaded Config is immutable and thread-safe.
 #pragma once
 

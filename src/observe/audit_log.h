@@ -1,0 +1,212 @@
+// The audit log: an append-only, hash-chained, durable record of security-relevant actions (who
+// did what to which resource, and whether it was allowed), and its verifier.
+//
+// Each record is one JSON line (README.md has the exact format):
+//
+//   {"seq":7,"time":"…","actor":"arn:…","action":"secretsmanager:GetSecretValue",
+//    "resource":"arn:…","outcome":"allowed","request_id":"…","reason":"…",
+//    "fields":{"key_id":"hmac-sha256:3f…","stage":"prod"},"prev":"<hex>","hash":"<hex>"}
+//
+// `seq` counts 1, 2, 3, … with no gap; `prev` is the SHA-256 of the previous line (64 zeros for
+// the first); `hash` is the SHA-256 of the record's canonical serialisation without `hash`.
+// Editing, deleting, inserting or reordering records therefore breaks the chain where it happened.
+// Cutting records off the end leaves a valid shorter chain: that is detectable only against a head
+// (seq, hash) recorded elsewhere — publish AuditLog::Head() or VerifyAuditLog's head to a place the
+// host's operator cannot rewrite (another system, a ticket, a transparency log) and pass it back as
+// `expected_head`. Likewise, someone able to rewrite the whole file can recompute every hash; only
+// an external anchor detects that.
+//
+// Sensitive field values are never stored: only `hmac-sha256:<hex>` of the value under the audit
+// key, so an operator holding the key can check whether a given value was used (AuditHmacMatches)
+// without the log revealing it to anyone who can read the file.
+//
+// Durability: Append returns OK only after the record's line is written and fdatasync'ed, so an
+// action may be acknowledged after its record is on disk. An error from Append means the action
+// must not proceed (the record may or may not have reached the file). After a failed write or
+// sync the log fails every later Append (the kernel may have dropped the unsynced pages, and a
+// retry could silently succeed on top of them): reopen it, which verifies and repairs the tail.
+//
+// Opening: the existing file is checked before the chain is extended. A final line without its
+// newline is a write that a crash interrupted, so it was never acknowledged: Open cuts it off and
+// appends a record saying so (action "audit:TruncatePartialRecord"). A chain that does not verify
+// (an edited, deleted, reordered or malformed record) is an error by default: the log refuses to
+// extend evidence of tampering. With `on_broken_chain = kStartNewSegment`, the broken file is
+// renamed to `<path>.broken-<unix seconds>` (kept for investigation, untouched) and a new file is
+// started whose first record (action "audit:StartSegment") names it and the problem found.
+//
+// Ownership and threading: the composition root opens one AuditLog per file and passes it by
+// reference; it owns the key. The file is locked (flock) against a second writer process. Append
+// and Head are thread-safe; concurrent appenders share one write and one fdatasync per batch
+// (group commit), and seq order is the order of the lines in the file. Destroy the log only when
+// no Append is in flight. The verifier functions are stateless and thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "core/secret_bytes.h"
+#include "core/status.h"
+#include "observe/metrics.h"
+
+namespace moatless::observe {
+
+inline constexpr std::size_t kMinAuditKeyBytes = 32;
+// A record's line may not exceed this (Append fails with InvalidArgument).
+inline constexpr std::size_t kMaxAuditLineBytes = 1 << 20;
+
+enum class AuditOutcome { kAllowed, kDenied, kError };
+// "allowed", "denied", "error".
+std::string_view AuditOutcomeName(AuditOutcome outcome);
+
+struct AuditRecord {
+  std::string actor;     // principal ARN or id; required
+  std::string action;    // e.g. "secretsmanager:GetSecretValue"; required
+  std::string resource;  // ARN or id of what was acted on
+  AuditOutcome outcome = AuditOutcome::kError;
+  std::string request_id;
+  std::string reason;  // why: the matching policy statement, the error
+  // Stored in clear. Keys are unique across both maps.
+  std::map<std::string, std::string> fields;
+  // Stored only as "hmac-sha256:<hex>" under the audit key.
+  std::map<std::string, core::SecretBytes> sensitive_fields;
+};
+
+// The last record of a log: what to anchor externally. seq 0 (and an empty hash) is an empty log.
+struct AuditHead {
+  std::uint64_t seq = 0;
+  std::string hash;  // the record's `hash`
+  friend bool operator==(const AuditHead&, const AuditHead&) = default;
+};
+
+enum class AuditOnBrokenChain {
+  kFail,             // Open fails with FailedPrecondition
+  kStartNewSegment,  // set the broken file aside and start a new one
+};
+enum class AuditOpenCheck {
+  kTail,  // verify the last records (at least two) and their links: constant time
+  kFull,  // verify the whole file: time linear in its size
+};
+struct AuditLogOptions {
+  AuditOpenCheck check = AuditOpenCheck::kTail;
+  AuditOnBrokenChain on_broken_chain = AuditOnBrokenChain::kFail;
+  // Actor of the records the log writes about itself.
+  std::string self_actor = "moatless";
+  // If set, the log registers and records moatless_audit_* metrics there.
+  MetricsRegistry* metrics = nullptr;
+};
+
+class AuditLog {
+ public:
+  using OnBrokenChain = AuditOnBrokenChain;
+  using OpenCheck = AuditOpenCheck;
+  using Options = AuditLogOptions;
+  // What Open found and did.
+  struct OpenInfo {
+    std::uint64_t existing_records = 0;  // seq of the last record found (0: new or empty file)
+    std::uint64_t truncated_bytes = 0;   // length of the partial final line cut off (0: none)
+    std::string set_aside_file;          // where a broken file was moved (kStartNewSegment)
+    std::string broken_chain_problem;    // what was wrong with it
+  };
+
+  // Opens (creating with mode 0600) the log at `path`. `key` (>= 32 bytes) keys the HMAC of
+  // sensitive fields. `clock` must outlive the log.
+  static core::Result<std::unique_ptr<AuditLog>> Open(const std::string& path,
+                                                      core::SecretBytes key,
+                                                      const core::Clock& clock,
+                                                      Options options = {});
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Appends a record and returns once it is durable (see above). The log assigns seq and time.
+  // InvalidArgument: a required field is empty, a field key is empty or given twice, the line
+  // would exceed kMaxAuditLineBytes. Unavailable: the log failed earlier. Other codes: I/O errors.
+  core::Status Append(const AuditRecord& record);
+
+  // The last durable record.
+  AuditHead Head() const;
+  // OK while Append can still succeed; the sticky write/sync failure once one happened (the
+  // log then refuses appends until it is reopened). What /readyz reports.
+  core::Status Health() const;
+  const OpenInfo& open_info() const { return open_info_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Metrics;
+  AuditLog(std::string path, int fd, core::SecretBytes key, const core::Clock& clock,
+           Options options);
+  core::Status WriteAndSync(std::string_view batch);
+
+  const std::string path_;
+  const int fd_;
+  const core::SecretBytes key_;
+  const core::Clock& clock_;
+  const Options options_;
+  OpenInfo open_info_;
+  std::unique_ptr<Metrics> metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t next_seq_ = 1;
+  std::string prev_;     // SHA-256 of the last line sequenced (written or pending)
+  std::string pending_;  // sequenced lines not yet handed to write()
+  std::uint64_t pending_records_ = 0;
+  AuditHead pending_head_;  // the last record sequenced
+  AuditHead durable_head_;  // the last record written and synced
+  bool flushing_ = false;   // an appender is writing and syncing a batch
+  core::Status failed_;     // sticky: set by the first failed write or sync
+};
+
+// The stored form of a sensitive value: "hmac-sha256:<hex>" under `key`.
+std::string AuditHmac(const core::SecretBytes& key, const core::SecretBytes& value);
+// Whether `stored` (a sensitive field's value from the log) is the HMAC of `candidate` under
+// `key`. Constant-time in the comparison.
+bool AuditHmacMatches(const core::SecretBytes& key, std::string_view stored,
+                      const core::SecretBytes& candidate);
+
+enum class AuditProblem {
+  kNone,
+  kMalformedLine,       // not a record: not JSON, a key missing or mistyped, an empty line
+  kHashMismatch,        // the content does not match its own hash: the record was edited
+  kNonCanonical,        // content matches its hash but the bytes are not the canonical line
+  kSeqGap,              // seq skips ahead: records were deleted
+  kReordered,           // seq goes back or repeats, or the missing seq turns up later
+  kPrevMismatch,        // prev is not the hash of the preceding line: the preceding record was
+                        // rewritten (with a recomputed hash) or replaced
+  kIncompleteLastLine,  // the final line has no newline: a write cut short by a crash
+  kTruncated,           // the log ends before the anchored head's seq
+  kHeadMismatch,        // the record at the anchored head's seq has another hash: rewritten
+};
+std::string_view AuditProblemName(AuditProblem problem);
+
+struct AuditVerifyOptions {
+  // A head recorded earlier (AuditLog::Head or a previous report). Without it, removing records
+  // from the end of the log cannot be detected.
+  std::optional<AuditHead> expected_head;
+};
+
+struct AuditVerifyReport {
+  bool ok() const { return problem == AuditProblem::kNone; }
+  std::uint64_t records = 0;  // valid records before the first problem
+  AuditHead head;             // the last of them
+  AuditProblem problem = AuditProblem::kNone;
+  std::uint64_t line = 0;            // 1-based line of the problem; 0 for anchor problems
+  std::optional<std::uint64_t> seq;  // seq of the offending record, if it could be read
+  std::string detail;                // what is wrong, for people
+  // One line: "ok: 12 records, head seq 12 hash …" or "line 5 (seq 5): hash_mismatch: …".
+  std::string ToString() const;
+};
+
+// Recomputes the whole chain of the file at `path` and reports the first problem. A Status error
+// only when the file cannot be read; a broken log is an OK Result with !report.ok().
+core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
+                                               const AuditVerifyOptions& options = {});
+
+}  // namespace moatless::observe

@@ -1,0 +1,567 @@
+#include "observe/audit_log.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/secret_bytes.h"
+#include "observe/audit_format.h"
+#include "observe/metrics.h"
+
+namespace moatless::observe {
+namespace {
+
+namespace json = boost::json;
+
+core::SecretBytes TestKey(char fill = 'k') { return core::SecretBytes(std::string(32, fill)); }
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteAll(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+}
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::istringstream in(ReadAll(path));
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::string contents;
+  for (const auto& line : lines) contents += line + "\n";
+  WriteAll(path, contents);
+}
+
+json::object ParseObject(const std::string& line) { return json::parse(line).as_object(); }
+
+std::string Replace(std::string s, std::string_view from, std::string_view to) {
+  const auto pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from << " not in " << s;
+  if (pos != std::string::npos) s.replace(pos, from.size(), to);
+  return s;
+}
+
+AuditRecord MakeRecord(int i) {
+  AuditRecord r;
+  r.actor = "arn:moatless:iam::default:user/alice";
+  r.action = "secretsmanager:GetSecretValue";
+  r.resource = "arn:moatless:secretsmanager::default:secret/db-" + std::to_string(i);
+  r.outcome = i % 3 == 0 ? AuditOutcome::kDenied : AuditOutcome::kAllowed;
+  r.request_id = "req-" + std::to_string(i);
+  r.reason = "policy statement s" + std::to_string(i);
+  r.fields = {{"stage", "prod"}, {"n", std::to_string(i)}};
+  return r;
+}
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/observe_audit_XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    path_ = dir_ + "/audit.log";
+  }
+  void TearDown() override {
+    const std::string cmd = "rm -rf '" + dir_ + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  std::unique_ptr<AuditLog> OpenLog(AuditLog::Options options = {}) {
+    auto log = AuditLog::Open(path_, TestKey(), clock_, std::move(options));
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? std::move(*log) : nullptr;
+  }
+
+  // Writes n records and closes the log; returns its head.
+  AuditHead WriteRecords(int n) {
+    auto log = OpenLog();
+    for (int i = 1; i <= n; ++i) {
+      clock_.Advance(std::chrono::seconds(1));
+      EXPECT_TRUE(log->Append(MakeRecord(i)).ok());
+    }
+    return log->Head();
+  }
+
+  AuditVerifyReport Verify(AuditVerifyOptions options = {}) {
+    auto report = VerifyAuditLog(path_, options);
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : AuditVerifyReport{};
+  }
+
+  core::FakeClock clock_;
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(AuditLogTest, AppendThenVerify) {
+  const AuditHead head = WriteRecords(5);
+  EXPECT_EQ(head.seq, 5u);
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 5u);
+  EXPECT_EQ(report.head, head);
+  EXPECT_EQ(report.ToString(), "ok: 5 records, head seq 5 hash " + head.hash);
+
+  const auto lines = ReadLines(path_);
+  ASSERT_EQ(lines.size(), 5u);
+  const json::object first = ParseObject(lines[0]);
+  EXPECT_EQ(first.at("seq").as_int64(), 1);
+  EXPECT_EQ(first.at("time").as_string(), "2026-01-01T00:00:01.000Z");
+  EXPECT_EQ(first.at("actor").as_string(), "arn:moatless:iam::default:user/alice");
+  EXPECT_EQ(first.at("outcome").as_string(), "allowed");
+  EXPECT_EQ(first.at("request_id").as_string(), "req-1");
+  EXPECT_EQ(first.at("fields").at("stage").as_string(), "prod");
+  EXPECT_EQ(first.at("prev").as_string(), std::string(64, '0'));
+  // Every prev is the SHA-256 of the line before; every hash covers the line without it.
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(ParseObject(lines[i]).at("prev").as_string(), internal::Sha256Hex(lines[i - 1]));
+  }
+  const std::string last = lines.back();
+  const std::string without_hash = last.substr(0, last.find(",\"hash\":")) + "}";
+  EXPECT_EQ(internal::Sha256Hex(without_hash), head.hash);
+  EXPECT_EQ(ParseObject(last).at("outcome").as_string(), "allowed");
+  EXPECT_EQ(ParseObject(lines[2]).at("outcome").as_string(), "denied");
+}
+
+TEST_F(AuditLogTest, FileIsPrivate) {
+  WriteRecords(1);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // A wider mode found on open is narrowed.
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  OpenLog();
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(AuditLogTest, EmptyLogVerifies) {
+  OpenLog();
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.records, 0u);
+  EXPECT_EQ(report.head.seq, 0u);
+}
+
+TEST_F(AuditLogTest, ReopenContinuesTheChain) {
+  WriteRecords(3);
+  {
+    auto log = OpenLog();
+    EXPECT_EQ(log->open_info().existing_records, 3u);
+    EXPECT_EQ(log->Head().seq, 3u);
+    EXPECT_TRUE(log->Append(MakeRecord(4)).ok());
+  }
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 4u);
+}
+
+TEST_F(AuditLogTest, EditedFieldIsReportedAtItsRecord) {
+  WriteRecords(5);
+  auto lines = ReadLines(path_);
+  lines[2] = Replace(lines[2], "\"outcome\":\"denied\"", "\"outcome\":\"allowed\"");
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kHashMismatch) << report.ToString();
+  EXPECT_EQ(report.line, 3u);
+  EXPECT_EQ(report.seq, 3u);
+  EXPECT_EQ(report.records, 2u);
+  EXPECT_EQ(report.head.seq, 2u);
+}
+
+TEST_F(AuditLogTest, EditWithRecomputedHashBreaksTheNextLink) {
+  WriteRecords(5);
+  auto lines = ReadLines(path_);
+  // An attacker who edits record 3 and recomputes its hash.
+  auto parsed = internal::ParseAuditLine(lines[2]);
+  ASSERT_TRUE(parsed.ok());
+  parsed->entry.reason = "nothing to see here";
+  const std::string body = internal::CanonicalBody(parsed->entry);
+  lines[2] = internal::LineWithHash(body, internal::Sha256Hex(body));
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kPrevMismatch) << report.ToString();
+  EXPECT_EQ(report.line, 4u);
+  EXPECT_EQ(report.seq, 4u);
+}
+
+TEST_F(AuditLogTest, NonCanonicalEditIsReported) {
+  WriteRecords(3);
+  auto lines = ReadLines(path_);
+  lines[1] = Replace(lines[1], "\"actor\":", "\"actor\": ");
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kNonCanonical) << report.ToString();
+  EXPECT_EQ(report.line, 2u);
+}
+
+TEST_F(AuditLogTest, DeletedMiddleRecordIsDetected) {
+  WriteRecords(5);
+  auto lines = ReadLines(path_);
+  lines.erase(lines.begin() + 2);
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.line, 3u);
+  EXPECT_EQ(report.seq, 4u);
+  EXPECT_NE(report.detail.find("records 3 are missing"), std::string::npos) << report.detail;
+}
+
+TEST_F(AuditLogTest, DeletedFirstRecordIsDetected) {
+  WriteRecords(3);
+  auto lines = ReadLines(path_);
+  lines.erase(lines.begin());
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.line, 1u);
+}
+
+TEST_F(AuditLogTest, SwappedRecordsAreDetectedAsReordered) {
+  WriteRecords(5);
+  auto lines = ReadLines(path_);
+  std::swap(lines[1], lines[2]);
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kReordered) << report.ToString();
+  EXPECT_EQ(report.line, 2u);
+  EXPECT_EQ(report.seq, 3u);
+  EXPECT_NE(report.detail.find("seq 2 is at line 3"), std::string::npos) << report.detail;
+}
+
+TEST_F(AuditLogTest, DuplicatedRecordIsDetected) {
+  WriteRecords(3);
+  auto lines = ReadLines(path_);
+  lines.push_back(lines[1]);
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kReordered) << report.ToString();
+  EXPECT_EQ(report.line, 4u);
+}
+
+TEST_F(AuditLogTest, MalformedLineIsDetected) {
+  WriteRecords(3);
+  auto lines = ReadLines(path_);
+  lines.insert(lines.begin() + 1, "{\"seq\": \"not a record\"");
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = Verify();
+  EXPECT_EQ(report.problem, AuditProblem::kMalformedLine) << report.ToString();
+  EXPECT_EQ(report.line, 2u);
+  EXPECT_FALSE(report.seq.has_value());
+}
+
+TEST_F(AuditLogTest, TruncatedTailIsDetectedOnlyAgainstAnAnchoredHead) {
+  const AuditHead anchored = WriteRecords(5);
+  auto lines = ReadLines(path_);
+  lines.resize(3);
+  WriteLines(path_, lines);
+
+  // Without an anchor, a log cut short is a valid shorter chain: this is the documented limit.
+  const AuditVerifyReport unanchored = Verify();
+  EXPECT_TRUE(unanchored.ok()) << unanchored.ToString();
+  EXPECT_EQ(unanchored.head.seq, 3u);
+
+  AuditVerifyOptions options;
+  options.expected_head = anchored;
+  const AuditVerifyReport report = Verify(options);
+  EXPECT_EQ(report.problem, AuditProblem::kTruncated) << report.ToString();
+  EXPECT_EQ(report.line, 0u);
+  EXPECT_EQ(report.head.seq, 3u);
+}
+
+TEST_F(AuditLogTest, AnchoredHeadDetectsARewrite) {
+  const AuditHead anchored = WriteRecords(4);
+  AuditVerifyOptions options;
+  options.expected_head = anchored;
+  EXPECT_TRUE(Verify(options).ok());
+  // An older anchor of the same log still verifies: the log only grew.
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Append(MakeRecord(5)).ok());
+  EXPECT_TRUE(Verify(options).ok());
+  log.reset();
+
+  // Rewriting the whole file from scratch (every hash recomputed) yields a valid chain that
+  // does not contain the anchored record.
+  ASSERT_EQ(std::remove(path_.c_str()), 0);
+  clock_.Advance(std::chrono::hours(1));
+  WriteRecords(6);
+  EXPECT_TRUE(Verify().ok());
+  const AuditVerifyReport report = Verify(options);
+  EXPECT_EQ(report.problem, AuditProblem::kHeadMismatch) << report.ToString();
+}
+
+TEST_F(AuditLogTest, PartialLastLineIsCutOnReopenAndTheChainContinues) {
+  WriteRecords(3);
+  const std::string intact = ReadAll(path_);
+  const std::string partial = "{\"seq\":4,\"time\":\"2026-01-01T00:0";
+  WriteAll(path_, intact + partial);
+
+  const AuditVerifyReport before = Verify();
+  EXPECT_EQ(before.problem, AuditProblem::kIncompleteLastLine) << before.ToString();
+  EXPECT_EQ(before.line, 4u);
+  EXPECT_EQ(before.records, 3u);
+
+  {
+    auto log = OpenLog();
+    EXPECT_EQ(log->open_info().truncated_bytes, partial.size());
+    EXPECT_EQ(log->open_info().existing_records, 3u);
+    EXPECT_EQ(log->Head().seq, 4u);  // the recovery record
+    ASSERT_TRUE(log->Append(MakeRecord(5)).ok());
+    EXPECT_EQ(log->Head().seq, 5u);
+  }
+  const AuditVerifyReport after = Verify();
+  EXPECT_TRUE(after.ok()) << after.ToString();
+  EXPECT_EQ(after.records, 5u);
+  const auto lines = ReadLines(path_);
+  EXPECT_EQ(ReadAll(path_).substr(0, intact.size()), intact);
+  const json::object recovery = ParseObject(lines[3]);
+  EXPECT_EQ(recovery.at("action").as_string(), "audit:TruncatePartialRecord");
+  EXPECT_EQ(recovery.at("fields").at("truncated_bytes").as_string(),
+            std::to_string(partial.size()));
+  EXPECT_EQ(recovery.at("fields").at("truncated_offset").as_string(),
+            std::to_string(intact.size()));
+  EXPECT_EQ(recovery.at("fields").at("truncated_sha256").as_string(), internal::Sha256Hex(partial));
+}
+
+TEST_F(AuditLogTest, PartialOnlyLineIsCut) {
+  WriteAll(path_, "{\"seq\":1,\"ti");
+  auto log = OpenLog();
+  EXPECT_EQ(log->open_info().truncated_bytes, 12u);
+  log.reset();
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 1u);
+}
+
+TEST_F(AuditLogTest, SensitiveValuesAreStoredOnlyAsHmac) {
+  const std::string secret_value = "AKIAEXAMPLE-SECRET-VALUE-9f8e7d";
+  {
+    auto log = OpenLog();
+    AuditRecord r = MakeRecord(1);
+    r.sensitive_fields.emplace("access_key_id", core::SecretBytes(secret_value));
+    ASSERT_TRUE(log->Append(r).ok());
+  }
+  const std::string bytes = ReadAll(path_);
+  EXPECT_EQ(bytes.find(secret_value), std::string::npos);
+  EXPECT_EQ(bytes.find("AKIAEXAMPLE"), std::string::npos);
+
+  const json::object record = ParseObject(ReadLines(path_).at(0));
+  const std::string stored(record.at("fields").at("access_key_id").as_string());
+  EXPECT_EQ(stored.rfind("hmac-sha256:", 0), 0u) << stored;
+  EXPECT_EQ(stored.size(), 12u + 64u);
+  EXPECT_TRUE(AuditHmacMatches(TestKey(), stored, core::SecretBytes(secret_value)));
+  EXPECT_FALSE(AuditHmacMatches(TestKey(), stored, core::SecretBytes(secret_value + "x")));
+  EXPECT_FALSE(AuditHmacMatches(TestKey(), stored, core::SecretBytes(std::string_view(""))));
+  EXPECT_FALSE(AuditHmacMatches(TestKey('z'), stored, core::SecretBytes(secret_value)));
+  EXPECT_FALSE(AuditHmacMatches(TestKey(), "hmac-sha256:00", core::SecretBytes(secret_value)));
+  EXPECT_EQ(AuditHmac(TestKey(), core::SecretBytes(secret_value)), stored);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, ConcurrentAppendsFormOneContiguousChain) {
+  MetricsRegistry registry;
+  AuditLog::Options options;
+  options.metrics = &registry;
+  auto log = OpenLog(options);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        AuditRecord r = MakeRecord(i);
+        r.actor = "thread-" + std::to_string(t);
+        if (!log->Append(r).ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(log->Head().seq, static_cast<std::uint64_t>(kThreads * kPerThread));
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(report.head, log->Head());
+  // Each thread's records are all there, in its own order.
+  std::vector<int> per_thread(kThreads, 0);
+  for (const auto& line : ReadLines(path_)) {
+    const json::object r = ParseObject(line);
+    const std::string actor(r.at("actor").as_string());
+    const int t = std::stoi(actor.substr(7));
+    EXPECT_EQ(r.at("fields").at("n").as_string(), std::to_string(per_thread[t]++));
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(per_thread[t], kPerThread);
+  EXPECT_NE(registry.Expose().find("moatless_audit_records_total 400\n"), std::string::npos);
+}
+
+TEST_F(AuditLogTest, BrokenChainRefusesToOpenByDefault) {
+  WriteRecords(4);
+  auto lines = ReadLines(path_);
+  lines[3] = Replace(lines[3], "req-4", "req-X");  // the last record: the tail check sees it
+  WriteLines(path_, lines);
+  auto log = AuditLog::Open(path_, TestKey(), clock_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_NE(log.status().message().find("hash_mismatch"), std::string::npos)
+      << log.status().message();
+}
+
+TEST_F(AuditLogTest, BrokenChainCanStartANewSegment) {
+  WriteRecords(4);
+  auto lines = ReadLines(path_);
+  lines.erase(lines.begin() + 2);  // records 3 and 4 are in the tail window (the whole file)
+  WriteLines(path_, lines);
+  const std::string tampered = ReadAll(path_);
+
+  AuditLog::Options options;
+  options.on_broken_chain = AuditLog::OnBrokenChain::kStartNewSegment;
+  auto log = OpenLog(options);
+  const std::string aside = log->open_info().set_aside_file;
+  EXPECT_EQ(aside, path_ + ".broken-1767225604");
+  EXPECT_NE(log->open_info().broken_chain_problem.find("seq_gap"), std::string::npos);
+  EXPECT_EQ(log->Head().seq, 1u);
+  ASSERT_TRUE(log->Append(MakeRecord(9)).ok());
+  log.reset();
+
+  EXPECT_EQ(ReadAll(aside), tampered);  // kept untouched for investigation
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 2u);
+  const json::object first = ParseObject(ReadLines(path_).at(0));
+  EXPECT_EQ(first.at("action").as_string(), "audit:StartSegment");
+  EXPECT_EQ(first.at("fields").at("set_aside_file").as_string(), aside);
+}
+
+TEST_F(AuditLogTest, FullCheckOnOpenFindsWhatTheTailCheckCannot) {
+  // Enough records that the first ones lie outside the tail window.
+  {
+    auto log = OpenLog();
+    AuditRecord big = MakeRecord(0);
+    big.reason = std::string(600 * 1024, 'r');
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(log->Append(big).ok());
+  }
+  auto lines = ReadLines(path_);
+  lines[0] = Replace(lines[0], "\"stage\":\"prod\"", "\"stage\":\"dev!\"");
+  WriteLines(path_, lines);
+  EXPECT_EQ(Verify().problem, AuditProblem::kHashMismatch);
+
+  OpenLog();  // the default tail check does not read record 1 (documented)
+  AuditLog::Options full;
+  full.check = AuditLog::OpenCheck::kFull;
+  auto log = AuditLog::Open(path_, TestKey(), clock_, full);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("line 1 (seq 1): hash_mismatch"), std::string::npos)
+      << log.status().message();
+}
+
+TEST_F(AuditLogTest, SecondWriterIsRefused) {
+  auto first = OpenLog();
+  auto second = AuditLog::Open(path_, TestKey(), clock_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), core::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AuditLogTest, ShortKeyIsRejected) {
+  auto log = AuditLog::Open(path_, core::SecretBytes(std::string(31, 'k')), clock_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), core::StatusCode::kInvalidArgument);
+}
+
+TEST_F(AuditLogTest, InvalidRecordsAreRejectedWithoutConsumingASeq) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Append(MakeRecord(1)).ok());
+  AuditRecord no_action = MakeRecord(2);
+  no_action.action.clear();
+  EXPECT_EQ(log->Append(no_action).code(), core::StatusCode::kInvalidArgument);
+  AuditRecord no_actor = MakeRecord(2);
+  no_actor.actor.clear();
+  EXPECT_EQ(log->Append(no_actor).code(), core::StatusCode::kInvalidArgument);
+  AuditRecord twice = MakeRecord(2);
+  twice.sensitive_fields.emplace("stage", core::SecretBytes(std::string_view("x")));
+  EXPECT_EQ(log->Append(twice).code(), core::StatusCode::kInvalidArgument);
+  AuditRecord huge = MakeRecord(2);
+  huge.reason = std::string(kMaxAuditLineBytes, 'x');
+  EXPECT_EQ(log->Append(huge).code(), core::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(log->Append(MakeRecord(2)).ok());
+  EXPECT_EQ(log->Head().seq, 2u);
+  log.reset();
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, HostileContentStaysOnOneLine) {
+  auto log = OpenLog();
+  AuditRecord r = MakeRecord(1);
+  r.actor = "evil\n{\"seq\":99}\"\\";
+  r.reason = std::string("ctl \x01\x1b[2J and bad utf8 \xff", 25);
+  r.fields["multi\nline key"] = "v\r\n";
+  ASSERT_TRUE(log->Append(r).ok());
+  log.reset();
+  const auto lines = ReadLines(path_);
+  ASSERT_EQ(lines.size(), 1u);
+  const json::object parsed = ParseObject(lines[0]);
+  EXPECT_EQ(parsed.at("actor").as_string(), r.actor);
+  EXPECT_EQ(parsed.at("fields").at("multi\nline key").as_string(), "v\r\n");
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, FailedWriteIsStickyAndReopenRepairs) {
+  WriteRecords(2);
+  auto log = OpenLog();
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  // Let the next write store only 10 bytes, then fail (EFBIG).
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = static_cast<rlim_t>(st.st_size + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  const core::Status failed = log->Append(MakeRecord(3));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_FALSE(failed.ok());
+  EXPECT_FALSE(log->Health().ok());
+  const core::Status later = log->Append(MakeRecord(4));
+  EXPECT_EQ(later.code(), core::StatusCode::kUnavailable) << later;
+  EXPECT_EQ(log->Head().seq, 2u);
+  log.reset();
+
+  log = OpenLog();
+  EXPECT_EQ(log->open_info().truncated_bytes, 10u);
+  EXPECT_TRUE(log->Health().ok());
+  ASSERT_TRUE(log->Append(MakeRecord(3)).ok());
+  log.reset();
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 4u);  // 2, the recovery record, and the retry
+}
+
+TEST_F(AuditLogTest, MissingFileIsAnError) {
+  auto report = VerifyAuditLog(dir_ + "/nope.log");
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), core::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace moatless::observe
