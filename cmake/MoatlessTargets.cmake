@@ -31,6 +31,14 @@ function(_moatless_layer_of module out)
   message(FATAL_ERROR "module '${module}' is in no layer of MOATLESS_LAYERS (cmake/MoatlessTargets.cmake)")
 endfunction()
 
+# MOATLESS_FUZZ (clang only): every module is instrumented for libFuzzer and ASan/UBSan so that the
+# fuzz targets in tests/fuzz exercise instrumented code (see tests/fuzz/CMakeLists.txt).
+# -fno-sanitize=function: clang 14 fails on coroutines with it ("Cannot represent a difference
+# across sections").
+option(MOATLESS_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
+set(MOATLESS_FUZZ_FLAGS -fsanitize=address,undefined -fno-sanitize=function
+  -fno-sanitize-recover=all -fno-omit-frame-pointer)
+
 set(MOATLESS_WARNINGS -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wimplicit-fallthrough
   # designated initializers leave the rest defaulted on purpose
   -Wno-missing-field-initializers)
@@ -39,6 +47,10 @@ function(_moatless_common target)
   target_compile_options(${target} PRIVATE ${MOATLESS_WARNINGS})
   if(MOATLESS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(MOATLESS_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link ${MOATLESS_FUZZ_FLAGS})
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
   if(MOATLESS_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${MOATLESS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)

@@ -1,0 +1,136 @@
+#include "app/control_api.h"
+
+#include <boost/json.hpp>
+#include <chrono>
+
+#include "http/status_response.h"
+
+namespace moatless::app {
+namespace {
+
+// The method label: known verbs only, so a client cannot mint label values.
+std::string_view MethodLabel(const http::Request& req) {
+  return req.method() == http::Verb::unknown ? std::string_view("OTHER")
+                                             : std::string_view(req.method_string());
+}
+
+http::Handler Wrap(std::function<http::Response(const http::RequestContext&)> fn) {
+  return [fn = std::move(fn)](http::Request&,
+                              http::RequestContext& ctx) -> http::asio::awaitable<http::Response> {
+    co_return fn(ctx);
+  };
+}
+
+}  // namespace
+
+ControlApi::ControlApi(Deps deps)
+    : deps_(deps),
+      requests_(deps.metrics.Counter("moatless_http_requests_total",
+                                     "HTTP requests answered, by listener, method, route and code.",
+                                     {"listener", "method", "route", "code"})),
+      durations_(deps.metrics.Histogram("moatless_http_request_duration_seconds",
+                                        "Time from a request's arrival to its response.",
+                                        {"listener", "route"})),
+      rejects_(deps.metrics.Counter(
+          "moatless_http_connections_rejected_total",
+          "Requests or connections refused before any handler ran, by reason.",
+          {"listener", "reason"})),
+      ready_gauge_(deps.metrics.Gauge("moatless_ready", "1 while /readyz answers 200.")) {
+  const auto add = [](http::Router& router, std::string_view method, std::string_view pattern,
+                      http::Handler handler) {
+    const core::Status status = router.Add(method, pattern, std::move(handler));
+    MOATLESS_CHECK(status.ok(), status.ToString());
+  };
+  add(router_, "GET", "/healthz", Wrap([this](const auto& ctx) { return Healthz(ctx); }));
+  add(router_, "GET", "/readyz", Wrap([this](const auto& ctx) { return Readyz(ctx); }));
+  add(router_, "GET", "/metrics", Wrap([this](const auto&) { return Metrics(); }));
+}
+
+http::Handler ControlApi::Handler(std::string listener) {
+  return [this, listener = std::move(listener)](http::Request& req, http::RequestContext& ctx) {
+    return Instrumented(router_, listener, req, ctx);
+  };
+}
+
+http::Handler ControlApi::GatewayHandler() {
+  return [this](http::Request& req, http::RequestContext& ctx) {
+    return Instrumented(gateway_router_, "gateway", req, ctx);
+  };
+}
+
+http::asio::awaitable<http::Response> ControlApi::Instrumented(const http::Router& router,
+                                                               const std::string& listener,
+                                                               http::Request& req,
+                                                               http::RequestContext& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string route;
+  http::Response res = co_await router.Dispatch(req, ctx, &route);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const std::string code = std::to_string(res.result_int());
+  requests_.WithLabels({listener, MethodLabel(req), route, code}).Inc();
+  durations_.WithLabels({listener, route}).Observe(elapsed.count());
+  co_return res;
+}
+
+std::function<void(const http::AccessRecord&)> ControlApi::AccessHook(std::string listener) {
+  return [this, listener = std::move(listener)](const http::AccessRecord& r) {
+    if (r.reject != http::RejectReason::kNone) {
+      rejects_.WithLabels({listener, http::RejectReasonName(r.reject)}).Inc();
+    }
+    if (!deps_.access_log) return;
+    const auto ms = std::chrono::duration<double, std::milli>(r.duration).count();
+    const observe::Logger log = deps_.log.WithRequestId(r.request_id);
+    if (r.reject == http::RejectReason::kNone) {
+      log.Info("request", {{"listener", r.listener_name},
+                           {"method", r.method},
+                           {"path", r.path},
+                           {"status", r.status},
+                           {"duration_ms", ms},
+                           {"bytes_in", r.request_bytes},
+                           {"bytes_out", r.response_bytes},
+                           {"remote", r.remote},
+                           {"tls", r.tls}});
+    } else {
+      log.Warn("request rejected", {{"listener", r.listener_name},
+                                    {"reason", http::RejectReasonName(r.reject)},
+                                    {"method", r.method},
+                                    {"path", r.path},
+                                    {"status", r.status},
+                                    {"remote", r.remote},
+                                    {"error", r.error}});
+    }
+  };
+}
+
+void ControlApi::SetReady(bool ready) {
+  ready_ = ready;
+  ready_gauge_.Set(ready ? 1 : 0);
+}
+
+http::Response ControlApi::Healthz(const http::RequestContext&) const {
+  return http::JsonResponse(http::HttpStatus::ok, std::string(R"({"status":"ok"})"));
+}
+
+http::Response ControlApi::Readyz(const http::RequestContext&) const {
+  boost::json::object checks;
+  bool ok = ready_.load();
+  checks["serving"] = ok ? "ok" : "draining";
+  const core::Status store = deps_.db.Read([](store::Transaction& tx) -> core::Status {
+    return tx.QueryOne("SELECT 1").status();
+  });
+  checks["store"] = store.ok() ? "ok" : "failing";
+  const core::Status audit = deps_.audit.Health();
+  checks["audit"] = audit.ok() ? "ok" : "failing";
+  ok = ok && store.ok() && audit.ok();
+  boost::json::object body{{"status", ok ? "ready" : "not ready"}, {"checks", std::move(checks)}};
+  return http::JsonResponse(ok ? http::HttpStatus::ok : http::HttpStatus::service_unavailable,
+                            body);
+}
+
+http::Response ControlApi::Metrics() const {
+  http::Response res = http::TextResponse(http::HttpStatus::ok, deps_.metrics.Expose());
+  res.set(http::Field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  return res;
+}
+
+}  // namespace moatless::app

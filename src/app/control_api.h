@@ -1,0 +1,66 @@
+// ControlApi: the daemon's own HTTP surface on the control listener — /healthz (liveness),
+// /readyz (readiness: the store answers, the audit log can still write, not draining) and
+// /metrics (Prometheus) — plus the instrumentation every listener shares: per-route request
+// metrics, connection-level reject counters and the access log. Later issues add the control and
+// service APIs to the same router.
+//
+// Build it once before serving; Handler()/AccessHook() results may then be called from any I/O
+// thread concurrently (the router is read-only, metrics are atomic, the logger is thread-safe).
+// The ControlApi must outlive every server using its handlers.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "http/router.h"
+#include "http/server_options.h"
+#include "http/types.h"
+#include "observe/audit_log.h"
+#include "observe/logger.h"
+#include "observe/metrics.h"
+#include "store/database.h"
+
+namespace moatless::app {
+
+class ControlApi {
+ public:
+  struct Deps {
+    const observe::Logger& log;
+    observe::MetricsRegistry& metrics;
+    observe::AuditLog& audit;
+    store::Database& db;
+    bool access_log = true;
+  };
+  explicit ControlApi(Deps deps);
+  ControlApi(const ControlApi&) = delete;
+  ControlApi& operator=(const ControlApi&) = delete;
+
+  // The control listener's handler.
+  http::Handler Handler(std::string listener);
+  // The public gateway's handler: no routes yet, so every request is a 404.
+  http::Handler GatewayHandler();
+  // Access log and reject counters for a listener's Server::on_access.
+  std::function<void(const http::AccessRecord&)> AccessHook(std::string listener);
+  void SetReady(bool ready);
+
+ private:
+  http::asio::awaitable<http::Response> Instrumented(const http::Router& router,
+                                                     const std::string& listener,
+                                                     http::Request& req,
+                                                     http::RequestContext& ctx);
+  http::Response Healthz(const http::RequestContext& ctx) const;
+  http::Response Readyz(const http::RequestContext& ctx) const;
+  http::Response Metrics() const;
+
+  Deps deps_;
+  http::Router router_;
+  http::Router gateway_router_;
+  std::atomic<bool> ready_{false};
+  observe::CounterFamily& requests_;
+  observe::HistogramFamily& durations_;
+  observe::CounterFamily& rejects_;
+  observe::GaugeFamily& ready_gauge_;
+};
+
+}  // namespace moatless::app

@@ -1,0 +1,171 @@
+#include "app/daemon.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
+#include <future>
+#include <optional>
+
+#include "app/control_api.h"
+#include "app/data_dir.h"
+#include "app/version.h"
+#include "http/io_pool.h"
+#include "http/server.h"
+#include "observe/audit_log.h"
+#include "observe/logger.h"
+#include "observe/metrics.h"
+#include "store/schema.h"
+#include "store/sqlite/sqlite_database.h"
+
+namespace moatless::app {
+namespace {
+
+// Lets the daemon hold as many sockets as the hard limit allows (max_connections is per listener).
+void RaiseFileLimit(const observe::Logger& log) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      log.Warn("could not raise the open-file limit", {{"limit", std::uint64_t{limit.rlim_max}}});
+    }
+  }
+}
+
+std::string FormatEndpoint(const boost::asio::ip::tcp::endpoint& ep) {
+  const std::string addr = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + addr + "]" : addr) + ":" + std::to_string(ep.port());
+}
+
+http::ServerOptions MakeServerOptions(const ServeSettings& s, core::Env& env) {
+  http::ServerOptions o;
+  o.random = &env.random();
+  o.clock = &env.clock();
+  o.max_header_bytes = s.max_header_bytes;
+  o.max_body_bytes = s.max_body_bytes;
+  o.header_timeout = s.header_timeout;
+  o.body_timeout = s.body_timeout;
+  o.write_timeout = s.write_timeout;
+  o.idle_timeout = s.idle_timeout;
+  o.max_connections = s.max_connections;
+  o.max_requests_per_connection = s.max_requests_per_connection;
+  return o;
+}
+
+observe::AuditRecord LifecycleRecord(std::string action, const ServeSettings& s,
+                                     std::string listen_address) {
+  observe::AuditRecord r;
+  r.actor = "moatless";
+  r.action = std::move(action);
+  r.resource = "moatless:node/" + std::to_string(::getpid());
+  r.outcome = observe::AuditOutcome::kAllowed;
+  r.fields = {{"version", kVersion}, {"listen", std::move(listen_address)},
+              {"data_dir", s.data_dir}};
+  return r;
+}
+
+}  // namespace
+
+core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
+  observe::StderrSink sink;
+  ASSIGN_OR_RETURN(const observe::LogLevel level, observe::ParseLogLevel(settings.log_level));
+  const observe::Logger log(sink, env.clock(), level);
+  ::signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit(log);
+
+  ASSIGN_OR_RETURN(std::unique_ptr<DataDir> data_dir, DataDir::Open(settings.data_dir, env));
+
+  observe::MetricsRegistry metrics;
+  metrics.Gauge("moatless_build_info", "Build information; the value is always 1.", {"version"})
+      .WithLabels({kVersion})
+      .Set(1);
+
+  ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
+  auto audit_or = observe::AuditLog::Open(
+      data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
+      {.check = observe::AuditOpenCheck::kFull, .metrics = &metrics});
+  if (!audit_or.ok()) return audit_or.status().Annotate("audit log");
+  std::unique_ptr<observe::AuditLog> audit = std::move(audit_or).value();
+  if (audit->open_info().truncated_bytes > 0) {
+    log.Warn("audit log ended in a partial record (never acknowledged); cut it off",
+             {{"bytes", audit->open_info().truncated_bytes}});
+  }
+
+  auto store_or = store::OpenSqlite(data_dir->StorePath(),
+                                    {.clock = &env.clock(), .migrations = store::PlatformMigrations()});
+  if (!store_or.ok()) return store_or.status().Annotate("store " + data_dir->StorePath());
+  std::unique_ptr<store::Database> db = std::move(store_or).value();
+
+  http::IoPool pool(settings.threads, [&log](std::string_view message) {
+    log.Error("uncaught error in an I/O thread", {{"error", message}});
+  });
+
+  ControlApi control(ControlApi::Deps{
+      .log = log, .metrics = metrics, .audit = *audit, .db = *db, .access_log = settings.access_log});
+  http::ServerOptions control_options = MakeServerOptions(settings, env);
+  control_options.on_access = control.AccessHook("control");
+  http::Server control_server(pool, control_options, control.Handler("control"));
+
+  std::optional<http::TlsOptions> tls;
+  if (!settings.tls_cert_file.empty()) {
+    tls = http::TlsOptions{.cert_file = settings.tls_cert_file, .key_file = settings.tls_key_file};
+  }
+  auto control_ep = control_server.ListenTcp(settings.listen.host, settings.listen.port, tls,
+                                             "control");
+  if (!control_ep.ok()) return control_ep.status().Annotate("listen " + settings.listen.host + ":" +
+                                                            std::to_string(settings.listen.port));
+  const std::string control_address = FormatEndpoint(*control_ep);
+
+  std::optional<http::Server> gateway_server;
+  std::string gateway_address;
+  if (settings.gateway_enabled) {
+    http::ServerOptions gateway_options = MakeServerOptions(settings, env);
+    gateway_options.on_access = control.AccessHook("gateway");
+    gateway_server.emplace(pool, gateway_options, control.GatewayHandler());
+    auto ep = gateway_server->ListenTcp(settings.gateway_listen.host, settings.gateway_listen.port,
+                                        std::nullopt, "gateway");
+    if (!ep.ok()) return ep.status().Annotate("gateway listen");
+    gateway_address = FormatEndpoint(*ep);
+  }
+
+  RETURN_IF_ERROR(audit->Append(LifecycleRecord("moatless:ServeStart", settings, control_address))
+                      .Annotate("audit log"));
+
+  std::promise<int> signalled;
+  boost::asio::signal_set signals(pool.context(), SIGINT, SIGTERM);
+  signals.async_wait([&signalled](const boost::system::error_code& ec, int signo) {
+    signalled.set_value(ec ? 0 : signo);
+  });
+  pool.Start();
+  control.SetReady(true);
+  log.Info("listening", {{"listener", "control"}, {"address", control_address},
+                         {"tls", tls.has_value()}, {"version", kVersion}});
+  if (gateway_server) log.Info("listening", {{"listener", "gateway"}, {"address", gateway_address}});
+
+  const int signo = signalled.get_future().get();
+  control.SetReady(false);
+  log.Info("draining", {{"signal", signo},
+                        {"deadline_ms", static_cast<std::int64_t>(settings.drain_timeout.count())}});
+  control_server.Shutdown(settings.drain_timeout);
+  if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
+  control_server.Wait();
+  if (gateway_server) gateway_server->Wait();
+
+  core::Status status =
+      audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))
+          .Annotate("audit log");
+  if (core::Status closed = db->Close(); !closed.ok() && status.ok()) status = closed;
+  pool.Stop();
+  pool.Join();
+  if (status.ok()) {
+    log.Info("stopped", {});
+  } else {
+    log.Error("stopped with an error", {{"error", status}});
+  }
+  return status;
+}
+
+}  // namespace moatless::app

@@ -1,0 +1,42 @@
+// DataDir: the daemon's private folder and exclusive ownership of it.
+//
+// Open creates the folder (mode 0700) if missing, refuses one that other users can access (as
+// ssh does for ~/.ssh), takes an exclusive flock on `<dir>/lock` so two daemons never share a
+// store, and creates the audit key (32 random bytes, 0600) on first use. The lock is held until
+// the DataDir is destroyed. Not copyable; used by one thread (the composition root).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/env.h"
+#include "core/secret_bytes.h"
+#include "core/status.h"
+
+namespace moatless::app {
+
+class DataDir {
+ public:
+  static core::Result<std::unique_ptr<DataDir>> Open(const std::string& path, core::Env& env);
+  ~DataDir();
+  DataDir(const DataDir&) = delete;
+  DataDir& operator=(const DataDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string StorePath() const { return path_ + "/moatless.db"; }
+  std::string AuditLogPath() const { return path_ + "/audit/audit.log"; }
+  std::string AuditKeyPath() const { return path_ + "/keys/audit.key"; }
+
+  // Reads the audit HMAC key, creating it on first use.
+  core::Result<core::SecretBytes> LoadOrCreateAuditKey(core::Env& env) const;
+
+ private:
+  DataDir(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
+  std::string path_;
+  int lock_fd_;
+};
+
+// Checks that a file holding key material is a regular file that group and others cannot read.
+core::Status CheckPrivateFile(const std::string& path, std::string_view what);
+
+}  // namespace moatless::app

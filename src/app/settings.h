@@ -1,0 +1,44 @@
+// The daemon's configuration: the schema of every key `moatless serve` accepts (flags, MOATLESS_*
+// variables, the YAML config file) and the typed settings read from a loaded Config.
+// ServeSchema() is the single list the CLI turns into flags and `--help`; adding a key here is
+// all it takes to make it configurable everywhere. Plain values; no synchronisation needed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+
+namespace moatless::app {
+
+core::ConfigSchema ServeSchema();
+// "--http.max-body-bytes" for "http.max_body_bytes".
+std::string FlagName(std::string_view key_name);
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+struct ServeSettings {
+  std::string data_dir;
+  HostPort listen;
+  bool gateway_enabled = false;
+  HostPort gateway_listen;
+  int threads = 1;
+  std::size_t max_header_bytes = 0;
+  std::size_t max_body_bytes = 0;
+  std::chrono::milliseconds header_timeout{}, body_timeout{}, write_timeout{}, idle_timeout{};
+  std::size_t max_connections = 0;
+  std::size_t max_requests_per_connection = 0;  // 0: unlimited
+  std::string tls_cert_file, tls_key_file;       // both or neither
+  std::string log_level;
+  bool access_log = true;
+  std::chrono::milliseconds drain_timeout{};
+};
+
+// Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.
+core::Result<ServeSettings> ReadServeSettings(const core::Config& config);
+
+}  // namespace moatless::app

@@ -1,0 +1,50 @@
+#include "app/settings.h"
+
+#include <gtest/gtest.h>
+
+namespace moatless::app {
+namespace {
+
+core::Result<ServeSettings> Load(std::map<std::string, std::string> flags) {
+  ASSIGN_OR_RETURN(core::Config config, core::Config::Load(ServeSchema(), {.flags = flags}));
+  return ReadServeSettings(config);
+}
+
+TEST(SettingsTest, DefaultsAreSafe) {
+  auto s = Load({});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->listen.host, "127.0.0.1");  // loopback unless asked
+  EXPECT_EQ(s->listen.port, 8420);
+  EXPECT_FALSE(s->gateway_enabled);
+  EXPECT_EQ(s->data_dir, ".moatless");
+  EXPECT_EQ(s->max_body_bytes, 6u * 1024 * 1024);
+  EXPECT_GE(s->threads, 1);
+  EXPECT_TRUE(s->tls_cert_file.empty());
+}
+
+TEST(SettingsTest, TlsNeedsBothFiles) {
+  auto s = Load({{"tls.cert_file", "/x/cert.pem"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("tls.key_file"), std::string::npos);
+}
+
+TEST(SettingsTest, LogLevelIsValidated) {
+  auto s = Load({{"log.level", "verbose"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'log.level' (from flag --log.level)"), std::string::npos);
+}
+
+TEST(SettingsTest, GatewayListenEnablesGateway) {
+  auto s = Load({{"gateway_listen", "[::1]:0"}});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->gateway_enabled);
+  EXPECT_EQ(s->gateway_listen.host, "::1");
+}
+
+TEST(SettingsTest, FlagNamesUseDashes) {
+  EXPECT_EQ(FlagName("http.max_body_bytes"), "--http.max-body-bytes");
+  EXPECT_EQ(FlagName("data_dir"), "--data-dir");
+}
+
+}  // namespace
+}  // namespace moatless::app
