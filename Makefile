@@ -7,6 +7,8 @@
 #   make fuzz          a long fuzzing run of the HTTP request parser (FUZZ_SECONDS=600)
 #   make format-check  clang-format conformance;  make format  rewrites in place
 SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
+.SHELLFLAGS := -eo pipefail -c
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
@@ -33,8 +35,10 @@ test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMOATLESS_WERROR=ON \
 	  -DMOATLESS_SANITIZE=address,undefined >/dev/null
 	@cmake --build build-asan -j$(JOBS)
-	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest -L unit -j$(JOBS) --output-on-failure | tail -n 3
+	@cd build-asan && echo "ASan+UBSan unit tests:" && \
+	  { ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest -L unit -j$(JOBS) --output-on-failure >ctest.log 2>&1 || { cat ctest.log; exit 1; }; } && \
+	  grep -E "tests passed|tests failed" ctest.log
 
 build-fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \

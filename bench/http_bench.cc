@@ -17,7 +17,8 @@ constexpr std::string_view kRequest =
     "Content-Type: application/json\r\n"
     "X-Amz-Date: 20260101T000000Z\r\n"
     "Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/local/lambda/aws4_request, "
-    "SignedHeaders=content-type;host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"
+    "SignedHeaders=content-type;host;x-amz-date, "
+    "Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"
     "Content-Length: 27\r\n"
     "\r\n"
     "{\"name\":\"moatless\",\"n\":42}\n";
@@ -41,10 +42,10 @@ Handler Noop() {
 
 void BM_RouterFind(benchmark::State& state) {
   Router router;
-  for (const char* pattern : {"/healthz", "/readyz", "/metrics", "/2015-03-31/functions/{name}",
-                              "/2015-03-31/functions/{name}/invocations",
-                              "/2018-06-01/runtime/invocation/next",
-                              "/2018-06-01/runtime/invocation/{id}/response", "/static/{path+}"}) {
+  for (const char* pattern :
+       {"/healthz", "/readyz", "/metrics", "/2015-03-31/functions/{name}",
+        "/2015-03-31/functions/{name}/invocations", "/2018-06-01/runtime/invocation/next",
+        "/2018-06-01/runtime/invocation/{id}/response", "/static/{path+}"}) {
     (void)router.Add("POST", pattern, Noop());
     (void)router.Add("GET", pattern, Noop());
   }

@@ -61,9 +61,8 @@ BENCHMARK_DEFINE_F(StoreFixture, WriteNormal)(benchmark::State& state) {
 BENCHMARK_REGISTER_F(StoreFixture, WriteNormal)->UseRealTime();
 
 BENCHMARK_DEFINE_F(StoreFixture, ReadOneRow)(benchmark::State& state) {
-  (void)db_->Write([](Transaction& tx) {
-    return tx.Exec("INSERT INTO kv (k, v) VALUES (1, 'one')").status();
-  });
+  (void)db_->Write(
+      [](Transaction& tx) { return tx.Exec("INSERT INTO kv (k, v) VALUES (1, 'one')").status(); });
   for (auto _ : state) {
     const core::Status s = db_->Read([](Transaction& tx) {
       return tx.QueryOne("SELECT v FROM kv WHERE k = ?", {std::int64_t{1}}).status();

@@ -39,12 +39,13 @@ option(MOATLESS_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" O
 set(MOATLESS_FUZZ_FLAGS -fsanitize=address,undefined -fno-sanitize=function
   -fno-sanitize-recover=all -fno-omit-frame-pointer)
 
-set(MOATLESS_WARNINGS -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wimplicit-fallthrough
+set(MOATLESS_WARNINGS -Wall -Wextra -Wpedantic -Wnon-virtual-dtor -Wimplicit-fallthrough
   # designated initializers leave the rest defaulted on purpose
   -Wno-missing-field-initializers)
 
 function(_moatless_common target)
-  target_compile_options(${target} PRIVATE ${MOATLESS_WARNINGS})
+  target_compile_options(${target} PRIVATE ${MOATLESS_WARNINGS}
+    $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>)
   if(MOATLESS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

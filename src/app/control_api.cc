@@ -31,10 +31,10 @@ ControlApi::ControlApi(Deps deps)
       durations_(deps.metrics.Histogram("moatless_http_request_duration_seconds",
                                         "Time from a request's arrival to its response.",
                                         {"listener", "route"})),
-      rejects_(deps.metrics.Counter(
-          "moatless_http_connections_rejected_total",
-          "Requests or connections refused before any handler ran, by reason.",
-          {"listener", "reason"})),
+      rejects_(
+          deps.metrics.Counter("moatless_http_connections_rejected_total",
+                               "Requests or connections refused before any handler ran, by reason.",
+                               {"listener", "reason"})),
       ready_gauge_(deps.metrics.Gauge("moatless_ready", "1 while /readyz answers 200.")) {
   const auto add = [](http::Router& router, std::string_view method, std::string_view pattern,
                       http::Handler handler) {
@@ -115,9 +115,8 @@ http::Response ControlApi::Readyz(const http::RequestContext&) const {
   boost::json::object checks;
   bool ok = ready_.load();
   checks["serving"] = ok ? "ok" : "draining";
-  const core::Status store = deps_.db.Read([](store::Transaction& tx) -> core::Status {
-    return tx.QueryOne("SELECT 1").status();
-  });
+  const core::Status store = deps_.db.Read(
+      [](store::Transaction& tx) -> core::Status { return tx.QueryOne("SELECT 1").status(); });
   checks["store"] = store.ok() ? "ok" : "failing";
   const core::Status audit = deps_.audit.Health();
   checks["audit"] = audit.ok() ? "ok" : "failing";

@@ -47,8 +47,7 @@ class ControlApi {
  private:
   http::asio::awaitable<http::Response> Instrumented(const http::Router& router,
                                                      const std::string& listener,
-                                                     http::Request& req,
-                                                     http::RequestContext& ctx);
+                                                     http::Request& req, http::RequestContext& ctx);
   http::Response Healthz(const http::RequestContext& ctx) const;
   http::Response Readyz(const http::RequestContext& ctx) const;
   http::Response Metrics() const;

@@ -62,8 +62,8 @@ observe::AuditRecord LifecycleRecord(std::string action, const ServeSettings& s,
   r.action = std::move(action);
   r.resource = "moatless:node/" + std::to_string(::getpid());
   r.outcome = observe::AuditOutcome::kAllowed;
-  r.fields = {{"version", kVersion}, {"listen", std::move(listen_address)},
-              {"data_dir", s.data_dir}};
+  r.fields = {
+      {"version", kVersion}, {"listen", std::move(listen_address)}, {"data_dir", s.data_dir}};
   return r;
 }
 
@@ -84,9 +84,9 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
       .Set(1);
 
   ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
-  auto audit_or = observe::AuditLog::Open(
-      data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
-      {.check = observe::AuditOpenCheck::kFull, .metrics = &metrics});
+  auto audit_or =
+      observe::AuditLog::Open(data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
+                              {.check = observe::AuditOpenCheck::kFull, .metrics = &metrics});
   if (!audit_or.ok()) return audit_or.status().Annotate("audit log");
   std::unique_ptr<observe::AuditLog> audit = std::move(audit_or).value();
   if (audit->open_info().truncated_bytes > 0) {
@@ -94,8 +94,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
              {{"bytes", audit->open_info().truncated_bytes}});
   }
 
-  auto store_or = store::OpenSqlite(data_dir->StorePath(),
-                                    {.clock = &env.clock(), .migrations = store::PlatformMigrations()});
+  auto store_or = store::OpenSqlite(
+      data_dir->StorePath(), {.clock = &env.clock(), .migrations = store::PlatformMigrations()});
   if (!store_or.ok()) return store_or.status().Annotate("store " + data_dir->StorePath());
   std::unique_ptr<store::Database> db = std::move(store_or).value();
 
@@ -103,8 +103,11 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
     log.Error("uncaught error in an I/O thread", {{"error", message}});
   });
 
-  ControlApi control(ControlApi::Deps{
-      .log = log, .metrics = metrics, .audit = *audit, .db = *db, .access_log = settings.access_log});
+  ControlApi control(ControlApi::Deps{.log = log,
+                                      .metrics = metrics,
+                                      .audit = *audit,
+                                      .db = *db,
+                                      .access_log = settings.access_log});
   http::ServerOptions control_options = MakeServerOptions(settings, env);
   control_options.on_access = control.AccessHook("control");
   http::Server control_server(pool, control_options, control.Handler("control"));
@@ -113,10 +116,11 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   if (!settings.tls_cert_file.empty()) {
     tls = http::TlsOptions{.cert_file = settings.tls_cert_file, .key_file = settings.tls_key_file};
   }
-  auto control_ep = control_server.ListenTcp(settings.listen.host, settings.listen.port, tls,
-                                             "control");
-  if (!control_ep.ok()) return control_ep.status().Annotate("listen " + settings.listen.host + ":" +
-                                                            std::to_string(settings.listen.port));
+  auto control_ep =
+      control_server.ListenTcp(settings.listen.host, settings.listen.port, tls, "control");
+  if (!control_ep.ok())
+    return control_ep.status().Annotate("listen " + settings.listen.host + ":" +
+                                        std::to_string(settings.listen.port));
   const std::string control_address = FormatEndpoint(*control_ep);
 
   std::optional<http::Server> gateway_server;
@@ -141,14 +145,18 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   });
   pool.Start();
   control.SetReady(true);
-  log.Info("listening", {{"listener", "control"}, {"address", control_address},
-                         {"tls", tls.has_value()}, {"version", kVersion}});
-  if (gateway_server) log.Info("listening", {{"listener", "gateway"}, {"address", gateway_address}});
+  log.Info("listening", {{"listener", "control"},
+                         {"address", control_address},
+                         {"tls", tls.has_value()},
+                         {"version", kVersion}});
+  if (gateway_server)
+    log.Info("listening", {{"listener", "gateway"}, {"address", gateway_address}});
 
   const int signo = signalled.get_future().get();
   control.SetReady(false);
-  log.Info("draining", {{"signal", signo},
-                        {"deadline_ms", static_cast<std::int64_t>(settings.drain_timeout.count())}});
+  log.Info("draining",
+           {{"signal", signo},
+            {"deadline_ms", static_cast<std::int64_t>(settings.drain_timeout.count())}});
   control_server.Shutdown(settings.drain_timeout);
   if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
   control_server.Wait();

@@ -21,7 +21,8 @@ std::string OctalMode(mode_t mode) {
 
 core::Status CheckPrivateFile(const std::string& path, std::string_view what) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return core::ErrnoStatus(std::string(what) + " " + path, errno);
+  if (::stat(path.c_str(), &st) != 0)
+    return core::ErrnoStatus(std::string(what) + " " + path, errno);
   if (!S_ISREG(st.st_mode)) {
     return core::FailedPreconditionError(std::string(what) + " " + path + " is not a regular file");
   }
@@ -38,7 +39,8 @@ core::Result<std::unique_ptr<DataDir>> DataDir::Open(const std::string& path, co
   RETURN_IF_ERROR(env.fs().MakeDirs(path, 0700).Annotate("data dir"));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return core::ErrnoStatus("data dir " + path, errno);
-  if (!existed) ::chmod(path.c_str(), 0700);  // MakeDirs is subject to the umask
+  if (!existed)
+    ::chmod(path.c_str(), 0700);  // MakeDirs is subject to the umask
   else if ((st.st_mode & 077) != 0) {
     return core::FailedPreconditionError("data dir " + path +
                                          " is accessible to other users (mode " +

@@ -8,47 +8,91 @@ using core::ConfigType;
 
 core::ConfigSchema ServeSchema() {
   core::ConfigSchema s;
-  s.Add({.name = "data_dir", .type = ConfigType::kPath, .default_value = ".moatless",
-            .help = "folder for the embedded store, keys and the audit log (created 0700)"})
-        .Add({.name = "listen", .type = ConfigType::kHostPort, .default_value = "127.0.0.1:8420",
-              .help = "control and service endpoint; loopback unless you mean it"})
-        .Add({.name = "gateway_listen", .type = ConfigType::kHostPort,
-              .help = "public gateway endpoint (off unless set)"})
-        .Add({.name = "threads", .type = ConfigType::kInt, .default_value = "0",
-              .help = "I/O threads; 0 means one per core", .min = 0, .max = 256})
-        .Add({.name = "http.max_header_bytes", .type = ConfigType::kBytes, .default_value = "16KiB",
-              .help = "largest request line plus headers (431 beyond)", .min = 1024,
-              .max = 1 << 20})
-        .Add({.name = "http.max_body_bytes", .type = ConfigType::kBytes, .default_value = "6MiB",
-              .help = "largest request body (413 beyond)", .min = 0, .max = 1LL << 30})
-        .Add({.name = "http.header_timeout", .type = ConfigType::kDuration, .default_value = "10s",
-              .help = "deadline for a whole request header, from its first byte (408 beyond)",
-              .min = 1, .max = 3'600'000})
-        .Add({.name = "http.body_timeout", .type = ConfigType::kDuration, .default_value = "30s",
-              .help = "deadline for a whole request body (408 beyond)", .min = 1,
-              .max = 3'600'000})
-        .Add({.name = "http.write_timeout", .type = ConfigType::kDuration, .default_value = "30s",
-              .help = "deadline for writing a response", .min = 1, .max = 3'600'000})
-        .Add({.name = "http.idle_timeout", .type = ConfigType::kDuration, .default_value = "60s",
-              .help = "how long a keep-alive connection may wait for its next request", .min = 1,
-              .max = 3'600'000})
-        .Add({.name = "http.max_connections", .type = ConfigType::kInt, .default_value = "10000",
-              .help = "open connections per listener (503 beyond)", .min = 1, .max = 1'000'000})
-        .Add({.name = "http.max_requests_per_connection", .type = ConfigType::kInt,
-              .default_value = "10000", .help = "requests before a keep-alive connection is closed; 0: no limit",
-              .min = 0, .max = INT32_MAX})
-        .Add({.name = "tls.cert_file", .type = ConfigType::kString,
-              .help = "PEM certificate chain: serve the control endpoint over TLS 1.2+"})
-        .Add({.name = "tls.key_file", .type = ConfigType::kString,
-              .help = "PEM private key (must not be readable by group or others)"})
-        .Add({.name = "log.level", .type = ConfigType::kString, .default_value = "info",
-              .help = "debug, info, warn or error"})
-        .Add({.name = "log.access", .type = ConfigType::kBool, .default_value = "true",
-              .help = "log one line per request"})
-        .Add({.name = "shutdown.drain_timeout", .type = ConfigType::kDuration,
-              .default_value = "30s",
-              .help = "on SIGTERM/SIGINT, how long in-flight requests may take to finish", .min = 0,
-              .max = 3'600'000});
+  s.Add({.name = "data_dir",
+         .type = ConfigType::kPath,
+         .default_value = ".moatless",
+         .help = "folder for the embedded store, keys and the audit log (created 0700)"})
+      .Add({.name = "listen",
+            .type = ConfigType::kHostPort,
+            .default_value = "127.0.0.1:8420",
+            .help = "control and service endpoint; loopback unless you mean it"})
+      .Add({.name = "gateway_listen",
+            .type = ConfigType::kHostPort,
+            .help = "public gateway endpoint (off unless set)"})
+      .Add({.name = "threads",
+            .type = ConfigType::kInt,
+            .default_value = "0",
+            .help = "I/O threads; 0 means one per core",
+            .min = 0,
+            .max = 256})
+      .Add({.name = "http.max_header_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "16KiB",
+            .help = "largest request line plus headers (431 beyond)",
+            .min = 1024,
+            .max = 1 << 20})
+      .Add({.name = "http.max_body_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "6MiB",
+            .help = "largest request body (413 beyond)",
+            .min = 0,
+            .max = 1LL << 30})
+      .Add({.name = "http.header_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "10s",
+            .help = "deadline for a whole request header, from its first byte (408 beyond)",
+            .min = 1,
+            .max = 3'600'000})
+      .Add({.name = "http.body_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "30s",
+            .help = "deadline for a whole request body (408 beyond)",
+            .min = 1,
+            .max = 3'600'000})
+      .Add({.name = "http.write_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "30s",
+            .help = "deadline for writing a response",
+            .min = 1,
+            .max = 3'600'000})
+      .Add({.name = "http.idle_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "60s",
+            .help = "how long a keep-alive connection may wait for its next request",
+            .min = 1,
+            .max = 3'600'000})
+      .Add({.name = "http.max_connections",
+            .type = ConfigType::kInt,
+            .default_value = "10000",
+            .help = "open connections per listener (503 beyond)",
+            .min = 1,
+            .max = 1'000'000})
+      .Add({.name = "http.max_requests_per_connection",
+            .type = ConfigType::kInt,
+            .default_value = "10000",
+            .help = "requests before a keep-alive connection is closed; 0: no limit",
+            .min = 0,
+            .max = INT32_MAX})
+      .Add({.name = "tls.cert_file",
+            .type = ConfigType::kString,
+            .help = "PEM certificate chain: serve the control endpoint over TLS 1.2+"})
+      .Add({.name = "tls.key_file",
+            .type = ConfigType::kString,
+            .help = "PEM private key (must not be readable by group or others)"})
+      .Add({.name = "log.level",
+            .type = ConfigType::kString,
+            .default_value = "info",
+            .help = "debug, info, warn or error"})
+      .Add({.name = "log.access",
+            .type = ConfigType::kBool,
+            .default_value = "true",
+            .help = "log one line per request"})
+      .Add({.name = "shutdown.drain_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "30s",
+            .help = "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+            .min = 0,
+            .max = 3'600'000});
   return s;
 }
 
@@ -75,7 +119,8 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
     ASSIGN_OR_RETURN(s.gateway_listen, ReadHostPort(config, "gateway_listen"));
   }
   s.threads = static_cast<int>(config.GetInt("threads"));
-  if (s.threads == 0) s.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (s.threads == 0)
+    s.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s.max_header_bytes = static_cast<std::size_t>(config.GetInt("http.max_header_bytes"));
   s.max_body_bytes = static_cast<std::size_t>(config.GetInt("http.max_body_bytes"));
   s.header_timeout = config.GetDuration("http.header_timeout");

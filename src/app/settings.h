@@ -32,7 +32,7 @@ struct ServeSettings {
   std::chrono::milliseconds header_timeout{}, body_timeout{}, write_timeout{}, idle_timeout{};
   std::size_t max_connections = 0;
   std::size_t max_requests_per_connection = 0;  // 0: unlimited
-  std::string tls_cert_file, tls_key_file;       // both or neither
+  std::string tls_cert_file, tls_key_file;      // both or neither
   std::string log_level;
   bool access_log = true;
   std::chrono::milliseconds drain_timeout{};

@@ -54,11 +54,10 @@ int AuditCommands::Run() {
     return kExitRuntime;
   }
   if (json_) {
-    boost::json::object out{
-        {"ok", report->ok()},
-        {"file", path},
-        {"records", report->records},
-        {"head", {{"seq", report->head.seq}, {"hash", report->head.hash}}}};
+    boost::json::object out{{"ok", report->ok()},
+                            {"file", path},
+                            {"records", report->records},
+                            {"head", {{"seq", report->head.seq}, {"hash", report->head.hash}}}};
     if (!report->ok()) {
       boost::json::object bad{{"problem", observe::AuditProblemName(report->problem)},
                               {"line", report->line},

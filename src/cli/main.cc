@@ -1,7 +1,6 @@
 // The `moatless` command. Exit codes: 0 ok, 1 runtime error, 2 usage error (bad flags, bad
 // configuration). Every subcommand is documented in `moatless --help`.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <map>

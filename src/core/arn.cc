@@ -6,9 +6,7 @@
 namespace moatless::core {
 namespace {
 
-bool IsServiceChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-}
+bool IsServiceChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 
 bool IsPrintable(std::string_view s) {
   return std::all_of(s.begin(), s.end(),

@@ -11,8 +11,8 @@ namespace moatless::core::internal {
                               std::string_view message);
 }  // namespace moatless::core::internal
 
-#define MOATLESS_CHECK(condition, message)                                            \
-  do {                                                                                \
-    if (!(condition)) [[unlikely]]                                                    \
+#define MOATLESS_CHECK(condition, message)                                                \
+  do {                                                                                    \
+    if (!(condition)) [[unlikely]]                                                        \
       ::moatless::core::internal::CheckFailed(#condition, __FILE__, __LINE__, (message)); \
   } while (0)

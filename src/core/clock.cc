@@ -1,7 +1,7 @@
 #include "core/clock.h"
 
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 
 namespace moatless::core {
 namespace {
@@ -11,17 +11,17 @@ constexpr std::int64_t kDefaultFakeEpochSeconds = 1767225600;  // 2026-01-01T00:
 FakeClock::FakeClock() : FakeClock(WallTime(std::chrono::seconds(kDefaultFakeEpochSeconds))) {}
 
 FakeClock::FakeClock(WallTime start)
-    : wall_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch())
-                   .count()) {}
+    : wall_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count()) {}
 
 WallTime FakeClock::Now() const {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(
-      std::chrono::nanoseconds(wall_ns_.load())));
+  return WallTime(
+      std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(wall_ns_.load())));
 }
 
 MonoTime FakeClock::MonotonicNow() const {
-  return MonoTime(std::chrono::duration_cast<MonoTime::duration>(
-      std::chrono::nanoseconds(mono_ns_.load())));
+  return MonoTime(
+      std::chrono::duration_cast<MonoTime::duration>(std::chrono::nanoseconds(mono_ns_.load())));
 }
 
 void FakeClock::Advance(std::chrono::nanoseconds by) {

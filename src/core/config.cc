@@ -21,9 +21,9 @@ Result<std::int64_t> ParseInt(std::string_view text) {
 }
 
 // Parses "<number><unit>" where unit is one of `units` (empty unit allowed if listed).
-Result<std::int64_t> ParseWithUnit(std::string_view text,
-                                   const std::vector<std::pair<std::string_view, std::int64_t>>& units,
-                                   std::string_view what) {
+Result<std::int64_t> ParseWithUnit(
+    std::string_view text, const std::vector<std::pair<std::string_view, std::int64_t>>& units,
+    std::string_view what) {
   std::size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   const std::string_view unit = text.substr(digits);
@@ -68,10 +68,9 @@ Result<std::int64_t> ParseDurationMs(std::string_view text) {
 }
 
 Result<std::int64_t> ParseBytes(std::string_view text) {
-  return ParseWithUnit(text,
-                       {{"", 1}, {"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024},
-                        {"GiB", 1024LL * 1024 * 1024}},
-                       "a size such as 4096, 64KiB, 16MiB or 1GiB");
+  return ParseWithUnit(
+      text, {{"", 1}, {"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024LL * 1024 * 1024}},
+      "a size such as 4096, 64KiB, 16MiB or 1GiB");
 }
 
 Result<bool> ParseBool(std::string_view text) {
@@ -191,14 +190,16 @@ Result<Config> Config::Load(const ConfigSchema& schema, const ConfigSources& sou
       config.values_[key.name] = Value{key.type, "", 0, "default"};
       continue;
     }
-    const auto& [text, origin] = it->second;
+    const std::string& text = it->second.first;
+    const std::string& origin = it->second.second;
     const auto fail = [&](const Status& why) {
       return InvalidArgumentError("config key '" + key.name + "' (from " + origin +
                                   "): " + why.message());
     };
     Value v{key.type, text, 0, origin};
     switch (key.type) {
-      case ConfigType::kString: break;
+      case ConfigType::kString:
+        break;
       case ConfigType::kPath:
         if (text.empty()) return fail(InvalidArgumentError("must not be empty"));
         break;
@@ -207,8 +208,8 @@ Result<Config> Config::Load(const ConfigSchema& schema, const ConfigSources& sou
         auto n = key.type == ConfigType::kInt ? ParseInt(text) : ParseBytes(text);
         if (!n.ok()) return fail(n.status());
         if (*n < key.min || *n > key.max) {
-          return fail(InvalidArgumentError("must be between " + std::to_string(key.min) +
-                                           " and " + std::to_string(key.max) + ", got " + text));
+          return fail(InvalidArgumentError("must be between " + std::to_string(key.min) + " and " +
+                                           std::to_string(key.max) + ", got " + text));
         }
         v.number = *n;
         break;

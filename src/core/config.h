@@ -5,8 +5,9 @@
 // and where it came from ("listen (from MOATLESS_LISTEN): ..."), never a silent default.
 //
 // Key names are lower-case words joined by '.' and '_' ("http.max_body_bytes"). In the file they
-// are nested maps or dotted keys ('-' reads as '_'); in the environment MOATLESS_ + upper-case with '.' as '_'
-// (MOATLESS_HTTP_MAX_BODY_BYTES); as flags --name. A loaded Config is immutable and thread-safe.
+// are nested maps or dotted keys ('-' reads as '_'); in the environment MOATLESS_ + upper-case with
+// '.' as '_' (MOATLESS_HTTP_MAX_BODY_BYTES); as flags --name. A loaded Config is immutable and
+// thread-safe.
 #pragma once
 
 #include <chrono>
@@ -52,9 +53,9 @@ class ConfigSchema {
 };
 
 struct ConfigSources {
-  std::string file_path;                      // "" for none
+  std::string file_path;                           // "" for none
   std::map<std::string, std::string> environment;  // the process environment, all of it
-  std::map<std::string, std::string> flags;   // key name -> value, as given on the command line
+  std::map<std::string, std::string> flags;  // key name -> value, as given on the command line
 };
 
 class Config {

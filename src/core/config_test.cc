@@ -11,11 +11,14 @@ namespace {
 ConfigSchema Schema() {
   ConfigSchema schema;
   schema.Add({.name = "listen", .type = ConfigType::kHostPort, .default_value = "127.0.0.1:8420"})
-      .Add({.name = "http.max_body_bytes", .type = ConfigType::kBytes, .default_value = "6MiB",
-            .min = 1, .max = 1LL << 30})
+      .Add({.name = "http.max_body_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "6MiB",
+            .min = 1,
+            .max = 1LL << 30})
       .Add({.name = "http.idle_timeout", .type = ConfigType::kDuration, .default_value = "60s"})
-      .Add({.name = "threads", .type = ConfigType::kInt, .default_value = "2", .min = 1,
-            .max = 256})
+      .Add(
+          {.name = "threads", .type = ConfigType::kInt, .default_value = "2", .min = 1, .max = 256})
       .Add({.name = "tls", .type = ConfigType::kBool, .default_value = "false"})
       .Add({.name = "data_dir", .type = ConfigType::kPath, .default_value = ".moatless"});
   return schema;
@@ -41,7 +44,8 @@ TEST(ConfigTest, DefaultsApply) {
 }
 
 TEST(ConfigTest, PrecedenceIsDefaultFileEnvFlag) {
-  const std::string file = WriteTemp("http:\n  max_body_bytes: 1KiB\n  idle_timeout: 5s\nthreads: 3\n");
+  const std::string file =
+      WriteTemp("http:\n  max_body_bytes: 1KiB\n  idle_timeout: 5s\nthreads: 3\n");
   ConfigSources sources{.file_path = file,
                         .environment = {{"MOATLESS_THREADS", "4"}, {"HOME", "/root"}},
                         .flags = {{"http.idle_timeout", "250ms"}}};

@@ -14,8 +14,8 @@ namespace moatless::core {
 
 class Env {
  public:
-  Env(std::unique_ptr<Clock> clock, std::unique_ptr<Random> random,
-      std::unique_ptr<FileSystem> fs, std::unique_ptr<ProcessLauncher> launcher)
+  Env(std::unique_ptr<Clock> clock, std::unique_ptr<Random> random, std::unique_ptr<FileSystem> fs,
+      std::unique_ptr<ProcessLauncher> launcher)
       : clock_(std::move(clock)),
         random_(std::move(random)),
         fs_(std::move(fs)),

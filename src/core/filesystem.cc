@@ -36,15 +36,20 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 Status ErrnoStatus(std::string_view what, int err) {
   std::string message = std::string(what) + ": " + std::strerror(err);
   switch (err) {
-    case ENOENT: return NotFoundError(std::move(message));
-    case EEXIST: return AlreadyExistsError(std::move(message));
+    case ENOENT:
+      return NotFoundError(std::move(message));
+    case EEXIST:
+      return AlreadyExistsError(std::move(message));
     case EACCES:
-    case EPERM: return PermissionDeniedError(std::move(message));
+    case EPERM:
+      return PermissionDeniedError(std::move(message));
     case ENOSPC:
     case EDQUOT:
     case EMFILE:
-    case ENFILE: return ResourceExhaustedError(std::move(message));
-    default: return InternalError(std::move(message));
+    case ENFILE:
+      return ResourceExhaustedError(std::move(message));
+    default:
+      return InternalError(std::move(message));
   }
 }
 

@@ -76,7 +76,9 @@ Result<std::unique_ptr<ChildProcess>> RealProcessLauncher::Launch(const LaunchOp
   if (options.argv.empty()) return InvalidArgumentError("Launch: empty argv");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  const auto path_or_null = [](const std::string& p) { return p.empty() ? "/dev/null" : p.c_str(); };
+  const auto path_or_null = [](const std::string& p) {
+    return p.empty() ? "/dev/null" : p.c_str();
+  };
   posix_spawn_file_actions_addopen(&actions, 0, path_or_null(options.stdin_path), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, path_or_null(options.stdout_path),
                                    O_WRONLY | O_CREAT | O_APPEND, 0600);

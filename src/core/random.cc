@@ -22,7 +22,9 @@ std::uint64_t Random::Uniform(std::uint64_t bound) {
   }
 }
 
-SecureRandom::SecureRandom() { MOATLESS_CHECK(sodium_init() >= 0, "libsodium failed to initialise"); }
+SecureRandom::SecureRandom() {
+  MOATLESS_CHECK(sodium_init() >= 0, "libsodium failed to initialise");
+}
 
 void SecureRandom::Fill(std::span<std::uint8_t> out) { randombytes_buf(out.data(), out.size()); }
 
@@ -33,7 +35,8 @@ void DeterministicRandom::Fill(std::span<std::uint8_t> out) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
-    for (int b = 0; b < 8 && i < out.size(); ++b, ++i) out[i] = static_cast<std::uint8_t>(z >> (8 * b));
+    for (int b = 0; b < 8 && i < out.size(); ++b, ++i)
+      out[i] = static_cast<std::uint8_t>(z >> (8 * b));
   }
 }
 

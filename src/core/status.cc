@@ -4,40 +4,68 @@ namespace moatless::core {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
-    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case StatusCode::kNotFound: return "NOT_FOUND";
-    case StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case StatusCode::kAborted: return "ABORTED";
-    case StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case StatusCode::kPayloadTooLarge: return "PAYLOAD_TOO_LARGE";
-    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
-    case StatusCode::kUnimplemented: return "UNIMPLEMENTED";
-    case StatusCode::kUnavailable: return "UNAVAILABLE";
-    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case StatusCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
+    case StatusCode::kPermissionDenied:
+      return "PERMISSION_DENIED";
+    case StatusCode::kNotFound:
+      return "NOT_FOUND";
+    case StatusCode::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case StatusCode::kAborted:
+      return "ABORTED";
+    case StatusCode::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
+    case StatusCode::kPayloadTooLarge:
+      return "PAYLOAD_TOO_LARGE";
+    case StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case StatusCode::kDeadlineExceeded:
+      return "DEADLINE_EXCEEDED";
+    case StatusCode::kUnimplemented:
+      return "UNIMPLEMENTED";
+    case StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case StatusCode::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN";
 }
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kAborted: return 409;
-    case StatusCode::kFailedPrecondition: return 400;
-    case StatusCode::kPayloadTooLarge: return 413;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kDeadlineExceeded: return 504;
-    case StatusCode::kUnimplemented: return 501;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+      return 409;
+    case StatusCode::kAborted:
+      return 409;
+    case StatusCode::kFailedPrecondition:
+      return 400;
+    case StatusCode::kPayloadTooLarge:
+      return 413;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kUnimplemented:
+      return 501;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -45,20 +73,34 @@ int HttpStatusFor(StatusCode code) {
 std::string_view AwsErrorTypeFor(StatusCode code) {
   // The names the AWS JSON and query protocols use across services for these situations.
   switch (code) {
-    case StatusCode::kOk: return "";
-    case StatusCode::kInvalidArgument: return "ValidationException";
-    case StatusCode::kUnauthenticated: return "UnrecognizedClientException";
-    case StatusCode::kPermissionDenied: return "AccessDeniedException";
-    case StatusCode::kNotFound: return "ResourceNotFoundException";
-    case StatusCode::kAlreadyExists: return "ResourceExistsException";
-    case StatusCode::kAborted: return "ConflictException";
-    case StatusCode::kFailedPrecondition: return "InvalidRequestException";
-    case StatusCode::kPayloadTooLarge: return "RequestEntityTooLargeException";
-    case StatusCode::kResourceExhausted: return "ThrottlingException";
-    case StatusCode::kDeadlineExceeded: return "RequestTimeoutException";
-    case StatusCode::kUnimplemented: return "UnknownOperationException";
-    case StatusCode::kUnavailable: return "ServiceUnavailableException";
-    case StatusCode::kInternal: return "InternalFailure";
+    case StatusCode::kOk:
+      return "";
+    case StatusCode::kInvalidArgument:
+      return "ValidationException";
+    case StatusCode::kUnauthenticated:
+      return "UnrecognizedClientException";
+    case StatusCode::kPermissionDenied:
+      return "AccessDeniedException";
+    case StatusCode::kNotFound:
+      return "ResourceNotFoundException";
+    case StatusCode::kAlreadyExists:
+      return "ResourceExistsException";
+    case StatusCode::kAborted:
+      return "ConflictException";
+    case StatusCode::kFailedPrecondition:
+      return "InvalidRequestException";
+    case StatusCode::kPayloadTooLarge:
+      return "RequestEntityTooLargeException";
+    case StatusCode::kResourceExhausted:
+      return "ThrottlingException";
+    case StatusCode::kDeadlineExceeded:
+      return "RequestTimeoutException";
+    case StatusCode::kUnimplemented:
+      return "UnknownOperationException";
+    case StatusCode::kUnavailable:
+      return "ServiceUnavailableException";
+    case StatusCode::kInternal:
+      return "InternalFailure";
   }
   return "InternalFailure";
 }
@@ -84,13 +126,13 @@ std::string Status::ToString() const {
   return std::string(StatusCodeName(code_)) + ": " + message_;
 }
 
-std::ostream& operator<<(std::ostream& os, const Status& status) {
-  return os << status.ToString();
-}
+std::ostream& operator<<(std::ostream& os, const Status& status) { return os << status.ToString(); }
 
 Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
 Status UnauthenticatedError(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
-Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+Status PermissionDeniedError(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
 Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 Status AbortedError(std::string m) { return {StatusCode::kAborted, std::move(m)}; }

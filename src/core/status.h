@@ -95,7 +95,7 @@ Status InternalError(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : state_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : state_(std::move(status)) {  // NOLINT: implicit by design
     MOATLESS_CHECK(!std::get<Status>(state_).ok(), "Result constructed from an OK Status");
   }
@@ -139,10 +139,10 @@ Status AsStatus(const Result<T>& r) {
 
 // RETURN_IF_ERROR(expr): returns the Status of expr (a Status or Result) from the enclosing
 // function if it is not OK.
-#define RETURN_IF_ERROR(expr)                                                        \
-  do {                                                                               \
+#define RETURN_IF_ERROR(expr)                                                               \
+  do {                                                                                      \
     ::moatless::core::Status moatless_status_ = ::moatless::core::internal::AsStatus(expr); \
-    if (!moatless_status_.ok()) return moatless_status_;                             \
+    if (!moatless_status_.ok()) return moatless_status_;                                    \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates expr (a Result<T>); on error returns its Status, else

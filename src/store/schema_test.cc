@@ -9,7 +9,9 @@
 namespace moatless::store {
 namespace {
 
-TEST(SchemaTest, PlatformMigrationsAreValid) { EXPECT_TRUE(ValidateMigrations(PlatformMigrations()).ok()); }
+TEST(SchemaTest, PlatformMigrationsAreValid) {
+  EXPECT_TRUE(ValidateMigrations(PlatformMigrations()).ok());
+}
 
 TEST(SchemaTest, PlatformMigrationsApplyAndReopen) {
   char tmpl[] = "/tmp/moatless-schema-XXXXXX";
