@@ -43,3 +43,25 @@ TEST(RandomTest, UniformStaysInRange) {
 
 }  // namespace
 }  // namespace moatless::core
+
+namespace moatless::core {
+namespace {
+
+// Small fills come from a buffered block: across many block refills and mixed sizes, no output
+// repeats and none is all zeros (a wiped byte handed out twice would show as zeros).
+TEST(RandomTest, BufferedFillsNeverRepeat) {
+  SecureRandom random;
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) {
+    std::string bytes(i % 3 == 0 ? 16 : (i % 3 == 1 ? 37 : 64), '\0');
+    random.Fill(std::span(reinterpret_cast<std::uint8_t*>(bytes.data()), bytes.size()));
+    EXPECT_NE(bytes, std::string(bytes.size(), '\0'));
+    EXPECT_TRUE(seen.insert(bytes).second);
+  }
+  std::string big(1000, '\0');
+  random.Fill(std::span(reinterpret_cast<std::uint8_t*>(big.data()), big.size()));
+  EXPECT_NE(big, std::string(1000, '\0'));
+}
+
+}  // namespace
+}  // namespace moatless::core

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <cstring>
+
 #include "core/check.h"
 
 namespace moatless::core {
@@ -26,7 +28,22 @@ SecureRandom::SecureRandom() {
   MOATLESS_CHECK(sodium_init() >= 0, "libsodium failed to initialise");
 }
 
-void SecureRandom::Fill(std::span<std::uint8_t> out) { randombytes_buf(out.data(), out.size()); }
+SecureRandom::~SecureRandom() { sodium_memzero(block_.data(), block_.size()); }
+
+void SecureRandom::Fill(std::span<std::uint8_t> out) {
+  if (out.size() > kMaxBufferedRequest) {
+    randombytes_buf(out.data(), out.size());
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (kBlockBytes - used_ < out.size()) {
+    randombytes_buf(block_.data(), block_.size());
+    used_ = 0;
+  }
+  std::memcpy(out.data(), block_.data() + used_, out.size());
+  sodium_memzero(block_.data() + used_, out.size());
+  used_ += out.size();
+}
 
 void DeterministicRandom::Fill(std::span<std::uint8_t> out) {
   std::size_t i = 0;

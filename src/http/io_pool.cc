@@ -9,8 +9,16 @@
 namespace moatless::http {
 
 IoPool::IoPool(int threads, std::function<void(std::string_view)> on_error)
-    : threads_(threads), on_error_(std::move(on_error)), context_(threads) {
+    : threads_(threads), on_error_(std::move(on_error)) {
   MOATLESS_CHECK(threads >= 1, "IoPool needs at least one thread");
+  for (int i = 0; i < threads; ++i) {
+    // Concurrency hint 1: exactly one thread runs each context.
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
+}
+
+boost::asio::io_context& IoPool::NextContext() {
+  return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
 }
 
 IoPool::~IoPool() {
@@ -22,19 +30,21 @@ void IoPool::Start() {
   std::lock_guard lock(mu_);
   if (running_) return;
   MOATLESS_CHECK(workers_.empty(), "IoPool::Start after Stop without Join");
-  if (context_.stopped()) context_.restart();
-  guard_.emplace(context_.get_executor());
   running_ = true;
-  workers_.reserve(static_cast<std::size_t>(threads_));
-  for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { Work(); });
+  workers_.reserve(contexts_.size());
+  for (auto& context : contexts_) {
+    if (context->stopped()) context->restart();
+    guards_.emplace_back(context->get_executor());
+    workers_.emplace_back([this, ctx = context.get()] { Work(*ctx); });
+  }
 }
 
 void IoPool::Stop() {
   std::lock_guard lock(mu_);
   if (!running_) return;
   running_ = false;
-  guard_.reset();
-  context_.stop();
+  guards_.clear();
+  for (auto& context : contexts_) context->stop();
 }
 
 void IoPool::Join() {
@@ -53,9 +63,10 @@ bool IoPool::running() const {
 }
 
 bool IoPool::InWorkerThread() const {
-  // running_in_this_thread() is true inside any run() of this context, which is exactly the set of
-  // our workers (nobody else runs it).
-  return context_.get_executor().running_in_this_thread();
+  // running_in_this_thread() is true inside any run() of a context, and only our workers run them.
+  return std::any_of(contexts_.begin(), contexts_.end(), [](const auto& context) {
+    return context->get_executor().running_in_this_thread();
+  });
 }
 
 void IoPool::Report(std::string_view message) noexcept {
@@ -66,10 +77,10 @@ void IoPool::Report(std::string_view message) noexcept {
   }
 }
 
-void IoPool::Work() {
+void IoPool::Work(boost::asio::io_context& context) {
   for (;;) {
     try {
-      context_.run();
+      context.run();
       return;
     } catch (const std::exception& e) {
       Report(std::string("uncaught exception in an I/O handler: ") + e.what());

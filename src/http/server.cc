@@ -301,7 +301,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 namespace {
 
 // One client connection: reads requests, calls the handler, writes responses, enforces the
-// limits. Everything runs on the strand of its socket.
+// limits. Everything runs on its socket's executor: one pool context, run by one thread.
 template <bool kTls>
 class Connection final : public ConnectionBase,
                          public std::enable_shared_from_this<Connection<kTls>> {
@@ -727,8 +727,10 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerCore::LiveToken> token,
                                  std::shared_ptr<Listener> listener) {
   ServerCore& core = *token->core;
   for (;;) {
+    // Each pool context is run by exactly one thread, so its executor already serialises the
+    // connection's handlers: no strand needed.
     auto [ec, socket] = co_await listener->acceptor.async_accept(
-        asio::any_io_executor(asio::make_strand(core.pool.context())), kUseTuple);
+        asio::any_io_executor(core.pool.NextContext().get_executor()), kUseTuple);
     if (core.draining.load()) break;
     if (ec) {
       if (ec == asio::error::operation_aborted || !listener->acceptor.is_open()) break;
