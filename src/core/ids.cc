@@ -27,9 +27,15 @@ std::string NewUuid(Random& random) {
   random.Fill(b);
   b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  const std::string hex = HexEncode(std::string_view(reinterpret_cast<const char*>(b.data()), 16));
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(36, '-');  // 8-4-4-4-12
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
+    out[pos++] = kDigits[b[i] >> 4];
+    out[pos++] = kDigits[b[i] & 0xf];
+  }
+  return out;
 }
 
 std::string RandomBase32(Random& random, std::size_t length) {

@@ -565,7 +565,16 @@ class Connection final : public ConnectionBase,
     }
     res.version(request.version());
     res.set(kRequestIdHeader, exchange.request_id);
-    if (res.find(Field::date) == res.end()) res.set(Field::date, HttpDate(opts().clock->Now()));
+    if (res.find(Field::date) == res.end()) {
+      // The Date header changes once a second: format it once a second per connection.
+      const core::WallTime now = opts().clock->Now();
+      const std::time_t second = std::chrono::system_clock::to_time_t(now);
+      if (second != date_second_) {
+        date_second_ = second;
+        date_text_ = HttpDate(now);
+      }
+      res.set(Field::date, date_text_);
+    }
     if (!opts().server_header.empty()) res.set(Field::server, opts().server_header);
     res.keep_alive(keep_alive);
     PreparePayload(res);
@@ -721,6 +730,8 @@ class Connection final : public ConnectionBase,
   Phase phase_ = Phase::kHeader;
   bool closing_ = false;  // the server closes this connection (shutdown): report nothing more
   bool forced_ = false;   // closed at the drain deadline
+  std::time_t date_second_ = -1;  // the second date_text_ was formatted for
+  std::string date_text_;
 };
 
 asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerCore::LiveToken> token,
