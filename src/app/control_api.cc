@@ -78,7 +78,8 @@ std::function<void(const http::AccessRecord&)> ControlApi::AccessHook(std::strin
       rejects_.WithLabels({listener, http::RejectReasonName(r.reject)}).Inc();
     }
     if (!deps_.access_log) return;
-    const std::int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count();
+    const std::int64_t us =
+        std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count();
     const observe::Logger log = deps_.log.WithRequestId(r.request_id);
     if (r.reject == http::RejectReason::kNone) {
       log.Info("request", {{"listener", r.listener_name},
