@@ -14,7 +14,7 @@ endif()
 if(MOATLESS_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
-# Asio: coroutines, no deprecated API, one implementation TU per program is not needed (header-only).
+# Asio and Beast are header-only here; deprecated Asio API is compiled out.
 add_library(moatless_asio INTERFACE)
 target_link_libraries(moatless_asio INTERFACE Boost::headers Threads::Threads)
-target_compile_definitions(moatless_asio INTERFACE BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)
+target_compile_definitions(moatless_asio INTERFACE BOOST_ASIO_NO_DEPRECATED)
