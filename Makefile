@@ -4,7 +4,8 @@
 #                      run, then every test through ctest (its summary is the last thing printed)
 #   make check         quick loop: build and run all tests of the main build only
 #   make bench         micro-benchmarks and the HTTP benchmark against nginx
-#   make fuzz          a long fuzzing run of the HTTP request parser (FUZZ_SECONDS=600)
+#   make fuzz          a long fuzzing run of every fuzzer (HTTP request parser, policy parser),
+#                      FUZZ_SECONDS=600 each
 #   make format-check  clang-format conformance;  make format  rewrites in place
 SHELL := /bin/bash
 MAKEFLAGS += --no-print-directory
@@ -13,7 +14,8 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
-CI_FUZZ_SECONDS ?= 30
+CI_FUZZ_SECONDS ?= 20
+FUZZERS := http_request policy_parser
 MOATLESS := $(BUILD)/src/cli/moatless
 SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find src tests bench -name '*.cc' -o -name '*.h')
 
@@ -43,13 +45,14 @@ test-asan: deps
 build-fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DMOATLESS_FUZZ=ON -DMOATLESS_BUILD_TESTS=OFF >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target http_request_fuzzer
+	@cmake --build build-fuzz -j$(JOBS) --target $(addsuffix _fuzzer,$(FUZZERS))
 
+# CI_FUZZ_SECONDS per fuzzer: about 40 s of fuzzing in total.
 fuzz-ci: build-fuzz
-	@scripts/run-fuzz $(CI_FUZZ_SECONDS)
+	@for f in $(FUZZERS); do scripts/run-fuzz $$f $(CI_FUZZ_SECONDS); done
 
 fuzz: build-fuzz
-	@scripts/run-fuzz $(FUZZ_SECONDS)
+	@for f in $(FUZZERS); do scripts/run-fuzz $$f $(FUZZ_SECONDS); done
 
 test: build test-asan fuzz-ci
 	@cd $(BUILD) && ctest -j$(JOBS) --output-on-failure

@@ -1,11 +1,12 @@
 // The subcommands of `moatless`, each a small class that registers its flags on a CLI11 app and
-// runs once parsed. They translate between the command line and the app/observe modules, and
+// runs once parsed. They translate between the command line and the app/observe/policy modules, and
 // between Status and exit codes; they hold no logic of their own. Single-threaded.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace moatless::cli {
 
@@ -41,6 +42,46 @@ class AuditCommands {
   std::string file_;
   std::string expect_head_;
   bool json_ = false;
+};
+
+// `moatless policy check` and `moatless policy simulate`: the policy engine (src/policy) on
+// policy files. check exits 0 when every file is valid, 1 on any finding or unreadable file;
+// simulate exits 0 when the request is allowed, 1 when it is denied or a policy file is bad.
+class PolicyCommands {
+ public:
+  explicit PolicyCommands(CLI::App& parent);
+  bool parsed() const { return policy_->parsed(); }
+  int Run();
+
+ private:
+  int RunCheck();
+  int RunSimulate();
+
+  CLI::App* policy_;
+  CLI::App* check_;
+  CLI::App* simulate_;
+  bool json_ = false;
+  // check
+  std::string check_type_ = "identity";
+  std::vector<std::string> check_files_;
+  // simulate
+  std::vector<std::string> identity_files_;
+  std::string boundary_file_;
+  std::string session_file_;
+  std::string resource_file_;
+  bool resource_must_allow_ = false;
+  std::vector<std::string> guardrail_levels_;  // one per --guardrail; files split on ','
+  std::string principal_;
+  std::string principal_type_;  // empty: derived from the ARN
+  std::string principal_account_;
+  std::string issuer_;
+  std::vector<std::string> principal_tags_;  // key=value
+  std::string action_;
+  std::string resource_;
+  std::string resource_account_;
+  std::vector<std::string> resource_tags_;  // key=value
+  std::vector<std::string> context_;        // key=value, repeated key = multivalued
+  std::vector<std::string> multi_keys_;     // keys that are multivalued even with 0 or 1 value
 };
 
 }  // namespace moatless::cli

@@ -27,13 +27,15 @@ std::map<std::string, std::string> ProcessEnvironment() {
 int Main(int argc, char** argv) {
   CLI::App cli{
       "moatless — a self-hosted serverless platform where zero trust and least privilege are the "
-      "default.\nExit codes: 0 ok, 1 runtime error, 2 usage error.",
+      "default.\nExit codes: 0 ok, 1 runtime error (or findings, or a denied simulation), 2 usage "
+      "error.",
       "moatless"};
   cli.require_subcommand(1);
   cli.set_help_all_flag("--help-all", "Print help for every subcommand");
 
   ServeCommand serve(cli);
   AuditCommands audit(cli);
+  PolicyCommands policy(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -53,6 +55,7 @@ int Main(int argc, char** argv) {
   }
   if (serve.parsed()) return serve.Run(ProcessEnvironment());
   if (audit.parsed()) return audit.Run();
+  if (policy.parsed()) return policy.Run();
   return kExitUsage;
 }
 

@@ -12,7 +12,7 @@ class CliTest(unittest.TestCase):
     def test_help_documents_every_subcommand(self):
         result = run_cli("--help")
         self.assertEqual(result.returncode, 0, result.stderr)
-        for sub in ("serve", "version", "audit"):
+        for sub in ("serve", "version", "audit", "policy"):
             self.assertIn(sub, result.stdout)
 
     def test_serve_help_documents_its_flags(self):
