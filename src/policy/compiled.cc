@@ -82,6 +82,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::Compile(const Poli
       } else {
         services.push_back(service);
       }
+      cs.action_is_glob.push_back(lowered.find_first_of("*?\\") != std::string::npos);
       cs.actions.push_back(std::move(lowered));
     }
     cs.has_resource = st.has_resource;

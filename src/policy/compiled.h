@@ -58,6 +58,9 @@ struct CompiledStatement {
   std::vector<PrincipalEntry> principals;
   bool not_action = false;
   std::vector<std::string> actions;  // lowercased globs
+  // Parallel to `actions`: true where the pattern has `*`, `?` or `\`; the others are compared for
+  // equality, which is most of a real role's actions and far cheaper than glob matching.
+  std::vector<bool> action_is_glob;
   bool has_resource = false;
   bool not_resource = false;
   std::vector<CompiledResource> resources;

@@ -229,8 +229,9 @@ std::optional<bool> ClauseMatches(const CompiledCondition& c, const RequestConte
 
 bool ActionMatches(const CompiledStatement& st, std::string_view action_lower) {
   bool any = false;
-  for (const std::string& pattern : st.actions) {
-    if (GlobMatch(pattern, action_lower, false)) {
+  for (std::size_t i = 0; i < st.actions.size(); ++i) {
+    const std::string& pattern = st.actions[i];
+    if (st.action_is_glob[i] ? GlobMatch(pattern, action_lower, false) : pattern == action_lower) {
       any = true;
       break;
     }
