@@ -59,7 +59,7 @@ http::Handler ControlApi::GatewayHandler() {
 }
 
 http::asio::awaitable<http::Response> ControlApi::Instrumented(const http::Router& router,
-                                                               const std::string& listener,
+                                                               std::string listener,
                                                                http::Request& req,
                                                                http::RequestContext& ctx) {
   const auto start = std::chrono::steady_clock::now();

@@ -45,9 +45,12 @@ class ControlApi {
   void SetReady(bool ready);
 
  private:
+  // A coroutine: `listener` is taken by value because a reference parameter would outlive the
+  // caller's temporary once the coroutine suspends. `req` and `ctx` are owned by the server for
+  // the whole exchange.
   http::asio::awaitable<http::Response> Instrumented(const http::Router& router,
-                                                     const std::string& listener,
-                                                     http::Request& req, http::RequestContext& ctx);
+                                                     std::string listener, http::Request& req,
+                                                     http::RequestContext& ctx);
   http::Response Healthz(const http::RequestContext& ctx) const;
   http::Response Readyz(const http::RequestContext& ctx) const;
   http::Response Metrics() const;

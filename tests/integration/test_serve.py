@@ -86,5 +86,24 @@ class ServeTest(unittest.TestCase):
             self.assertNotIn("very-secret-value", line)
 
 
+class GatewayListenerTest(unittest.TestCase):
+    def test_gateway_listener_has_no_routes_yet_and_counts_separately(self):
+        with Server("--gateway-listen", "127.0.0.1:0") as server:
+            record = server.wait_for_log(lambda r: r.get("msg") == "listening"
+                                         and r.get("listener") == "gateway")
+            host, _, port = record["address"].rpartition(":")
+            self.assertNotEqual(int(port), server.port)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                status, headers, body = read_response(sock)
+            # The control endpoints are not reachable through the public listener.
+            self.assertEqual(status, 404)
+            self.assertEqual(json.loads(body)["__type"], "ResourceNotFoundException")
+            _, _, metrics = request(server, "GET", "/metrics")
+            self.assertRegex(metrics.decode(),
+                             r'moatless_http_requests_total\{listener="gateway",method="GET",'
+                             r'route="unmatched",code="404"\} 1')
+
+
 if __name__ == "__main__":
     harness.main()
