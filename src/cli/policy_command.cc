@@ -299,36 +299,23 @@ int PolicyCommands::RunSimulate() {
   request.action = action_;
   request.resource = resource_;
   request.principal_arn = principal_;
-  const auto principal_arn = ArnSegments(principal_);
+  std::optional<policy::PrincipalInfo> principal_info;
+  if (!principal_.empty()) {
+    auto info = policy::ClassifyPrincipal(principal_);
+    if (info.ok()) {
+      principal_info = *info;
+    } else if (principal_type_.empty()) {
+      std::cerr << kName << info.status().message() << ": pass --principal-type\n";
+      return kExitUsage;
+    }
+  }
   if (!principal_type_.empty()) {
     request.principal_kind = PrincipalKinds().at(principal_type_);
   } else if (principal_.empty()) {
     std::cerr << kName << "--principal is required (or --principal-type anonymous)\n";
     return kExitUsage;
-  } else if (principal_arn) {
-    const std::string& service = (*principal_arn)[2];
-    const std::string& resource = (*principal_arn)[5];
-    if (service == "iam" && resource == "root") {
-      request.principal_kind = policy::PrincipalKind::kAccountRoot;
-    } else if (service == "iam" && resource.starts_with("user/")) {
-      request.principal_kind = policy::PrincipalKind::kUser;
-    } else if (service == "iam" && resource.starts_with("role/")) {
-      request.principal_kind = policy::PrincipalKind::kRole;
-    } else if (service == "sts" && resource.starts_with("assumed-role/")) {
-      request.principal_kind = policy::PrincipalKind::kRoleSession;
-    } else if (service == "sts" && resource.starts_with("federated-user/")) {
-      request.principal_kind = policy::PrincipalKind::kFederatedUser;
-    } else {
-      std::cerr << kName << "cannot tell what kind of principal " << principal_
-                << " is: pass --principal-type\n";
-      return kExitUsage;
-    }
-  } else if (principal_.ends_with(".amazonaws.com")) {
-    request.principal_kind = policy::PrincipalKind::kService;
   } else {
-    std::cerr << kName << "--principal " << principal_
-              << " is not an ARN or a service name: pass --principal-type\n";
-    return kExitUsage;
+    request.principal_kind = principal_info->kind;
   }
   if (request.principal_kind == policy::PrincipalKind::kAnonymous) {
     if (!principal_.empty()) {
@@ -341,23 +328,13 @@ int PolicyCommands::RunSimulate() {
     return kExitUsage;
   }
   request.principal_account = principal_account_;
-  if (request.principal_account.empty() && principal_arn) {
-    request.principal_account = (*principal_arn)[4];
+  if (request.principal_account.empty() && principal_info) {
+    request.principal_account = principal_info->account;
   }
   request.issuer_arn = issuer_;
-  if (request.issuer_arn.empty() && principal_arn &&
-      request.principal_kind == policy::PrincipalKind::kRoleSession &&
-      (*principal_arn)[2] == "sts" && (*principal_arn)[5].starts_with("assumed-role/")) {
-    // arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCT:role/ROLE
-    const std::string& rest = (*principal_arn)[5];
-    const std::size_t name_start = std::string_view("assumed-role/").size();
-    const std::size_t slash = rest.find('/', name_start);
-    const std::string role = rest.substr(
-        name_start, slash == std::string::npos ? std::string::npos : slash - name_start);
-    if (!role.empty()) {
-      request.issuer_arn =
-          "arn:" + (*principal_arn)[1] + ":iam::" + (*principal_arn)[4] + ":role/" + role;
-    }
+  if (request.issuer_arn.empty() && principal_info &&
+      request.principal_kind == policy::PrincipalKind::kRoleSession) {
+    request.issuer_arn = principal_info->issuer_arn;
   }
   request.resource_account = resource_account_;
   if (request.resource_account.empty()) {

@@ -4,6 +4,8 @@
 #include <span>
 #include <utility>
 
+#include "core/arn.h"
+
 namespace moatless::policy {
 namespace {
 
@@ -239,35 +241,54 @@ bool ActionMatches(const CompiledStatement& st, std::string_view action_lower) {
   return st.not_action ? !any : any;
 }
 
-bool OneResourceMatches(const CompiledResource& r,
-                        const std::optional<std::array<std::string_view, 6>>& arn,
-                        const RequestContext& request) {
-  if (r.any) return true;
-  if (!arn) return false;  // an ARN pattern never matches "*" or a non-ARN resource
+enum class ResourceMatch { kNo, kYes, kUnresolved };  // kUnresolved: a variable has no value
+
+ResourceMatch OneResourceMatches(const CompiledResource& r,
+                                 const std::optional<std::array<std::string_view, 6>>& arn,
+                                 const RequestContext& request) {
+  if (r.any) return ResourceMatch::kYes;
+  if (!arn) return ResourceMatch::kNo;  // an ARN pattern never matches "*" or a non-ARN resource
   for (std::size_t i = 0; i < 4; ++i) {
-    if (!GlobMatch(r.head[i], (*arn)[i + 1], true)) return false;
+    if (!GlobMatch(r.head[i], (*arn)[i + 1], true)) return ResourceMatch::kNo;
   }
   const std::string* pattern = PlainText(r.resource);
-  if (pattern != nullptr) return GlobMatch(*pattern, (*arn)[5], false);
+  if (pattern != nullptr) {
+    return GlobMatch(*pattern, (*arn)[5], false) ? ResourceMatch::kYes : ResourceMatch::kNo;
+  }
   std::optional<std::string> rendered = Render(r.resource, request, true);
-  return rendered && GlobMatch(*rendered, (*arn)[5], false);
+  if (rendered) {
+    return GlobMatch(*rendered, (*arn)[5], false) ? ResourceMatch::kYes : ResourceMatch::kNo;
+  }
+  // A variable has no value. If the text before it already rules the resource out, whatever the
+  // value, the answer is a plain no; otherwise it is unknown.
+  std::string prefix;
+  for (const TemplatePart& part : r.resource.parts) {
+    if (part.is_variable) break;
+    prefix += part.literal_escape ? GlobEscape(part.text) : part.text;
+  }
+  prefix += '*';
+  return GlobMatch(prefix, (*arn)[5], false) ? ResourceMatch::kUnresolved : ResourceMatch::kNo;
 }
 
+// An entry whose variable has no value matches nothing (§1.6). Under NotResource that leaves the
+// request's membership unknown, and the statement fails closed: a Deny applies, an Allow does not.
 bool ResourceMatches(const CompiledStatement& st, const RequestContext& request,
                      const std::optional<std::array<std::string_view, 6>>& arn) {
   if (!st.has_resource) return true;
-  bool any = false;
+  bool unresolved = false;
   for (const CompiledResource& r : st.resources) {
-    if (OneResourceMatches(r, arn, request)) {
-      any = true;
-      break;
-    }
+    const ResourceMatch m = OneResourceMatches(r, arn, request);
+    if (m == ResourceMatch::kYes) return !st.not_resource;
+    unresolved = unresolved || m == ResourceMatch::kUnresolved;
   }
-  return st.not_resource ? !any : any;
+  if (!st.not_resource) return false;
+  return !unresolved || st.effect == Effect::kDeny;
 }
 
 // How a resource-policy statement's Principal names the caller, weakest first.
-enum class Grant { kNone, kAccount, kIssuer, kFull };
+// kEveryone ("*") stands on its own against a boundary but, unlike a grant naming the session
+// itself, not against a session policy.
+enum class Grant { kNone, kAccount, kIssuer, kEveryone, kFull };
 
 Grant PrincipalGrant(const CompiledStatement& st, const RequestContext& request) {
   Grant best = Grant::kNone;
@@ -275,7 +296,7 @@ Grant PrincipalGrant(const CompiledStatement& st, const RequestContext& request)
   for (const PrincipalEntry& p : st.principals) {
     Grant g = Grant::kNone;
     if (p.type == "*" || (p.type == "AWS" && p.value == "*")) {
-      g = Grant::kFull;
+      g = Grant::kEveryone;
     } else if (anonymous) {
       g = Grant::kNone;
     } else if (p.type == "AWS") {
@@ -323,7 +344,10 @@ void EvaluatePolicy(const CompiledPolicy& policy, Layer layer, const RequestCont
         // Deny + NotPrincipal always denies a principal with a boundary (§1.3).
         const bool applies = grant == Grant::kNone || (st.effect == Effect::kDeny && has_boundary);
         if (!applies) return;
-        grant = Grant::kAccount;  // "everyone except": never sufficient on its own
+        // "Everyone except ...": a Deny applies as it would to anyone. An Allow names the caller
+        // among everyone not listed: like "*" for a session or user, and for a role acting
+        // directly like a grant to the role's own ARN, which its boundary limits (§1.2 step 4).
+        grant = request.principal_kind == PrincipalKind::kRole ? Grant::kIssuer : Grant::kEveryone;
       } else if (grant == Grant::kNone) {
         return;
       }
@@ -459,7 +483,7 @@ EvaluationResult Evaluate(const RequestContext& request, const PolicySet& polici
   };
 
   if (request.principal_kind == PrincipalKind::kAnonymous) {
-    if (resource.grant != Grant::kFull) return Implicit(Layer::kResource);
+    if (resource.grant < Grant::kEveryone) return Implicit(Layer::kResource);
     return allowed(true, false);
   }
 
@@ -477,14 +501,17 @@ EvaluationResult Evaluate(const RequestContext& request, const PolicySet& polici
     return allowed(true, true);
   }
 
-  // 4. Same account: a grant naming the caller itself (session, user) or everyone is enough.
-  if (resource.grant == Grant::kFull) {
+  // 4. Same account: a grant naming the caller itself (session, user) is enough; one to everyone
+  // is enough unless a session policy withholds the action.
+  if (resource.grant == Grant::kFull ||
+      (resource.grant == Grant::kEveryone && (policies.session == nullptr || session_ok))) {
     EvaluationResult r;
     r.decision = Decision::kAllowed;
     r.statements = resource.allows;
     for (const LayerResult& g : guardrails) Append(r.statements, g.allows);
     return r;
   }
+  if (resource.grant == Grant::kEveryone) return Implicit(Layer::kSession);
   // 5. A grant to the issuing role stands in for the identity policy; one to the account does not.
   const bool issuer_grant = resource.grant == Grant::kIssuer;
   if (!issuer_grant && identity.allows.empty()) return Implicit(Layer::kIdentity);
@@ -541,6 +568,41 @@ std::string EvaluationResult::Message(const RequestContext& request) const {
            request.action + " action";
   }
   return out;
+}
+
+core::Result<PrincipalInfo> ClassifyPrincipal(std::string_view principal) {
+  if (!principal.starts_with("arn:")) {
+    if (principal.ends_with(".amazonaws.com") && principal.size() > 14) {
+      return PrincipalInfo{.kind = PrincipalKind::kService};
+    }
+    return core::InvalidArgumentError("'" + std::string(principal) +
+                                      "' is neither an ARN nor a service principal");
+  }
+  ASSIGN_OR_RETURN(const core::Arn arn, core::Arn::Parse(principal));
+  PrincipalInfo info{.account = arn.account};
+  const std::string_view type = arn.ResourceType();
+  const std::string_view id = arn.ResourceId();
+  if (arn.service == "iam" && arn.resource == "root") {
+    info.kind = PrincipalKind::kAccountRoot;
+  } else if (arn.service == "iam" && type == "user" && !id.empty()) {
+    info.kind = PrincipalKind::kUser;
+  } else if (arn.service == "iam" && type == "role" && !id.empty()) {
+    info.kind = PrincipalKind::kRole;
+  } else if (arn.service == "sts" && type == "assumed-role" && id.find('/') != 0 &&
+             id.find('/') != std::string_view::npos) {
+    info.kind = PrincipalKind::kRoleSession;
+    info.issuer_arn = "arn:" + arn.partition + ":iam::" + arn.account + ":role/" +
+                      std::string(id.substr(0, id.find('/')));
+  } else if (arn.service == "sts" && type == "federated-user" && !id.empty()) {
+    info.kind = PrincipalKind::kFederatedUser;
+  } else {
+    return core::InvalidArgumentError("cannot tell what kind of principal " +
+                                      std::string(principal) + " is");
+  }
+  if (info.account.empty()) {
+    return core::InvalidArgumentError("principal " + std::string(principal) + " names no account");
+  }
+  return info;
 }
 
 }  // namespace moatless::policy

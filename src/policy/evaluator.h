@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/status.h"
 #include "policy/compiled.h"
 
 namespace moatless::policy {
@@ -108,6 +109,17 @@ struct EvaluationResult {
 };
 
 EvaluationResult Evaluate(const RequestContext& request, const PolicySet& policies);
+
+// What a principal's ARN says about it: its kind, its account and, for a role session, the role it
+// was issued from (arn:aws:sts::A:assumed-role/R/S -> arn:aws:iam::A:role/R). Accepts IAM root,
+// user and role ARNs, STS assumed-role and federated-user ARNs, and service principals
+// ("lambda.amazonaws.com"); InvalidArgument for anything else.
+struct PrincipalInfo {
+  PrincipalKind kind = PrincipalKind::kRoleSession;
+  std::string account;
+  std::string issuer_arn;
+};
+core::Result<PrincipalInfo> ClassifyPrincipal(std::string_view principal);
 
 // Evaluates one compiled condition block against a request (exposed for tests and analysis).
 // Returns nullopt on an evaluation error.

@@ -744,5 +744,77 @@ TEST(Operators, DateFamily) {
   EXPECT_TRUE(Cond(R"({"DateGreaterThanEquals":{"aws:CurrentTime":"2021-06-01T12:00:00Z"}})", r));
 }
 
+// --- rules settled by the differential test (tests/policy_diff) ------------------------------
+
+CompiledPolicyPtr SessionPolicy(const std::string& action) {
+  return Compile(PolicyType::kSession, Stmt("Allow", "\"" + action + "\"", R"("*")"), "session");
+}
+
+TEST(ResourceGrants, WildcardPrincipalIsLimitedBySessionPolicyButNotByBoundary) {
+  PolicySet with_session{.session = SessionPolicy("s3:GetObject"),
+                         .resource = ResourcePolicy(R"("*")")};
+  auto result = Evaluate(SessionRequest(), with_session);
+  EXPECT_EQ(result.decision, Decision::kImplicitlyDenied);
+  EXPECT_EQ(result.missing_allow, Layer::kSession);
+  PolicySet allowing_session{.session = SessionPolicy("secretsmanager:*"),
+                             .resource = ResourcePolicy(R"("*")")};
+  EXPECT_EQ(Decide(SessionRequest(), allowing_session), Decision::kAllowed);
+  PolicySet with_boundary{.boundary = DenyingBoundary(), .resource = ResourcePolicy(R"("*")")};
+  EXPECT_EQ(Decide(SessionRequest(), with_boundary), Decision::kAllowed);
+}
+
+TEST(ResourceGrants, NotPrincipalAllowGrantsEveryoneElse) {
+  const std::string other = R"({"AWS":"arn:aws:iam::444455556666:root"})";
+  auto policy = Compile(PolicyType::kResource,
+                        R"({"Effect":"Allow","NotPrincipal":)" + other +
+                            R"(,"Action":"secretsmanager:*","Resource":"*"})",
+                        "secret-policy");
+  PolicySet set{.resource = policy};
+  EXPECT_EQ(Decide(UserRequest(), set), Decision::kAllowed);
+  EXPECT_EQ(Decide(SessionRequest(), set), Decision::kAllowed);
+  // A role acting directly: like a grant to its own ARN, so its boundary still applies.
+  RequestContext role = SessionRequest();
+  role.principal_arn = kRoleArn;
+  role.principal_kind = PrincipalKind::kRole;
+  role.issuer_arn.clear();
+  EXPECT_EQ(Decide(role, set), Decision::kAllowed);
+  PolicySet bounded{.boundary = DenyingBoundary(), .resource = policy};
+  EXPECT_EQ(Decide(role, bounded), Decision::kImplicitlyDenied);
+  EXPECT_EQ(Decide(UserRequest(), bounded), Decision::kAllowed);
+}
+
+TEST(Resources, UnresolvedVariableUnderNotResourceFailsClosed) {
+  const std::string not_resource =
+      R"("NotResource":"arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/missing}")";
+  auto stmt = [&](const std::string& effect) {
+    return R"({"Effect":")" + effect + R"(","Action":"*",)" + not_resource + "}";
+  };
+  // The request cannot be shown to be outside the listed set: an Allow does not apply...
+  PolicySet allow{.identity = {Identity(stmt("Allow"))}};
+  EXPECT_EQ(Decide(SessionRequest(), allow), Decision::kImplicitlyDenied);
+  // ...and a Deny does.
+  PolicySet deny{.identity = {Identity(kAllowAll + "," + stmt("Deny"))}};
+  EXPECT_EQ(Decide(SessionRequest(), deny), Decision::kExplicitlyDenied);
+  // When the text before the variable already rules the resource out, NotResource holds.
+  PolicySet other_type{
+      .identity = {
+          Identity(R"({"Effect":"Allow","Action":"*","NotResource":)"
+                   R"("arn:aws:secretsmanager:*:*:rotation:${aws:PrincipalTag/missing}"})")}};
+  EXPECT_EQ(Decide(SessionRequest(), other_type), Decision::kAllowed);
+}
+
+TEST(Resources, QuestionMarkMatchesOneUtf8Character) {
+  const std::string cafe = "arn:aws:secretsmanager:us-east-1:111122223333:secret:caf\xC3\xA9";
+  PolicySet one{
+      .identity = {Identity(Stmt(
+          "Allow", R"("*")", R"("arn:aws:secretsmanager:us-east-1:111122223333:secret:caf?")"))}};
+  EXPECT_EQ(Decide(SessionRequest("secretsmanager:GetSecretValue", cafe), one), Decision::kAllowed);
+  PolicySet two{
+      .identity = {Identity(Stmt(
+          "Allow", R"("*")", R"("arn:aws:secretsmanager:us-east-1:111122223333:secret:caf??")"))}};
+  EXPECT_EQ(Decide(SessionRequest("secretsmanager:GetSecretValue", cafe), two),
+            Decision::kImplicitlyDenied);
+}
+
 }  // namespace
 }  // namespace moatless::policy

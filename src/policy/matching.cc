@@ -355,6 +355,28 @@ Result<Template> ParseTemplate(std::string_view text, bool variables) {
   return out;
 }
 
+namespace {
+
+// Bytes in the UTF-8 sequence that starts at text[i] (1 for ASCII and for malformed bytes), so
+// that `?` and `*` step over whole characters.
+std::size_t CharWidth(std::string_view text, std::size_t i) {
+  const auto lead = static_cast<unsigned char>(text[i]);
+  std::size_t width = 1;
+  if (lead >= 0xF0 && lead <= 0xF7) {
+    width = 4;
+  } else if (lead >= 0xE0) {
+    width = lead <= 0xEF ? 3 : 1;
+  } else if (lead >= 0xC0) {
+    width = 2;
+  }
+  for (std::size_t k = 1; k < width; ++k) {
+    if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 1;
+  }
+  return width;
+}
+
+}  // namespace
+
 bool GlobMatch(std::string_view pattern, std::string_view text, bool ignore_case) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   std::size_t p = 0, t = 0;
@@ -369,7 +391,7 @@ bool GlobMatch(std::string_view pattern, std::string_view text, bool ignore_case
       }
       if (pc == '?') {
         ++p;
-        ++t;
+        t += CharWidth(text, t);
         continue;
       }
       std::size_t width = 1;
@@ -387,7 +409,8 @@ bool GlobMatch(std::string_view pattern, std::string_view text, bool ignore_case
     }
     if (star_p == std::string_view::npos) return false;
     p = star_p;
-    t = ++star_t;
+    star_t += CharWidth(text, star_t);
+    t = star_t;
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();

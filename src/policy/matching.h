@@ -80,8 +80,9 @@ struct Template {
 // literal. A malformed ${ (no closing brace, empty key) is an InvalidArgument error.
 core::Result<Template> ParseTemplate(std::string_view text, bool variables);
 
-// Glob matching: `*` any sequence, `?` one character, `\x` the literal x (how substituted text
-// and escapes are protected). Iterative, O(n*m) worst case, no recursion.
+// Glob matching: `*` any sequence, `?` one character (one UTF-8 sequence, not one byte), `\x` the
+// literal x (how substituted text and escapes are protected). Iterative, O(n*m) worst case, no
+// recursion.
 bool GlobMatch(std::string_view pattern, std::string_view text, bool ignore_case);
 // Escapes `*`, `?` and `\` so that GlobMatch treats them literally.
 std::string GlobEscape(std::string_view text);

@@ -5,6 +5,14 @@
 namespace moatless::policy {
 namespace {
 
+TEST(GlobMatch, QuestionMarkAndStarStepOverWholeUtf8Characters) {
+  EXPECT_TRUE(GlobMatch("caf?", "caf\xC3\xA9", false));
+  EXPECT_FALSE(GlobMatch("caf??", "caf\xC3\xA9", false));
+  EXPECT_TRUE(GlobMatch("*?", "\xE2\x82\xAC", false));  // one 3-byte character
+  EXPECT_FALSE(GlobMatch("*??", "\xE2\x82\xAC", false));
+  EXPECT_TRUE(GlobMatch("?", "\xFF", false));  // a malformed byte counts as one character
+}
+
 TEST(GlobMatch, StarAndQuestionMark) {
   EXPECT_TRUE(GlobMatch("s3:get?bject", "s3:getobject", false));
   EXPECT_TRUE(GlobMatch("*", "", false));
