@@ -72,17 +72,21 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::Compile(const Poli
     cs.principals = st.principals;
     cs.not_action = st.not_action;
     bool any_service = st.not_action;
-    std::vector<std::string> services;
+    std::vector<std::string> literal_actions;  // index keys, filled unless any_service
+    std::vector<std::string> glob_services;
     for (const std::string& a : st.actions) {
       std::string lowered = AsciiLower(a);
       const std::size_t colon = lowered.find(':');
       const std::string service = colon == std::string::npos ? "*" : lowered.substr(0, colon);
+      const bool glob = lowered.find_first_of("*?\\") != std::string::npos;
       if (HasWildcard(service)) {
         any_service = true;
+      } else if (glob) {
+        glob_services.push_back(service);
       } else {
-        services.push_back(service);
+        literal_actions.push_back(lowered);
       }
-      cs.action_is_glob.push_back(lowered.find_first_of("*?\\") != std::string::npos);
+      cs.action_is_glob.push_back(glob);
       cs.actions.push_back(std::move(lowered));
     }
     cs.has_resource = st.has_resource;
@@ -93,8 +97,21 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::Compile(const Poli
         cr.any = true;
       } else {
         auto segments = SplitArn(r);  // validated above
-        for (std::size_t s = 0; s < 4; ++s) cr.head[s] = AsciiLower((*segments)[s + 1]);
+        for (std::size_t s = 0; s < 4; ++s) {
+          cr.head[s] = AsciiLower((*segments)[s + 1]);
+          cr.head_is_glob[s] = cr.head[s].find_first_of("*?\\") != std::string::npos;
+        }
         ASSIGN_OR_RETURN(cr.resource, ParseTemplate((*segments)[5], variables));
+        for (const TemplatePart& part : cr.resource.parts) {
+          if (part.is_variable) break;
+          if (part.literal_escape) {
+            cr.resource_prefix += part.text;
+            continue;
+          }
+          const std::size_t wildcard = part.text.find_first_of("*?\\");
+          cr.resource_prefix += part.text.substr(0, wildcard);
+          if (wildcard != std::string::npos) break;
+        }
       }
       cs.resources.push_back(std::move(cr));
     }
@@ -109,13 +126,14 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::Compile(const Poli
       cs.conditions.push_back(std::move(cc));
     }
     const auto index = static_cast<std::uint32_t>(i);
+    auto add = [index](std::vector<std::uint32_t>& list) {
+      if (list.empty() || list.back() != index) list.push_back(index);
+    };
     if (any_service) {
       out->any_service_.push_back(index);
     } else {
-      for (const std::string& service : services) {
-        std::vector<std::uint32_t>& list = out->by_service_[service];
-        if (list.empty() || list.back() != index) list.push_back(index);
-      }
+      for (const std::string& action : literal_actions) add(out->by_action_[action]);
+      for (const std::string& service : glob_services) add(out->globs_by_service_[service]);
     }
     out->statements_.push_back(std::move(cs));
   }

@@ -10,6 +10,7 @@
 // safe to use from any number of threads without synchronisation.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -46,7 +47,11 @@ struct CompiledResource {
   bool any = false;  // "*"
   // partition, service, region, account: lowercased globs (matched case-insensitively).
   std::array<std::string, 4> head;
+  std::array<bool, 4> head_is_glob{};  // false: a plain case-insensitive comparison suffices
   Template resource;  // the resource segment (case-sensitive glob after substitution)
+  // Literal text every matching resource segment starts with (up to the first wildcard or
+  // variable): most non-matching statements of a large policy are rejected by this comparison.
+  std::string resource_prefix;
 };
 
 struct CompiledStatement {
@@ -85,21 +90,32 @@ class CompiledPolicy {
   PolicyVersion version() const { return version_; }
   const std::vector<CompiledStatement>& statements() const { return statements_; }
 
-  // Calls fn(const CompiledStatement&) for the statements whose Action/NotAction may match an
-  // action of service (lowercased), in document order; allocates nothing.
+  // Calls fn(const CompiledStatement&) for the statements whose Action/NotAction may match
+  // action_lower ("service:name", lowercased; service is its part before ':'), in document order,
+  // each once; allocates nothing. Three indexes make this cheap for large policies: literal action
+  // names, glob patterns by service ("s3:get*"), and statements that can match any service
+  // (NotAction, "*", "s?s:*").
   template <typename Fn>
-  void ForEachCandidate(std::string_view service, Fn&& fn) const {
+  void ForEachCandidate(std::string_view service, std::string_view action_lower, Fn&& fn) const {
     static const std::vector<std::uint32_t> kNone;
-    auto it = by_service_.find(service);
-    const std::vector<std::uint32_t>& a = it == by_service_.end() ? kNone : it->second;
-    const std::vector<std::uint32_t>& b = any_service_;
-    std::size_t i = 0, j = 0;
-    while (i < a.size() || j < b.size()) {
-      if (j == b.size() || (i < a.size() && a[i] < b[j])) {
-        fn(statements_[a[i++]]);
-      } else {
-        fn(statements_[b[j++]]);
-      }
+    auto find = [](const auto& index, std::string_view key) -> const std::vector<std::uint32_t>& {
+      auto it = index.find(key);
+      return it == index.end() ? kNone : it->second;
+    };
+    const std::vector<std::uint32_t>& a = find(by_action_, action_lower);
+    const std::vector<std::uint32_t>& b = find(globs_by_service_, service);
+    const std::vector<std::uint32_t>& c = any_service_;
+    std::size_t i = 0, j = 0, k = 0;
+    constexpr std::uint32_t kEnd = UINT32_MAX;
+    while (true) {
+      const std::uint32_t next = std::min(
+          {i < a.size() ? a[i] : kEnd, j < b.size() ? b[j] : kEnd, k < c.size() ? c[k] : kEnd});
+      if (next == kEnd) break;
+      // A statement with both a literal and a glob pattern sits in two indexes: visit it once.
+      if (i < a.size() && a[i] == next) ++i;
+      if (j < b.size() && b[j] == next) ++j;
+      if (k < c.size() && c[k] == next) ++k;
+      fn(statements_[next]);
     }
   }
 
@@ -115,8 +131,10 @@ class CompiledPolicy {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, std::vector<std::uint32_t>, ServiceHash, std::equal_to<>>
-      by_service_;
+  using Index =
+      std::unordered_map<std::string, std::vector<std::uint32_t>, ServiceHash, std::equal_to<>>;
+  Index by_action_;         // "s3:getobject" -> statements naming it literally
+  Index globs_by_service_;  // "s3" -> statements with a glob pattern of that service
   std::vector<std::uint32_t> any_service_;
 };
 

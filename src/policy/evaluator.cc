@@ -1,6 +1,7 @@
 #include "policy/evaluator.h"
 
 #include <algorithm>
+#include <array>
 #include <span>
 #include <utility>
 
@@ -248,8 +249,11 @@ ResourceMatch OneResourceMatches(const CompiledResource& r,
                                  const RequestContext& request) {
   if (r.any) return ResourceMatch::kYes;
   if (!arn) return ResourceMatch::kNo;  // an ARN pattern never matches "*" or a non-ARN resource
+  if (!(*arn)[5].starts_with(r.resource_prefix)) return ResourceMatch::kNo;
   for (std::size_t i = 0; i < 4; ++i) {
-    if (!GlobMatch(r.head[i], (*arn)[i + 1], true)) return ResourceMatch::kNo;
+    const bool match = r.head_is_glob[i] ? GlobMatch(r.head[i], (*arn)[i + 1], true)
+                                         : EqualsIgnoreCase(r.head[i], (*arn)[i + 1]);
+    if (!match) return ResourceMatch::kNo;
   }
   const std::string* pattern = PlainText(r.resource);
   if (pattern != nullptr) {
@@ -335,7 +339,7 @@ void EvaluatePolicy(const CompiledPolicy& policy, Layer layer, const RequestCont
                     std::string_view action_lower, std::string_view service,
                     const std::optional<std::array<std::string_view, 6>>& arn, bool has_boundary,
                     LayerResult& out) {
-  policy.ForEachCandidate(service, [&](const CompiledStatement& st) {
+  policy.ForEachCandidate(service, action_lower, [&](const CompiledStatement& st) {
     if (!ActionMatches(st, action_lower) || !ResourceMatches(st, request, arn)) return;
     Grant grant = Grant::kFull;
     if (layer == Layer::kResource) {
@@ -409,8 +413,20 @@ std::optional<bool> ConditionsMatch(const CompiledStatement& statement,
 }
 
 EvaluationResult Evaluate(const RequestContext& request, const PolicySet& policies) {
-  const std::string action_lower = AsciiLower(request.action);
-  const std::string_view service = std::string_view(action_lower).substr(0, action_lower.find(':'));
+  // The lowered action lives on the stack unless it is unusually long (no allocation per call).
+  std::array<char, 128> action_buffer;
+  std::string action_heap;
+  std::string_view action_lower;
+  if (request.action.size() <= action_buffer.size()) {
+    std::transform(request.action.begin(), request.action.end(), action_buffer.begin(), [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    action_lower = std::string_view(action_buffer.data(), request.action.size());
+  } else {
+    action_heap = AsciiLower(request.action);
+    action_lower = action_heap;
+  }
+  const std::string_view service = action_lower.substr(0, action_lower.find(':'));
   const std::optional<std::array<std::string_view, 6>> arn =
       request.resource == "*" ? std::nullopt : SplitArn(request.resource);
   const bool has_boundary = policies.boundary != nullptr;
@@ -434,19 +450,24 @@ EvaluationResult Evaluate(const RequestContext& request, const PolicySet& polici
 
   // 1. Explicit deny anywhere wins.
   EvaluationResult result;
-  std::vector<const LayerResult*> all = {&identity, &boundary, &session, &resource};
-  for (const LayerResult& g : guardrails) all.push_back(&g);
-  for (const LayerResult* layer : all) Append(result.statements, layer->denies);
-  for (const LayerResult* layer : all) {
-    if (!layer->error.empty()) {
-      // Fail closed: a condition that cannot be evaluated denies the request.
-      EvaluationResult failed;
-      failed.decision = Decision::kImplicitlyDenied;
-      failed.statements = std::move(result.statements);
-      failed.error = layer->error;
-      if (!failed.statements.empty()) failed.decision = Decision::kExplicitlyDenied;
-      return failed;
-    }
+  const std::array<const LayerResult*, 4> layers = {&identity, &boundary, &session, &resource};
+  for (const LayerResult* layer : layers) Append(result.statements, layer->denies);
+  for (const LayerResult& g : guardrails) Append(result.statements, g.denies);
+  const std::string* error = nullptr;
+  for (const LayerResult* layer : layers) {
+    if (error == nullptr && !layer->error.empty()) error = &layer->error;
+  }
+  for (const LayerResult& g : guardrails) {
+    if (error == nullptr && !g.error.empty()) error = &g.error;
+  }
+  if (error != nullptr) {
+    // Fail closed: a condition that cannot be evaluated denies the request.
+    EvaluationResult failed;
+    failed.decision = Decision::kImplicitlyDenied;
+    failed.statements = std::move(result.statements);
+    failed.error = *error;
+    if (!failed.statements.empty()) failed.decision = Decision::kExplicitlyDenied;
+    return failed;
   }
   if (!result.statements.empty()) {
     result.decision = Decision::kExplicitlyDenied;

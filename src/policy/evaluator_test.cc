@@ -585,11 +585,26 @@ TEST(Evaluation, StatementIndexVisitsOnlyApplicableServices) {
                        "," + Stmt("Allow", R"("*")", R"("*")") + "," +
                        R"({"Effect":"Allow","NotAction":"s3:*","Resource":"*"})");
   std::vector<std::size_t> visited;
-  p->ForEachCandidate("sqs", [&](const CompiledStatement& st) { visited.push_back(st.index); });
-  EXPECT_EQ(visited, (std::vector<std::size_t>{1, 2, 3}));
-  visited.clear();
-  p->ForEachCandidate("lambda", [&](const CompiledStatement& st) { visited.push_back(st.index); });
-  EXPECT_EQ(visited, (std::vector<std::size_t>{2, 3}));
+  auto visit = [&](std::string_view service, std::string_view action) {
+    visited.clear();
+    p->ForEachCandidate(service, action,
+                        [&](const CompiledStatement& st) { visited.push_back(st.index); });
+    return visited;
+  };
+  EXPECT_EQ(visit("sqs", "sqs:receivemessage"), (std::vector<std::size_t>{1, 2, 3}));
+  EXPECT_EQ(visit("sqs", "sqs:deletemessage"), (std::vector<std::size_t>{2, 3}));
+  EXPECT_EQ(visit("lambda", "lambda:invokefunction"), (std::vector<std::size_t>{2, 3}));
+  EXPECT_EQ(visit("s3", "s3:getobject"), (std::vector<std::size_t>{0, 2, 3}));
+}
+
+TEST(Evaluation, StatementWithLiteralAndGlobActionsIsVisitedOnce) {
+  auto p = Compile(PolicyType::kIdentity,
+                   Stmt("Allow", R"(["s3:GetObject","s3:Get*","s3:getobject"])", R"("*")") + "," +
+                       Stmt("Allow", R"("s3:Put*")", R"("*")"));
+  std::vector<std::size_t> visited;
+  p->ForEachCandidate("s3", "s3:getobject",
+                      [&](const CompiledStatement& st) { visited.push_back(st.index); });
+  EXPECT_EQ(visited, (std::vector<std::size_t>{0, 1}));
 }
 
 TEST(Evaluation, AccountRootHasFullAccessButDenyStillWins) {
@@ -655,7 +670,7 @@ TEST(Evaluation, LargePolicyOnlyVisitsItsService) {
   auto p = Compile(PolicyType::kIdentity, statements);
   ASSERT_NE(p, nullptr);
   int visited = 0;
-  p->ForEachCandidate("svc999", [&](const CompiledStatement&) { ++visited; });
+  p->ForEachCandidate("svc999", "svc999:getthing", [&](const CompiledStatement&) { ++visited; });
   EXPECT_EQ(visited, 1);
   PolicySet set{.identity = {p}};
   EXPECT_EQ(Decide(SessionRequest("SVC999:GetThing", "*"), set), Decision::kAllowed);
