@@ -9,14 +9,21 @@
 // BM_*_Latency times every decision with steady_clock and reports p50/p99/p999 in ns (clock
 // overhead, measured first, subtracted) as counters. allowed_pct says how the mix decided;
 // POLICY_BENCH_VERBOSE=1 prints every request's decision once, before timing.
+// POLICY_BENCH_DUMP=FILE first writes every case as JSON (the policy texts, every request and
+// moatless's decision) for bench/node/policy_compare.mjs, which replays the same requests through
+// other engines in the same run.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +34,17 @@ namespace moatless::policy {
 namespace {
 
 constexpr char kAccount[] = "111122223333";
+
+// A case's policies as written: compiled for timing, and dumped for the other engines.
+struct PolicyText {
+  std::string name;
+  std::string json;
+};
+struct PolicySources {
+  std::vector<PolicyText> identity;
+  std::optional<PolicyText> boundary;
+  std::vector<std::vector<PolicyText>> guardrails;  // levels, root first
+};
 
 CompiledPolicyPtr MustCompile(const std::string& json, const std::string& name, PolicyType type) {
   auto r = CompiledPolicy::FromJson(json, name, {.type = type});
@@ -197,11 +215,9 @@ std::vector<RequestContext> TypicalRequests() {
   return v;
 }
 
-PolicySet TypicalSet() {
-  PolicySet set;
-  set.identity = {MustCompile(kTypicalRole, "fn-orders", PolicyType::kIdentity)};
-  set.boundary = MustCompile(kBoundary, "function-boundary", PolicyType::kBoundary);
-  return set;
+PolicySources TypicalSources() {
+  return {.identity = {{"fn-orders", kTypicalRole}},
+          .boundary = PolicyText{"function-boundary", kBoundary}};
 }
 
 // --- (b) large role -------------------------------------------------------------------------
@@ -351,15 +367,11 @@ std::vector<RequestContext> LargeRequests() {
   return v;
 }
 
-PolicySet LargeSet() {
-  PolicySet set;
-  set.identity = {MustCompile(LargeRole(), "large-role", PolicyType::kIdentity)};
-  set.boundary = MustCompile(
-      R"({"Version":"2012-10-17","Statement":[
+PolicySources LargeSources() {
+  return {.identity = {{"large-role", LargeRole()}},
+          .boundary = PolicyText{"function-boundary", R"({"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Action":"*","Resource":"*"},
-        {"Effect":"Deny","Action":["iam:*","organizations:*","account:*"],"Resource":"*"}]})",
-      "function-boundary", PolicyType::kBoundary);
-  return set;
+        {"Effect":"Deny","Action":["iam:*","organizations:*","account:*"],"Resource":"*"}]})"}};
 }
 
 // --- (c) deny-heavy guardrails ----------------------------------------------------------------
@@ -455,23 +467,44 @@ std::vector<RequestContext> GuardrailRequests() {
   return v;
 }
 
-PolicySet GuardrailSet() {
-  PolicySet set = TypicalSet();
-  set.guardrails = {{MustCompile(kRootGuardrails, "org-root", PolicyType::kGuardrail)},
-                    {MustCompile(kStageGuardrails, "stage-prod", PolicyType::kGuardrail)}};
-  return set;
+PolicySources GuardrailSources() {
+  PolicySources sources = TypicalSources();
+  sources.guardrails = {{{"org-root", kRootGuardrails}}, {{"stage-prod", kStageGuardrails}}};
+  return sources;
 }
 
 // --- harness -----------------------------------------------------------------------------------
 
 struct Case {
+  std::string name;
+  PolicySources sources;
   PolicySet set;
   std::vector<RequestContext> requests;
   double allowed_pct = 0;
 };
 
-Case MakeCase(PolicySet set, std::vector<RequestContext> requests) {
-  Case c{std::move(set), std::move(requests)};
+PolicySet CompileSources(const PolicySources& sources) {
+  PolicySet set;
+  for (const PolicyText& p : sources.identity) {
+    set.identity.push_back(MustCompile(p.json, p.name, PolicyType::kIdentity));
+  }
+  if (sources.boundary) {
+    set.boundary =
+        MustCompile(sources.boundary->json, sources.boundary->name, PolicyType::kBoundary);
+  }
+  for (const auto& level : sources.guardrails) {
+    std::vector<CompiledPolicyPtr> compiled;
+    for (const PolicyText& p : level) {
+      compiled.push_back(MustCompile(p.json, p.name, PolicyType::kGuardrail));
+    }
+    set.guardrails.push_back(std::move(compiled));
+  }
+  return set;
+}
+
+Case MakeCase(std::string name, PolicySources sources, std::vector<RequestContext> requests) {
+  PolicySet set = CompileSources(sources);
+  Case c{std::move(name), std::move(sources), std::move(set), std::move(requests)};
   int allowed = 0;
   for (const auto& r : c.requests) {
     const EvaluationResult result = Evaluate(r, c.set);
@@ -491,15 +524,15 @@ Case MakeCase(PolicySet set, std::vector<RequestContext> requests) {
 }
 
 const Case& Typical() {
-  static const Case* c = new Case(MakeCase(TypicalSet(), TypicalRequests()));
+  static const Case* c = new Case(MakeCase("typical", TypicalSources(), TypicalRequests()));
   return *c;
 }
 const Case& Large() {
-  static const Case* c = new Case(MakeCase(LargeSet(), LargeRequests()));
+  static const Case* c = new Case(MakeCase("large", LargeSources(), LargeRequests()));
   return *c;
 }
 const Case& Guardrails() {
-  static const Case* c = new Case(MakeCase(GuardrailSet(), GuardrailRequests()));
+  static const Case* c = new Case(MakeCase("guardrails", GuardrailSources(), GuardrailRequests()));
   return *c;
 }
 
@@ -569,7 +602,99 @@ BENCHMARK(BM_TypicalRole_Latency)->Iterations(400000);
 BENCHMARK(BM_LargeRole1000_Latency)->Iterations(400000);
 BENCHMARK(BM_Guardrails_Latency)->Iterations(400000);
 
+// --- dump for bench/node/policy_compare.mjs ---------------------------------------------------
+
+std::string_view KindName(PrincipalKind kind) {
+  switch (kind) {
+    case PrincipalKind::kAnonymous:
+      return "anonymous";
+    case PrincipalKind::kAccountRoot:
+      return "account-root";
+    case PrincipalKind::kUser:
+      return "user";
+    case PrincipalKind::kRole:
+      return "role";
+    case PrincipalKind::kRoleSession:
+      return "role-session";
+    case PrincipalKind::kFederatedUser:
+      return "federated-user";
+    case PrincipalKind::kService:
+      return "service";
+  }
+  return "unknown";
+}
+
+boost::json::object TextJson(const PolicyText& p) { return {{"name", p.name}, {"policy", p.json}}; }
+
+boost::json::object TagsJson(const std::map<std::string, std::string>& tags) {
+  boost::json::object out;
+  for (const auto& [k, v] : tags) out[k] = v;
+  return out;
+}
+
+boost::json::object CaseJson(const Case& c) {
+  boost::json::array identity;
+  for (const PolicyText& p : c.sources.identity) identity.push_back(TextJson(p));
+  boost::json::array guardrails;
+  for (const auto& level : c.sources.guardrails) {
+    boost::json::array texts;
+    for (const PolicyText& p : level) texts.push_back(TextJson(p));
+    guardrails.push_back(std::move(texts));
+  }
+  boost::json::array requests;
+  for (const RequestContext& r : c.requests) {
+    boost::json::object context;
+    r.context.ForEach([&](const std::string& key, const ContextValue& v) {
+      if (v.multi) {
+        boost::json::array values;
+        for (const std::string& value : v.values) values.emplace_back(value);
+        context[key] = std::move(values);
+      } else if (!v.values.empty()) {
+        context[key] = v.values[0];
+      }
+    });
+    requests.push_back(boost::json::object{
+        {"principal_arn", r.principal_arn},
+        {"principal_kind", KindName(r.principal_kind)},
+        {"principal_account", r.principal_account},
+        {"issuer_arn", r.issuer_arn},
+        {"principal_tags", TagsJson(r.principal_tags)},
+        {"action", r.action},
+        {"resource", r.resource},
+        {"resource_account", r.resource_account},
+        {"resource_tags", TagsJson(r.resource_tags)},
+        {"context", std::move(context)},
+        {"decision", DecisionName(Evaluate(r, c.set).decision)},
+    });
+  }
+  boost::json::object out{{"name", c.name},
+                          {"identity", std::move(identity)},
+                          {"guardrails", std::move(guardrails)},
+                          {"requests", std::move(requests)}};
+  if (c.sources.boundary) out["boundary"] = TextJson(*c.sources.boundary);
+  return out;
+}
+
+bool Dump(const char* path) {
+  boost::json::array cases;
+  for (const Case* c : {&Typical(), &Large(), &Guardrails()}) cases.push_back(CaseJson(*c));
+  std::ofstream out(path);
+  out << boost::json::serialize(boost::json::object{{"cases", std::move(cases)}}) << "\n";
+  out.close();
+  if (!out) std::fprintf(stderr, "policy_bench: cannot write %s\n", path);
+  return static_cast<bool>(out);
+}
+
 }  // namespace
 }  // namespace moatless::policy
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (const char* path = std::getenv("POLICY_BENCH_DUMP"); path != nullptr && *path != '\0') {
+    if (!moatless::policy::Dump(path)) return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -50,6 +50,11 @@ class ContextKeys {
   void Erase(std::string_view key);
   // key must be lowercased.
   const ContextValue* FindLower(std::string_view lower_key) const;
+  // Calls fn(lowercased key, const ContextValue&) for every key, in key order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& [key, value] : values_) fn(key, value);
+  }
 
  private:
   std::map<std::string, ContextValue, std::less<>> values_;  // lowercased keys
