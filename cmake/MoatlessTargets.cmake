@@ -100,8 +100,12 @@ function(moatless_cc_test)
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} ${ARG_LIBS} GTest::gmock GTest::gtest_main)
   _moatless_common(${ARG_NAME})
+  target_compile_definitions(${ARG_NAME} PRIVATE
+    MOATLESS_TESTDATA_DIR="${MOATLESS_TESTDATA_DIR}")
+  # A GTEST_SKIP()ped test (e.g. official test data absent) shows as skipped in ctest's summary,
+  # never as passed.
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 300)
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 300 SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
 endfunction()
 
 # moatless_cc_binary(NAME <name> SRCS ... DEPS ... [LIBS ...] [OUTPUT_NAME name])

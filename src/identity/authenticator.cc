@@ -1,0 +1,136 @@
+#include "identity/authenticator.h"
+
+#include <utility>
+
+#include "policy/compiled.h"
+
+namespace moatless::identity {
+namespace {
+
+core::Status InvalidToken() {
+  return core::UnauthenticatedError("The security token included in the request is invalid.")
+      .WithAwsType("InvalidClientTokenId");
+}
+
+core::Result<policy::CompiledPolicyPtr> CompileStored(const std::string& document,
+                                                      const std::string& name,
+                                                      policy::PolicyType type) {
+  auto compiled = policy::CompiledPolicy::FromJson(document, name, {.type = type});
+  // Stored documents were validated on the way in; one that no longer compiles is a bug or a
+  // damaged store, never something to ignore.
+  if (!compiled.ok()) return core::InternalError("stored policy '" + name + "' does not compile");
+  return *compiled;
+}
+
+}  // namespace
+
+Authenticator::Authenticator(Directory& directory, const SessionTokens& tokens, core::Clock& clock,
+                             AuthenticatorOptions options)
+    : directory_(directory), tokens_(tokens), clock_(clock), options_(std::move(options)) {}
+
+core::Result<Caller> Authenticator::CallerFor(const Principal& principal) const {
+  Caller caller;
+  caller.arn = principal.arn;
+  caller.account = directory_.account_id();
+  caller.user_id = principal.id;
+  caller.tags = principal.tags;
+  switch (principal.type) {
+    case PrincipalType::kRoot:
+      caller.kind = policy::PrincipalKind::kAccountRoot;
+      break;
+    case PrincipalType::kUser:
+      caller.kind = policy::PrincipalKind::kUser;
+      break;
+    case PrincipalType::kRole:
+      caller.kind = policy::PrincipalKind::kRole;
+      break;
+  }
+  for (const NamedPolicy& p : principal.policies) {
+    ASSIGN_OR_RETURN(policy::CompiledPolicyPtr compiled,
+                     CompileStored(p.document, p.name, policy::PolicyType::kIdentity));
+    caller.policies.identity.push_back(std::move(compiled));
+  }
+  if (principal.boundary) {
+    ASSIGN_OR_RETURN(
+        caller.policies.boundary,
+        CompileStored(*principal.boundary, "permissions boundary", policy::PolicyType::kBoundary));
+  }
+  return caller;
+}
+
+core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
+                                                 const RequestOrigin& origin,
+                                                 std::string_view service) {
+  ASSIGN_OR_RETURN(const ParsedSignature signature, ParseSignature(request));
+  const core::WallTime now = clock_.Now();
+  const VerifyOptions verify{.now = now,
+                             .max_skew = options_.max_skew,
+                             .expected_region = options_.region,
+                             .expected_service = service};
+  const std::string& key_id = signature.access_key_id;
+
+  if (key_id.starts_with("ASIA")) {
+    if (!signature.security_token) return InvalidToken();
+    ASSIGN_OR_RETURN(OpenedSession session, tokens_.Open(*signature.security_token, key_id, now));
+    const SessionClaims& claims = session.claims;
+    if (claims.bound_environment && origin.environment != claims.bound_environment) {
+      // Credentials of a sandbox used from anywhere else: refused as if they did not exist.
+      return InvalidToken();
+    }
+    RETURN_IF_ERROR(VerifySignature(request, signature, session.secret_access_key, verify));
+    auto source = directory_.GetByArn(claims.source_arn);
+    if (!source.ok()) {
+      if (source.status().code() == core::StatusCode::kNotFound) return InvalidToken();
+      return source.status();
+    }
+    ASSIGN_OR_RETURN(Caller caller, CallerFor(*source));
+    caller.access_key_id = key_id;
+    caller.temporary = true;
+    for (const auto& [k, v] : claims.tags) caller.tags[k] = v;
+    if (source->type == PrincipalType::kRole) {
+      caller.arn = claims.principal_arn;
+      caller.kind = policy::PrincipalKind::kRoleSession;
+      caller.issuer_arn = source->arn;
+      caller.user_id = source->id + ":" + claims.session_name;
+    }
+    if (claims.session_policy) {
+      ASSIGN_OR_RETURN(
+          caller.policies.session,
+          CompileStored(*claims.session_policy, "session policy", policy::PolicyType::kSession));
+    }
+    return caller;
+  }
+
+  if (signature.security_token) {
+    // A session token with a long-term key: AWS refuses the pair.
+    return InvalidToken();
+  }
+  auto key = directory_.ResolveAccessKey(key_id);
+  if (!key.ok()) return key.status();
+  if (key->info.status != KeyStatus::kActive) return InvalidToken();
+  RETURN_IF_ERROR(VerifySignature(request, signature, key->secret, verify));
+  auto principal = directory_.GetByArn(key->info.user_arn);
+  if (!principal.ok()) {
+    if (principal.status().code() == core::StatusCode::kNotFound) return InvalidToken();
+    return principal.status();
+  }
+  ASSIGN_OR_RETURN(Caller caller, CallerFor(*principal));
+  caller.access_key_id = key_id;
+  NoteKeyUse(key_id, service).IgnoreError();  // tracking must never fail a request
+  return caller;
+}
+
+core::Status Authenticator::NoteKeyUse(const std::string& key_id, std::string_view service) {
+  const core::WallTime now = clock_.Now();
+  {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = last_noted_.try_emplace(key_id, now);
+    if (!inserted) {
+      if (now - it->second < options_.last_used_granularity) return core::Status::Ok();
+      it->second = now;
+    }
+  }
+  return directory_.RecordKeyUse(key_id, service);
+}
+
+}  // namespace moatless::identity

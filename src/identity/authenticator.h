@@ -1,0 +1,89 @@
+// Authenticator: turns a SigV4-signed HTTP request into the Caller it comes from — who, with which
+// policies — or into the AWS error that refuses it.
+//
+// Long-term keys (AKIA...) are looked up in the Directory and must be Active; temporary ones
+// (ASIA...) must come with their session token, which must open (SessionTokens), be unexpired,
+// and — when bound to an execution environment — arrive from that environment. The principal the
+// credentials belong to must still exist. Then the signature is verified (sigv4.h) with the
+// key's secret, the configured region and the service the endpoint serves.
+//
+// The Caller carries what the policy engine needs: the request-context principal (ARN, kind,
+// account, issuing role, tags) and the compiled identity policies, boundary and session policy.
+// Policies are compiled per request (a few microseconds for typical documents).
+//
+// Every failure is kUnauthenticated / kInvalidArgument with the AWS error type AWS uses
+// (InvalidClientTokenId, ExpiredToken, SignatureDoesNotMatch, IncompleteSignature,
+// MissingAuthenticationToken, RequestTimeTooSkewed, ...), and its message never holds secret
+// material. Thread-safe: the Directory and SessionTokens are; last-used tracking is guarded.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "identity/directory.h"
+#include "identity/session_token.h"
+#include "identity/sigv4.h"
+#include "policy/evaluator.h"
+
+namespace moatless::identity {
+
+// Where a request came from, as the transport knows it.
+struct RequestOrigin {
+  std::string source_ip;
+  bool secure_transport = false;
+  // The execution environment (e.g. a function's sandbox) the connection belongs to, if any.
+  std::optional<std::string> environment;
+};
+
+struct Caller {
+  std::string arn;  // the request context's principal ARN (user, root, or assumed-role session)
+  policy::PrincipalKind kind = policy::PrincipalKind::kUser;
+  std::string account;
+  std::string issuer_arn;  // sessions: the role (or user) the session came from
+  std::string user_id;     // AIDA... / AROA...:session, as GetCallerIdentity reports it
+  std::string access_key_id;
+  bool temporary = false;
+  std::map<std::string, std::string> tags;  // aws:PrincipalTag/...
+  policy::PolicySet policies;               // identity, boundary, session
+};
+
+struct AuthenticatorOptions {
+  std::string region = "local";
+  std::chrono::seconds max_skew{900};
+  // Last-used times of long-term keys are written at most this often per key.
+  std::chrono::seconds last_used_granularity{60};
+};
+
+class Authenticator {
+ public:
+  Authenticator(Directory& directory, const SessionTokens& tokens, core::Clock& clock,
+                AuthenticatorOptions options = {});
+
+  // service: the SigV4 service name the endpoint answers for ("sts", "iam", ...); the credential
+  // scope must name it and the configured region.
+  core::Result<Caller> Authenticate(const HttpRequestView& request, const RequestOrigin& origin,
+                                    std::string_view service);
+
+  // The Caller for a principal of the directory acting with its own (long-term) identity; used for
+  // requests the platform makes on a principal's behalf and by tests.
+  core::Result<Caller> CallerFor(const Principal& principal) const;
+
+ private:
+  core::Status NoteKeyUse(const std::string& key_id, std::string_view service);
+
+  Directory& directory_;
+  const SessionTokens& tokens_;
+  core::Clock& clock_;
+  AuthenticatorOptions options_;
+  std::mutex mu_;
+  std::unordered_map<std::string, core::WallTime> last_noted_;  // guarded by mu_
+};
+
+}  // namespace moatless::identity

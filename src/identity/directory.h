@@ -1,0 +1,153 @@
+// Directory: the platform's principals — IAM-style users and roles — with their named identity
+// policies, permissions boundaries, tags, role trust policies, and users' long-term access keys.
+//
+// Everything lives in the store (migration 2 of store/schema.cc), in durable transactions. ARNs
+// have the AWS shape with the configured account id: arn:aws:iam::<account>:user/<name>,
+// arn:aws:iam::<account>:role/<name>; ids are AIDA.../AROA... like AWS's unique ids. Policy
+// documents are validated with the policy engine before they are stored (identity type for
+// identity policies and boundaries, trust type for trust policies), so what is stored always
+// compiles.
+//
+// Access keys: AKIA... ids with 40-character secrets. The secret is returned once, by
+// CreateAccessKey, and stored only sealed (core::AeadKey, XChaCha20-Poly1305) under a key derived
+// from the master key, with the key id as associated data: the server must recover it to verify
+// SigV4 signatures (HMAC), so it cannot be hashed, and a copy of the database alone reveals
+// nothing. A user holds at most two keys. ResolveAccessKey is the SigV4 lookup; an unknown id is
+// kUnauthenticated / InvalidClientTokenId, as AWS says.
+//
+// Thread-safe: all state is in the store; methods may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/aead.h"
+#include "core/env.h"
+#include "core/secret_bytes.h"
+#include "core/status.h"
+#include "store/database.h"
+
+namespace moatless::identity {
+
+// kRoot: the account root user (arn:aws:iam::<account>:root), created once by `moatless init`.
+enum class PrincipalType { kRoot, kUser, kRole };
+
+struct NamedPolicy {
+  std::string name;
+  std::string document;  // IAM policy JSON, validated
+  friend bool operator==(const NamedPolicy&, const NamedPolicy&) = default;
+};
+
+struct Principal {
+  PrincipalType type = PrincipalType::kUser;
+  std::string name;
+  std::string arn;
+  std::string id;  // AIDA... / AROA...
+  std::map<std::string, std::string> tags;
+  std::optional<std::string> boundary;      // permissions boundary document
+  std::optional<std::string> trust_policy;  // roles only
+  std::int64_t max_session_seconds = 3600;  // roles: the longest session AssumeRole may grant
+  std::string created_at;                   // RFC 3339
+  std::vector<NamedPolicy> policies;        // identity policies, by name
+};
+
+enum class KeyStatus { kActive, kInactive };
+
+struct AccessKeyInfo {
+  std::string id;        // AKIA...
+  std::string user_arn;  // the owning user's (or the root's) ARN
+  KeyStatus status = KeyStatus::kActive;
+  std::string created_at;
+  std::optional<std::string> last_used_at;
+  std::optional<std::string> last_used_service;
+};
+
+struct AccessKeyWithSecret {
+  AccessKeyInfo info;
+  core::SecretBytes secret;
+};
+
+struct DirectoryOptions {
+  std::string account_id = "000000000000";
+  std::int64_t max_keys_per_user = 2;
+};
+
+class Directory {
+ public:
+  // master_key: the platform master key; the directory derives its own subkey from it.
+  Directory(store::Database& db, core::Env& env, const core::AeadKey& master_key,
+            DirectoryOptions options = {});
+
+  const std::string& account_id() const { return options_.account_id; }
+  std::string UserArn(std::string_view name) const;
+  std::string RoleArn(std::string_view name) const;
+
+  core::Result<Principal> CreateUser(std::string_view name,
+                                     std::map<std::string, std::string> tags = {});
+  // trust_policy: who may assume the role (a trust policy document); max_session_seconds in
+  // [900, 43200] as in IAM.
+  core::Result<Principal> CreateRole(std::string_view name, std::string_view trust_policy,
+                                     std::int64_t max_session_seconds = 3600,
+                                     std::map<std::string, std::string> tags = {});
+  core::Result<Principal> Get(PrincipalType type, std::string_view name) const;
+  core::Result<Principal> GetByArn(std::string_view arn) const;
+  core::Result<std::vector<Principal>> List(PrincipalType type) const;
+  // Deletes the principal with its policies and keys.
+  core::Status Delete(PrincipalType type, std::string_view name);
+
+  // Adds or replaces an identity policy of a principal.
+  core::Status PutPolicy(PrincipalType type, std::string_view principal, std::string_view name,
+                         std::string_view document);
+  core::Status DeletePolicy(PrincipalType type, std::string_view principal, std::string_view name);
+  // Sets (document) or removes (nullopt) the permissions boundary.
+  core::Status SetBoundary(PrincipalType type, std::string_view principal,
+                           std::optional<std::string_view> document);
+
+  // The account root: created on first call, returned as is afterwards.
+  core::Result<Principal> EnsureRoot();
+  std::string RootArn() const;
+
+  // The secret is in the result only; it cannot be read back later.
+  core::Result<AccessKeyWithSecret> CreateAccessKey(std::string_view user);
+  core::Result<AccessKeyWithSecret> CreateRootAccessKey();
+  core::Result<std::vector<AccessKeyInfo>> ListAccessKeys(std::string_view user) const;
+  core::Result<std::vector<AccessKeyInfo>> ListRootAccessKeys() const;
+  core::Status SetAccessKeyStatus(std::string_view user, std::string_view key_id, KeyStatus status);
+  core::Status DeleteAccessKey(std::string_view user, std::string_view key_id);
+  core::Status DeleteRootAccessKey(std::string_view key_id);
+
+  // For request authentication: the key (active or not: the caller decides) and its secret.
+  core::Result<AccessKeyWithSecret> ResolveAccessKey(std::string_view key_id) const;
+  // Records that a key was used just now, for which service (last-used tracking).
+  core::Status RecordKeyUse(std::string_view key_id, std::string_view service);
+
+ private:
+  core::Result<Principal> Create(PrincipalType type, std::string_view name,
+                                 std::optional<std::string_view> trust_policy,
+                                 std::int64_t max_session_seconds,
+                                 std::map<std::string, std::string> tags);
+  std::string ArnOf(PrincipalType type, std::string_view name) const;
+  core::Result<AccessKeyWithSecret> CreateAccessKeyFor(const std::string& arn,
+                                                       std::string_view label);
+  core::Result<std::vector<AccessKeyInfo>> ListKeysFor(const std::string& arn,
+                                                       std::string_view label) const;
+  core::Status DeleteKeyFor(const std::string& arn, std::string_view key_id,
+                            std::string_view label);
+  std::string Now() const;
+
+  store::Database& db_;
+  core::Env& env_;
+  core::AeadKey secret_key_;  // seals access-key secrets
+  DirectoryOptions options_;
+};
+
+std::string_view PrincipalTypeName(PrincipalType type);  // "root" / "user" / "role"
+std::string_view KeyStatusName(KeyStatus status);        // "Active" / "Inactive"
+// IAM's rule for user and role names: 1-64 of [A-Za-z0-9+=,.@_-].
+core::Status ValidatePrincipalName(std::string_view name);
+
+}  // namespace moatless::identity

@@ -1,0 +1,157 @@
+#include "identity/sts.h"
+
+#include <chrono>
+#include <utility>
+
+#include "policy/compiled.h"
+#include "policy/parser.h"
+
+namespace moatless::identity {
+namespace {
+
+constexpr std::int64_t kDefaultDuration = 3600;
+constexpr std::int64_t kMinDuration = 900;
+constexpr std::int64_t kChainedMaxDuration = 3600;
+constexpr std::int64_t kUserSessionMaxDuration = 129600;  // 36 h
+constexpr std::size_t kMaxSessionPolicyBytes = 2048;
+
+core::Status Validation(std::string message) {
+  return core::InvalidArgumentError(std::move(message)).WithAwsType("ValidationError");
+}
+
+core::Status ValidateSessionName(std::string_view name) {
+  if (name.size() < 2 || name.size() > 64) {
+    return Validation("RoleSessionName must be 2-64 characters");
+  }
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("+=,.@_-").find(c) != std::string_view::npos;
+    if (!ok) return Validation("RoleSessionName may hold only letters, digits and +=,.@_-");
+  }
+  return core::Status::Ok();
+}
+
+std::int64_t UnixNow(core::Env& env) {
+  return std::chrono::duration_cast<std::chrono::seconds>(env.clock().Now().time_since_epoch())
+      .count();
+}
+
+// The request context the policy engine sees for a Caller.
+policy::RequestContext ContextFor(const Caller& caller, std::string action, std::string resource) {
+  policy::RequestContext r;
+  r.principal_arn = caller.arn;
+  r.principal_kind = caller.kind;
+  r.principal_account = caller.account;
+  r.issuer_arn = caller.issuer_arn;
+  r.principal_tags = caller.tags;
+  r.action = std::move(action);
+  r.resource = std::move(resource);
+  return r;
+}
+
+}  // namespace
+
+Sts::Sts(Directory& directory, const SessionTokens& tokens, core::Env& env)
+    : directory_(directory), tokens_(tokens), env_(env) {}
+
+CallerIdentity Sts::GetCallerIdentity(const Caller& caller) const {
+  return {.account = caller.account, .arn = caller.arn, .user_id = caller.user_id};
+}
+
+core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRoleRequest& request,
+                                          StsDecision* decision) const {
+  RETURN_IF_ERROR(ValidateSessionName(request.role_session_name));
+  if (request.tags.size() > 50) return Validation("at most 50 session tags are allowed");
+  if (request.policy) {
+    if (request.policy->size() > kMaxSessionPolicyBytes) {
+      return core::InvalidArgumentError("the session policy is over 2048 characters")
+          .WithAwsType("PackedPolicyTooLarge");
+    }
+    auto compiled = policy::CompiledPolicy::FromJson(*request.policy, "session policy",
+                                                     {.type = policy::PolicyType::kSession});
+    if (!compiled.ok()) {
+      return core::InvalidArgumentError(compiled.status().message())
+          .WithAwsType("MalformedPolicyDocument");
+    }
+  }
+
+  // The role, and the decision: trust policy as the resource policy that must allow, the caller's
+  // own policies as the identity side.
+  auto role = directory_.GetByArn(request.role_arn);
+  policy::RequestContext context = ContextFor(caller, "sts:AssumeRole", request.role_arn);
+  policy::EvaluationResult result;
+  result.missing_allow = policy::Layer::kResource;
+  if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {
+    auto trust = policy::CompiledPolicy::FromJson(*role->trust_policy, "trust policy",
+                                                  {.type = policy::PolicyType::kTrust});
+    if (!trust.ok()) return core::InternalError("a stored trust policy does not compile");
+    policy::PolicySet set = caller.policies;
+    set.resource = *trust;
+    set.resource_policy_must_allow = true;
+    result = policy::Evaluate(context, set);
+  } else if (!role.ok() && role.status().code() != core::StatusCode::kNotFound) {
+    return role.status();
+  }
+  // A missing role is denied like a refused one, so the answer does not reveal which roles exist.
+  if (decision != nullptr) {
+    *decision = {.action = "sts:AssumeRole", .resource = request.role_arn, .result = result};
+  }
+  if (!result.allowed()) {
+    return core::PermissionDeniedError(result.Message(context)).WithAwsType("AccessDenied");
+  }
+
+  std::int64_t max_duration = role->max_session_seconds;
+  if (caller.kind == policy::PrincipalKind::kRoleSession) {
+    max_duration = std::min(max_duration, kChainedMaxDuration);
+  }
+  const std::int64_t duration = request.duration_seconds.value_or(kDefaultDuration);
+  if (duration < kMinDuration || duration > max_duration) {
+    return Validation("DurationSeconds must be between " + std::to_string(kMinDuration) + " and " +
+                      std::to_string(max_duration) + " for this role");
+  }
+
+  SessionClaims claims;
+  claims.principal_arn = "arn:aws:sts::" + directory_.account_id() + ":assumed-role/" + role->name +
+                         "/" + request.role_session_name;
+  claims.source_arn = role->arn;
+  claims.session_name = request.role_session_name;
+  claims.session_policy = request.policy;
+  claims.tags = request.tags;
+  claims.issued_at = UnixNow(env_);
+  claims.expires_at = claims.issued_at + duration;
+  AssumedRole out;
+  out.assumed_role_arn = claims.principal_arn;
+  out.assumed_role_id = role->id + ":" + request.role_session_name;
+  out.credentials = tokens_.Issue(std::move(claims), env_.random());
+  return out;
+}
+
+core::Result<TemporaryCredentials> Sts::GetSessionToken(
+    const Caller& caller, std::optional<std::int64_t> duration_seconds) const {
+  if (caller.temporary) {
+    return core::PermissionDeniedError("Cannot call GetSessionToken with session credentials")
+        .WithAwsType("AccessDenied");
+  }
+  if (caller.kind != policy::PrincipalKind::kUser &&
+      caller.kind != policy::PrincipalKind::kAccountRoot) {
+    return core::PermissionDeniedError("only users can call GetSessionToken")
+        .WithAwsType("AccessDenied");
+  }
+  const std::int64_t max_duration = caller.kind == policy::PrincipalKind::kAccountRoot
+                                        ? kChainedMaxDuration
+                                        : kUserSessionMaxDuration;
+  const std::int64_t duration =
+      duration_seconds.value_or(43200 < max_duration ? 43200 : max_duration);
+  if (duration < kMinDuration || duration > max_duration) {
+    return Validation("DurationSeconds must be between " + std::to_string(kMinDuration) + " and " +
+                      std::to_string(max_duration));
+  }
+  SessionClaims claims;
+  claims.principal_arn = caller.arn;
+  claims.source_arn = caller.arn;
+  claims.issued_at = UnixNow(env_);
+  claims.expires_at = claims.issued_at + duration;
+  return tokens_.Issue(std::move(claims), env_.random());
+}
+
+}  // namespace moatless::identity
