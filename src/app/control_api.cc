@@ -44,6 +44,12 @@ ControlApi::ControlApi(Deps deps)
   add(router_, "GET", "/healthz", Wrap([this](const auto& ctx) { return Healthz(ctx); }));
   add(router_, "GET", "/readyz", Wrap([this](const auto& ctx) { return Readyz(ctx); }));
   add(router_, "GET", "/metrics", Wrap([this](const auto&) { return Metrics(); }));
+  if (deps_.aws != nullptr) {
+    http::Handler aws = [endpoint = deps_.aws](http::Request& req, http::RequestContext& ctx)
+        -> http::asio::awaitable<http::Response> { co_return endpoint->Handle(req, ctx); };
+    add(router_, "POST", "/", aws);
+    add(router_, "GET", "/", aws);
+  }
 }
 
 http::Handler ControlApi::Handler(std::string listener) {

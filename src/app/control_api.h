@@ -1,8 +1,8 @@
 // ControlApi: the daemon's own HTTP surface on the control listener — /healthz (liveness),
 // /readyz (readiness: the store answers, the audit log can still write, not draining) and
-// /metrics (Prometheus) — plus the instrumentation every listener shares: per-route request
-// metrics, connection-level reject counters and the access log. Later issues add the control and
-// service APIs to the same router.
+// /metrics (Prometheus), the AWS-compatible service APIs at / (services::AwsEndpoint: SigV4,
+// STS) — plus the instrumentation every listener shares: per-route request metrics,
+// connection-level reject counters and the access log.
 //
 // Build it once before serving; Handler()/AccessHook() results may then be called from any I/O
 // thread concurrently (the router is read-only, metrics are atomic, the logger is thread-safe).
@@ -19,6 +19,7 @@
 #include "observe/audit_log.h"
 #include "observe/logger.h"
 #include "observe/metrics.h"
+#include "services/aws_endpoint.h"
 #include "store/database.h"
 
 namespace moatless::app {
@@ -31,6 +32,8 @@ class ControlApi {
     observe::AuditLog& audit;
     store::Database& db;
     bool access_log = true;
+    // The AWS-compatible service APIs (SigV4), served at POST / and GET / when given.
+    services::AwsEndpoint* aws = nullptr;
   };
   explicit ControlApi(Deps deps);
   ControlApi(const ControlApi&) = delete;

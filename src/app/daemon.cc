@@ -13,11 +13,17 @@
 #include "app/control_api.h"
 #include "app/data_dir.h"
 #include "app/version.h"
+#include "core/aead.h"
 #include "http/io_pool.h"
 #include "http/server.h"
+#include "identity/authenticator.h"
+#include "identity/directory.h"
+#include "identity/session_token.h"
+#include "identity/sts.h"
 #include "observe/audit_log.h"
 #include "observe/logger.h"
 #include "observe/metrics.h"
+#include "services/aws_endpoint.h"
 #include "store/schema.h"
 #include "store/sqlite/sqlite_database.h"
 
@@ -99,6 +105,17 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   if (!store_or.ok()) return store_or.status().Annotate("store " + data_dir->StorePath());
   std::unique_ptr<store::Database> db = std::move(store_or).value();
 
+  // Identity: the master key seals access-key secrets and session tokens.
+  ASSIGN_OR_RETURN(core::SecretBytes master_bytes, data_dir->LoadOrCreateMasterKey(env));
+  ASSIGN_OR_RETURN(const core::AeadKey master_key,
+                   core::AeadKey::FromBytes(std::move(master_bytes)));
+  identity::Directory directory(*db, env, master_key, {.account_id = settings.account_id});
+  const identity::SessionTokens tokens(master_key);
+  identity::Authenticator authenticator(directory, tokens, env.clock(),
+                                        {.region = settings.region});
+  identity::Sts sts(directory, tokens, env);
+  services::AwsEndpoint aws(services::AwsEndpoint::Deps{authenticator, sts, *audit});
+
   http::IoPool pool(settings.threads, [&log](std::string_view message) {
     log.Error("uncaught error in an I/O thread", {{"error", message}});
   });
@@ -107,7 +124,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                       .metrics = metrics,
                                       .audit = *audit,
                                       .db = *db,
-                                      .access_log = settings.access_log});
+                                      .access_log = settings.access_log,
+                                      .aws = &aws});
   http::ServerOptions control_options = MakeServerOptions(settings, env);
   control_options.on_access = control.AccessHook("control");
   http::Server control_server(pool, control_options, control.Handler("control"));

@@ -77,18 +77,27 @@ core::Result<std::unique_ptr<DataDir>> DataDir::Open(const std::string& path, co
 DataDir::~DataDir() { ::close(lock_fd_); }  // releases the flock
 
 core::Result<core::SecretBytes> DataDir::LoadOrCreateAuditKey(core::Env& env) const {
-  const std::string key_path = AuditKeyPath();
-  if (!env.fs().Exists(key_path)) {
+  return LoadOrCreateKey(env, AuditKeyPath(), "audit key");
+}
+
+core::Result<core::SecretBytes> DataDir::LoadOrCreateMasterKey(core::Env& env) const {
+  return LoadOrCreateKey(env, MasterKeyPath(), "master key");
+}
+
+core::Result<core::SecretBytes> DataDir::LoadOrCreateKey(core::Env& env, const std::string& path,
+                                                         std::string_view what) const {
+  if (!env.fs().Exists(path)) {
     core::SecretBytes key;
     key.Resize(kAuditKeyBytes);
     env.random().Fill(key.MutableBytes());
-    RETURN_IF_ERROR(env.fs().WriteFileAtomic(key_path, key.Reveal(), 0600));
+    RETURN_IF_ERROR(env.fs().WriteFileAtomic(path, key.Reveal(), 0600));
   }
-  RETURN_IF_ERROR(CheckPrivateFile(key_path, "audit key"));
-  ASSIGN_OR_RETURN(std::string bytes, env.fs().ReadFile(key_path));
+  RETURN_IF_ERROR(CheckPrivateFile(path, what));
+  ASSIGN_OR_RETURN(std::string bytes, env.fs().ReadFile(path));
   core::SecretBytes key = core::SecretBytes::TakeFrom(bytes);
   if (key.size() != kAuditKeyBytes) {
-    return core::FailedPreconditionError("audit key " + key_path + " must be exactly 32 bytes");
+    return core::FailedPreconditionError(std::string(what) + " " + path +
+                                         " must be exactly 32 bytes");
   }
   return key;
 }

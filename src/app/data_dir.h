@@ -2,8 +2,8 @@
 //
 // Open creates the folder (mode 0700) if missing, refuses one that other users can access (as
 // ssh does for ~/.ssh), takes an exclusive flock on `<dir>/lock` so two daemons never share a
-// store, and creates the audit key (32 random bytes, 0600) on first use. The lock is held until
-// the DataDir is destroyed. Not copyable; used by one thread (the composition root).
+// store, and creates the audit and master keys (32 random bytes each, 0600) on first use. The lock
+// is held until the DataDir is destroyed. Not copyable; used by one thread (the composition root).
 #pragma once
 
 #include <memory>
@@ -26,12 +26,18 @@ class DataDir {
   std::string StorePath() const { return path_ + "/moatless.db"; }
   std::string AuditLogPath() const { return path_ + "/audit/audit.log"; }
   std::string AuditKeyPath() const { return path_ + "/keys/audit.key"; }
+  std::string MasterKeyPath() const { return path_ + "/keys/master.key"; }
 
   // Reads the audit HMAC key, creating it on first use.
   core::Result<core::SecretBytes> LoadOrCreateAuditKey(core::Env& env) const;
+  // Reads the master key (32 random bytes, 0600) that seals access-key secrets and session
+  // tokens, creating it on first use. Refused if group or others can read it.
+  core::Result<core::SecretBytes> LoadOrCreateMasterKey(core::Env& env) const;
 
  private:
   DataDir(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
+  core::Result<core::SecretBytes> LoadOrCreateKey(core::Env& env, const std::string& path,
+                                                  std::string_view what) const;
   std::string path_;
   int lock_fd_;
 };

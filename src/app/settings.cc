@@ -79,6 +79,14 @@ core::ConfigSchema ServeSchema() {
       .Add({.name = "tls.key_file",
             .type = ConfigType::kString,
             .help = "PEM private key (must not be readable by group or others)"})
+      .Add({.name = "identity.account_id",
+            .type = ConfigType::kString,
+            .default_value = "000000000000",
+            .help = "12-digit account id in every ARN this node issues"})
+      .Add({.name = "identity.region",
+            .type = ConfigType::kString,
+            .default_value = "local",
+            .help = "region name SigV4 requests must be signed for"})
       .Add({.name = "log.level",
             .type = ConfigType::kString,
             .default_value = "info",
@@ -144,6 +152,20 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
                                       s.log_level + "\"");
   }
   s.access_log = config.GetBool("log.access");
+  s.account_id = config.GetString("identity.account_id");
+  if (s.account_id.size() != 12 ||
+      s.account_id.find_first_not_of("0123456789") != std::string::npos) {
+    return core::InvalidArgumentError("config key 'identity.account_id' (from " +
+                                      config.Origin("identity.account_id") +
+                                      "): expected 12 digits, got \"" + s.account_id + "\"");
+  }
+  s.region = config.GetString("identity.region");
+  if (s.region.empty() ||
+      s.region.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+    return core::InvalidArgumentError(
+        "config key 'identity.region' (from " + config.Origin("identity.region") +
+        "): expected lower-case letters, digits and '-', got \"" + s.region + "\"");
+  }
   s.drain_timeout = config.GetDuration("shutdown.drain_timeout");
   return s;
 }

@@ -28,6 +28,21 @@ class ServeCommand {
   std::map<std::string, CLI::Option*> options_;
 };
 
+// `moatless init`: app::InitializeDataDir.
+class InitCommand {
+ public:
+  explicit InitCommand(CLI::App& parent);
+  bool parsed() const { return command_->parsed(); }
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  CLI::App* command_;
+  std::string data_dir_ = ".moatless";
+  std::string account_id_ = "000000000000";
+  std::string credentials_file_;
+  std::string profile_ = "moatless";
+};
+
 // `moatless audit verify`.
 class AuditCommands {
  public:

@@ -34,6 +34,7 @@ int Main(int argc, char** argv) {
   cli.set_help_all_flag("--help-all", "Print help for every subcommand");
 
   ServeCommand serve(cli);
+  InitCommand init(cli);
   AuditCommands audit(cli);
   PolicyCommands policy(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
@@ -54,6 +55,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (serve.parsed()) return serve.Run(ProcessEnvironment());
+  if (init.parsed()) return init.Run(ProcessEnvironment());
   if (audit.parsed()) return audit.Run();
   if (policy.parsed()) return policy.Run();
   return kExitUsage;

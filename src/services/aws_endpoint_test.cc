@@ -1,0 +1,220 @@
+#include "services/aws_endpoint.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "core/clock.h"
+#include "core/filesystem.h"
+#include "core/process.h"
+#include "store/schema.h"
+#include "store/sqlite/sqlite_database.h"
+
+namespace moatless::services {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr char kAllowAssume[] = R"({"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::000000000000:role/deployer"}]})";
+constexpr char kTrustAccount[] = R"({"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole"}]})";
+
+// The text between <tag> and </tag>, or "".
+std::string Element(const std::string& xml, const std::string& tag) {
+  const std::size_t start = xml.find("<" + tag + ">");
+  if (start == std::string::npos) return "";
+  const std::size_t from = start + tag.size() + 2;
+  return xml.substr(from, xml.find("</" + tag + ">", from) - from);
+}
+
+class AwsEndpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/moatless-endpoint-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto clock = std::make_unique<core::FakeClock>(core::WallTime(seconds(1'800'000'000)));
+    clock_ = clock.get();
+    env_ = std::make_unique<core::Env>(std::move(clock), std::make_unique<core::SecureRandom>(),
+                                       std::make_unique<core::RealFileSystem>(),
+                                       std::make_unique<core::RealProcessLauncher>());
+    auto db = store::OpenSqlite(dir_ + "/moatless.db",
+                                {.clock = clock_, .migrations = store::PlatformMigrations()});
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    auto audit = observe::AuditLog::Open(dir_ + "/audit.log",
+                                         core::SecretBytes(std::string(32, 'k')), *clock_);
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    audit_ = std::move(*audit);
+    directory_ = std::make_unique<identity::Directory>(*db_, *env_, master_);
+    tokens_ = std::make_unique<identity::SessionTokens>(master_);
+    auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
+    sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_);
+    endpoint_ = std::make_unique<AwsEndpoint>(AwsEndpoint::Deps{*auth_, *sts_, *audit_});
+
+    ASSERT_TRUE(directory_->CreateUser("alice").ok());
+    ASSERT_TRUE(
+        directory_->PutPolicy(identity::PrincipalType::kUser, "alice", "assume", kAllowAssume)
+            .ok());
+    ASSERT_TRUE(directory_->CreateUser("bob").ok());
+    ASSERT_TRUE(directory_->CreateRole("deployer", kTrustAccount).ok());
+    auto alice = directory_->CreateAccessKey("alice");
+    auto bob = directory_->CreateAccessKey("bob");
+    ASSERT_TRUE(alice.ok() && bob.ok());
+    alice_ = {alice->info.id, std::move(alice->secret), ""};
+    bob_ = {bob->info.id, std::move(bob->secret), ""};
+  }
+  void TearDown() override {
+    endpoint_.reset();
+    audit_.reset();
+    if (db_) db_->Close().IgnoreError();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+
+  struct Credentials {
+    std::string id;
+    core::SecretBytes secret;
+    std::string token;
+  };
+
+  http::Response Call(const std::string& form, const Credentials* creds,
+                      std::string_view service = "sts") {
+    http::Request req(http::Verb::post, "/", 11);
+    req.set(http::Field::host, "127.0.0.1:9000");
+    req.set(http::Field::content_type, "application/x-www-form-urlencoded; charset=utf-8");
+    req.body() = form;
+    req.prepare_payload();
+    if (creds != nullptr) {
+      identity::HttpRequestView view{
+          .method = req.method_string(), .target = req.target(), .body = req.body()};
+      for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
+      auto headers = identity::SignRequest(
+          view,
+          {.access_key_id = creds->id,
+           .region = "local",
+           .service = service,
+           .time = clock_->Now(),
+           .security_token =
+               creds->token.empty() ? std::nullopt : std::optional<std::string_view>(creds->token)},
+          creds->secret);
+      EXPECT_TRUE(headers.ok()) << headers.status();
+      for (const auto& [k, v] : *headers) req.set(k, v);
+    }
+    http::RequestContext ctx{.request_id = "req-" + std::to_string(++calls_),
+                             .remote = "203.0.113.7:51234"};
+    return endpoint_->Handle(req, ctx);
+  }
+
+  std::string AuditText() {
+    std::ifstream in(dir_ + "/audit.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  std::string dir_;
+  core::FakeClock* clock_ = nullptr;
+  std::unique_ptr<core::Env> env_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<observe::AuditLog> audit_;
+  core::AeadKey master_ = [] {
+    core::DeterministicRandom random(5);
+    return core::AeadKey::Generate(random);
+  }();
+  std::unique_ptr<identity::Directory> directory_;
+  std::unique_ptr<identity::SessionTokens> tokens_;
+  std::unique_ptr<identity::Authenticator> auth_;
+  std::unique_ptr<identity::Sts> sts_;
+  std::unique_ptr<AwsEndpoint> endpoint_;
+  Credentials alice_, bob_;
+  int calls_ = 0;
+};
+
+TEST_F(AwsEndpointTest, GetCallerIdentityAnswersInStsXmlAndIsAudited) {
+  http::Response r = Call("Action=GetCallerIdentity&Version=2011-06-15", &alice_);
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r[http::Field::content_type], "text/xml");
+  EXPECT_EQ(Element(r.body(), "Arn"), "arn:aws:iam::000000000000:user/alice");
+  EXPECT_EQ(Element(r.body(), "Account"), "000000000000");
+  EXPECT_EQ(Element(r.body(), "RequestId"), "req-1");
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("sts:GetCallerIdentity"), std::string::npos);
+  EXPECT_NE(audit.find("\"allowed\""), std::string::npos);
+  EXPECT_NE(audit.find("203.0.113.7"), std::string::npos);
+}
+
+TEST_F(AwsEndpointTest, UnsignedForgedAndMisdirectedRequestsGetAwsErrors) {
+  http::Response unsigned_r = Call("Action=GetCallerIdentity&Version=2011-06-15", nullptr);
+  EXPECT_EQ(unsigned_r.result_int(), 403);
+  EXPECT_EQ(Element(unsigned_r.body(), "Code"), "MissingAuthenticationToken");
+  Credentials forged{alice_.id, core::SecretBytes(std::string(40, 'x')), ""};
+  http::Response forged_r = Call("Action=GetCallerIdentity&Version=2011-06-15", &forged);
+  EXPECT_EQ(forged_r.result_int(), 403);
+  EXPECT_EQ(Element(forged_r.body(), "Code"), "SignatureDoesNotMatch");
+  // The secret never appears in an answer.
+  EXPECT_EQ(forged_r.body().find(alice_.secret.Reveal()), std::string::npos);
+  http::Response other = Call("Action=GetCallerIdentity&Version=2011-06-15", &alice_, "sqs");
+  EXPECT_EQ(Element(other.body(), "Code"), "InvalidAction");
+  http::Response unknown = Call("Action=DecodeAuthorizationMessage&Version=2011-06-15", &alice_);
+  EXPECT_EQ(unknown.result_int(), 400);
+  EXPECT_EQ(Element(unknown.body(), "Code"), "InvalidAction");
+  http::Response malformed = Call("Action=GetCallerIdentity&x=%zz", &alice_);
+  EXPECT_EQ(Element(malformed.body(), "Code"), "MalformedQueryString");
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("\"anonymous\""), std::string::npos);
+  EXPECT_NE(audit.find("access-key:" + alice_.id), std::string::npos);
+  EXPECT_EQ(audit.find(alice_.secret.Reveal()), std::string::npos);
+}
+
+TEST_F(AwsEndpointTest, AssumeRoleIsAuthorisedAuditedAndItsCredentialsWork) {
+  const std::string form =
+      "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A000000000000%3Arole%2F"
+      "deployer&RoleSessionName=ci-7&DurationSeconds=900&Tags.member.1.Key=run"
+      "&Tags.member.1.Value=7";
+  http::Response denied = Call(form, &bob_);
+  EXPECT_EQ(denied.result_int(), 403);
+  EXPECT_EQ(Element(denied.body(), "Code"), "AccessDenied");
+  EXPECT_NE(Element(denied.body(), "Message")
+                .find("user/bob is not authorized to perform: "
+                      "sts:AssumeRole"),
+            std::string::npos);
+  std::string audit = AuditText();
+  EXPECT_NE(audit.find("arn:aws:iam::000000000000:user/bob"), std::string::npos);
+  EXPECT_NE(audit.find("\"denied\""), std::string::npos);
+
+  http::Response assumed = Call(form, &alice_);
+  ASSERT_EQ(assumed.result_int(), 200) << assumed.body();
+  EXPECT_EQ(Element(assumed.body(), "Arn"), "arn:aws:sts::000000000000:assumed-role/deployer/ci-7");
+  Credentials session{Element(assumed.body(), "AccessKeyId"),
+                      core::SecretBytes(Element(assumed.body(), "SecretAccessKey")),
+                      Element(assumed.body(), "SessionToken")};
+  EXPECT_TRUE(session.id.starts_with("ASIA"));
+  EXPECT_FALSE(Element(assumed.body(), "Expiration").empty());
+  audit = AuditText();
+  EXPECT_EQ(audit.find(session.secret.Reveal()), std::string::npos);
+  EXPECT_EQ(audit.find(session.token), std::string::npos);
+
+  http::Response who = Call("Action=GetCallerIdentity&Version=2011-06-15", &session);
+  ASSERT_EQ(who.result_int(), 200) << who.body();
+  EXPECT_EQ(Element(who.body(), "Arn"), "arn:aws:sts::000000000000:assumed-role/deployer/ci-7");
+  EXPECT_TRUE(Element(who.body(), "UserId").ends_with(":ci-7"));
+  clock_->Advance(seconds(901));
+  http::Response expired = Call("Action=GetCallerIdentity&Version=2011-06-15", &session);
+  EXPECT_EQ(expired.result_int(), 403);
+  EXPECT_EQ(Element(expired.body(), "Code"), "ExpiredToken");
+}
+
+TEST_F(AwsEndpointTest, GetSessionTokenAndParameterErrors) {
+  http::Response creds =
+      Call("Action=GetSessionToken&Version=2011-06-15&DurationSeconds=900", &alice_);
+  ASSERT_EQ(creds.result_int(), 200) << creds.body();
+  EXPECT_TRUE(Element(creds.body(), "AccessKeyId").starts_with("ASIA"));
+  EXPECT_EQ(Element(Call("Action=AssumeRole&Version=2011-06-15", &alice_).body(), "Code"),
+            "MissingParameter");
+  EXPECT_EQ(Element(Call("Action=GetSessionToken&DurationSeconds=ten", &alice_).body(), "Code"),
+            "ValidationError");
+}
+
+}  // namespace
+}  // namespace moatless::services
