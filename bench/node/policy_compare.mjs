@@ -427,7 +427,10 @@ function moatlessRows(path) {
   if (!path) return {};
   const names = { typical: 'BM_TypicalRole', large: 'BM_LargeRole1000', guardrails: 'BM_Guardrails' };
   const benches = JSON.parse(readFileSync(path, 'utf8')).benchmarks ?? [];
-  const find = (prefix) => benches.find((b) => b.name.startsWith(prefix));
+  // With --benchmark_repetitions, the median aggregate; otherwise the single run.
+  const find = (prefix) =>
+    benches.find((b) => b.name.startsWith(prefix) && b.aggregate_name === 'median') ??
+    benches.find((b) => b.name.startsWith(prefix));
   const rows = {};
   for (const [c, bm] of Object.entries(names)) {
     const tp = find(`${bm}_Throughput`);
