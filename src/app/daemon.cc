@@ -114,7 +114,13 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   identity::Authenticator authenticator(directory, tokens, env.clock(),
                                         {.region = settings.region});
   identity::Sts sts(directory, tokens, env);
-  services::AwsEndpoint aws(services::AwsEndpoint::Deps{authenticator, sts, *audit});
+  services::IamApi iam(directory);
+  services::AwsEndpoint aws(services::AwsEndpoint::Deps{.authenticator = authenticator,
+                                                        .sts = sts,
+                                                        .iam = iam,
+                                                        .audit = *audit,
+                                                        .clock = env.clock(),
+                                                        .region = settings.region});
 
   http::IoPool pool(settings.threads, [&log](std::string_view message) {
     log.Error("uncaught error in an I/O thread", {{"error", message}});

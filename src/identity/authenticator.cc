@@ -24,6 +24,37 @@ core::Result<policy::CompiledPolicyPtr> CompileStored(const std::string& documen
 
 }  // namespace
 
+policy::RequestContext RequestContextFor(const Caller& caller, const RequestOrigin& origin,
+                                         std::string action, std::string resource,
+                                         core::WallTime now, std::string_view region) {
+  policy::RequestContext r;
+  r.principal_arn = caller.arn;
+  r.principal_kind = caller.kind;
+  r.principal_account = caller.account;
+  r.issuer_arn = caller.issuer_arn;
+  r.principal_tags = caller.tags;
+  r.action = std::move(action);
+  r.resource = std::move(resource);
+  const char* type = "User";
+  if (caller.kind == policy::PrincipalKind::kAccountRoot) type = "Account";
+  if (caller.kind == policy::PrincipalKind::kRoleSession) type = "AssumedRole";
+  if (caller.kind == policy::PrincipalKind::kFederatedUser) type = "FederatedUser";
+  r.context.Set("aws:PrincipalType", type);
+  r.context.Set("aws:userid", caller.user_id);
+  if (!caller.user_name.empty()) r.context.Set("aws:username", caller.user_name);
+  if (!origin.source_ip.empty()) r.context.Set("aws:SourceIp", origin.source_ip);
+  r.context.Set("aws:SecureTransport", origin.secure_transport ? "true" : "false");
+  r.context.Set("aws:CurrentTime", core::FormatRfc3339(now));
+  r.context.Set(
+      "aws:EpochTime",
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+  r.context.Set("aws:RequestedRegion", std::string(region));
+  r.context.Set("aws:ViaAWSService", "false");
+  r.context.Set("aws:MultiFactorAuthPresent", "false");
+  return r;
+}
+
 Authenticator::Authenticator(Directory& directory, const SessionTokens& tokens, core::Clock& clock,
                              AuthenticatorOptions options)
     : directory_(directory), tokens_(tokens), clock_(clock), options_(std::move(options)) {}
@@ -33,10 +64,12 @@ core::Result<Caller> Authenticator::CallerFor(const Principal& principal) const 
   caller.arn = principal.arn;
   caller.account = directory_.account_id();
   caller.user_id = principal.id;
+  if (principal.type == PrincipalType::kUser) caller.user_name = principal.name;
   caller.tags = principal.tags;
   switch (principal.type) {
     case PrincipalType::kRoot:
       caller.kind = policy::PrincipalKind::kAccountRoot;
+      caller.user_id = directory_.account_id();  // AWS reports the account id for the root
       break;
     case PrincipalType::kUser:
       caller.kind = policy::PrincipalKind::kUser;
@@ -63,9 +96,13 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
                                                  std::string_view service) {
   ASSIGN_OR_RETURN(const ParsedSignature signature, ParseSignature(request));
   const core::WallTime now = clock_.Now();
+  // IAM is a global service: AWS clients sign its requests for us-east-1 whatever region they are
+  // configured with, so that scope is accepted for it besides the node's own region.
+  const std::string_view region =
+      service == "iam" && signature.region == "us-east-1" ? "us-east-1" : options_.region;
   const VerifyOptions verify{.now = now,
                              .max_skew = options_.max_skew,
-                             .expected_region = options_.region,
+                             .expected_region = region,
                              .expected_service = service};
   const std::string& key_id = signature.access_key_id;
 

@@ -48,6 +48,7 @@ struct Caller {
   std::string account;
   std::string issuer_arn;  // sessions: the role (or user) the session came from
   std::string user_id;     // AIDA... / AROA...:session, as GetCallerIdentity reports it
+  std::string user_name;   // users only: aws:username
   std::string access_key_id;
   bool temporary = false;
   std::map<std::string, std::string> tags;  // aws:PrincipalTag/...
@@ -60,6 +61,15 @@ struct AuthenticatorOptions {
   // Last-used times of long-term keys are written at most this often per key.
   std::chrono::seconds last_used_granularity{60};
 };
+
+// The policy engine's request context for an action by `caller`: the principal, its tags, and the
+// global condition keys AWS sets for every request — aws:username (users), aws:userid,
+// aws:PrincipalType (Account, User, AssumedRole), aws:SourceIp, aws:SecureTransport,
+// aws:CurrentTime, aws:EpochTime, aws:RequestedRegion, aws:ViaAWSService=false,
+// aws:MultiFactorAuthPresent=false (no MFA yet).
+policy::RequestContext RequestContextFor(const Caller& caller, const RequestOrigin& origin,
+                                         std::string action, std::string resource,
+                                         core::WallTime now, std::string_view region);
 
 class Authenticator {
  public:

@@ -39,9 +39,13 @@ http::Response XmlResponse(const http::Request& request, http::HttpStatus status
 }
 
 http::Response QueryError(const http::Request& request, const http::RequestContext& context,
-                          const core::Status& status) {
+                          const core::Status& status, std::string_view ns = kStsNamespace) {
   return XmlResponse(request, StatusFor(status), context,
-                     QueryErrorXml(status, context.request_id, kStsNamespace));
+                     QueryErrorXml(status, context.request_id, ns));
+}
+
+std::string_view NamespaceOf(std::string_view service) {
+  return service == "iam" ? kIamNamespace : kStsNamespace;
 }
 
 // The form of a Query request: the POST body, or the GET query string.
@@ -121,22 +125,24 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
   // Decode the operation first (no trust needed for that), so that even a refused request is
   // audited with the action it asked for.
   auto query = ParseQueryRequest(FormOf(request));
-  const std::string action = "sts:" + (query.ok() ? query->action : std::string("*"));
-
   auto signature = identity::ParseSignature(view);
+  const std::string service = signature.ok() ? signature->service : "sts";
+  const std::string_view ns = NamespaceOf(service);
+  const std::string action = service + ":" + (query.ok() ? query->action : std::string("*"));
+
   if (!signature.ok()) {
     const core::Status audited =
         Audit(context, "anonymous", action, "", observe::AuditOutcome::kDenied,
               signature.status().message());
     return QueryError(request, context, audited.ok() ? signature.status() : audited);
   }
-  if (signature->service != "sts") {
+  if (service != "sts" && service != "iam") {
     core::Status unknown = core::InvalidArgumentError("moatless does not serve the service '" +
                                                       signature->service + "' here")
                                .WithAwsType("InvalidAction");
     const core::Status audited = Audit(context, "access-key:" + signature->access_key_id, action,
                                        "", observe::AuditOutcome::kDenied, unknown.message());
-    return QueryError(request, context, audited.ok() ? unknown : audited);
+    return QueryError(request, context, audited.ok() ? unknown : audited, ns);
   }
   identity::RequestOrigin origin{.source_ip = SourceIp(context.remote),
                                  .secure_transport = context.tls};
@@ -146,13 +152,14 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
         Audit(context, "access-key:" + signature->access_key_id, action, "",
               observe::AuditOutcome::kDenied,
               std::string(caller.status().aws_type()) + ": " + caller.status().message());
-    return QueryError(request, context, audited.ok() ? caller.status() : audited);
+    return QueryError(request, context, audited.ok() ? caller.status() : audited, ns);
   }
   if (!query.ok()) {
     const core::Status audited = Audit(context, caller->arn, action, "",
                                        observe::AuditOutcome::kError, query.status().message());
-    return QueryError(request, context, audited.ok() ? query.status() : audited);
+    return QueryError(request, context, audited.ok() ? query.status() : audited, ns);
   }
+  if (service == "iam") return HandleIam(request, context, *caller, origin);
   return HandleSts(request, context, *caller);
 }
 
@@ -247,6 +254,49 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
     return fail(core::InvalidArgumentError("Could not find operation " + op + " for STS")
                     .WithAwsType("InvalidAction"),
                 "");
+  }
+  xml.Begin("ResponseMetadata").Leaf("RequestId", context.request_id).End();
+  return XmlResponse(request, http::HttpStatus::ok, context, xml.Finish());
+}
+
+http::Response AwsEndpoint::HandleIam(const http::Request& request,
+                                      const http::RequestContext& context,
+                                      const identity::Caller& caller,
+                                      const identity::RequestOrigin& origin) {
+  auto query = ParseQueryRequest(FormOf(request));  // parsed before; cannot fail here
+  const std::string action = "iam:" + query->action;
+  auto target = deps_.iam.Resolve(*query, caller);
+  if (!target.ok()) {
+    const core::Status audited = Audit(context, caller.arn, action, "",
+                                       observe::AuditOutcome::kError, target.status().message());
+    return QueryError(request, context, audited.ok() ? target.status() : audited, kIamNamespace);
+  }
+  // Authorise before anything runs; the decision is recorded before the action happens.
+  const policy::RequestContext decision_context = identity::RequestContextFor(
+      caller, origin, target->action, target->resource, deps_.clock.Now(), deps_.region);
+  const policy::EvaluationResult decision = policy::Evaluate(decision_context, caller.policies);
+  const std::string deciding = Statements(decision);
+  if (!decision.allowed()) {
+    core::Status denied =
+        core::PermissionDeniedError(decision.Message(decision_context)).WithAwsType("AccessDenied");
+    const core::Status audited =
+        Audit(context, caller.arn, target->action, target->resource, observe::AuditOutcome::kDenied,
+              denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +
+                  (decision.error.empty() ? "" : " (" + decision.error + ")"));
+    return QueryError(request, context, audited.ok() ? denied : audited, kIamNamespace);
+  }
+  if (core::Status s = Audit(context, caller.arn, target->action, target->resource,
+                             observe::AuditOutcome::kAllowed, deciding);
+      !s.ok()) {
+    return QueryError(request, context, s, kIamNamespace);
+  }
+  XmlWriter xml;
+  xml.Begin(query->action + "Response", kIamNamespace);
+  if (core::Status run = deps_.iam.Run(*query, caller, xml); !run.ok()) {
+    Audit(context, caller.arn, target->action, target->resource, observe::AuditOutcome::kError,
+          std::string(run.aws_type()) + ": " + run.message())
+        .IgnoreError();  // the allowed decision is on record; the failure is reported to the caller
+    return QueryError(request, context, run, kIamNamespace);
   }
   xml.Begin("ResponseMetadata").Leaf("RequestId", context.request_id).End();
   return XmlResponse(request, http::HttpStatus::ok, context, xml.Finish());

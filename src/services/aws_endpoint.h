@@ -6,7 +6,9 @@
 // action, resource, source address and deciding statements; errors are answered in the
 // protocol's AWS shape with the AWS error code.
 //
-// Served today: STS (Query protocol) — GetCallerIdentity, AssumeRole, GetSessionToken.
+// Served today, over the Query protocol: STS (GetCallerIdentity, AssumeRole, GetSessionToken) and
+// IAM administration (iam_api.h), every IAM operation authorised by the policy engine against
+// the caller's identity policies, boundary and session policy.
 //
 // Handle() is synchronous and thread-safe (its dependencies are); it may block on the audit log's
 // durable append. The endpoint must outlive the servers that call it.
@@ -19,6 +21,7 @@
 #include "identity/authenticator.h"
 #include "identity/sts.h"
 #include "observe/audit_log.h"
+#include "services/iam_api.h"
 
 namespace moatless::services {
 
@@ -27,7 +30,10 @@ class AwsEndpoint {
   struct Deps {
     identity::Authenticator& authenticator;
     identity::Sts& sts;
+    IamApi& iam;
     observe::AuditLog& audit;
+    const core::Clock& clock;
+    std::string region;  // for aws:RequestedRegion
   };
   explicit AwsEndpoint(Deps deps);
 
@@ -36,6 +42,8 @@ class AwsEndpoint {
  private:
   http::Response HandleSts(const http::Request& request, const http::RequestContext& context,
                            const identity::Caller& caller);
+  http::Response HandleIam(const http::Request& request, const http::RequestContext& context,
+                           const identity::Caller& caller, const identity::RequestOrigin& origin);
   // Appends the audit record of a decision; a failed append fails the request (nothing is done
   // that is not recorded).
   core::Status Audit(const http::RequestContext& context, std::string actor, std::string action,

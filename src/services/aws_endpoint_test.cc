@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 
 #include "core/clock.h"
@@ -53,7 +55,13 @@ class AwsEndpointTest : public ::testing::Test {
     tokens_ = std::make_unique<identity::SessionTokens>(master_);
     auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
     sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_);
-    endpoint_ = std::make_unique<AwsEndpoint>(AwsEndpoint::Deps{*auth_, *sts_, *audit_});
+    iam_ = std::make_unique<IamApi>(*directory_);
+    endpoint_ = std::make_unique<AwsEndpoint>(AwsEndpoint::Deps{.authenticator = *auth_,
+                                                                .sts = *sts_,
+                                                                .iam = *iam_,
+                                                                .audit = *audit_,
+                                                                .clock = *clock_,
+                                                                .region = "local"});
 
     ASSERT_TRUE(directory_->CreateUser("alice").ok());
     ASSERT_TRUE(
@@ -66,6 +74,10 @@ class AwsEndpointTest : public ::testing::Test {
     ASSERT_TRUE(alice.ok() && bob.ok());
     alice_ = {alice->info.id, std::move(alice->secret), ""};
     bob_ = {bob->info.id, std::move(bob->secret), ""};
+    ASSERT_TRUE(directory_->EnsureRoot().ok());
+    auto root = directory_->CreateRootAccessKey();
+    ASSERT_TRUE(root.ok());
+    root_ = {root->info.id, std::move(root->secret), ""};
   }
   void TearDown() override {
     endpoint_.reset();
@@ -126,8 +138,9 @@ class AwsEndpointTest : public ::testing::Test {
   std::unique_ptr<identity::SessionTokens> tokens_;
   std::unique_ptr<identity::Authenticator> auth_;
   std::unique_ptr<identity::Sts> sts_;
+  std::unique_ptr<IamApi> iam_;
   std::unique_ptr<AwsEndpoint> endpoint_;
-  Credentials alice_, bob_;
+  Credentials alice_, bob_, root_;
   int calls_ = 0;
 };
 
@@ -214,6 +227,115 @@ TEST_F(AwsEndpointTest, GetSessionTokenAndParameterErrors) {
             "MissingParameter");
   EXPECT_EQ(Element(Call("Action=GetSessionToken&DurationSeconds=ten", &alice_).body(), "Code"),
             "ValidationError");
+}
+
+// Percent-encodes a form value.
+std::string Form(std::string_view text) {
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+TEST_F(AwsEndpointTest, IamAdministrationIsAuthorisedByThePolicyEngineAndAudited) {
+  const std::string deployer_policy = R"({"Version":"2012-10-17","Statement":[
+    {"Effect":"Allow","Action":["iam:GetUser","iam:ListAccessKeys","iam:CreateAccessKey"],
+     "Resource":"arn:aws:iam::000000000000:user/${aws:username}"}]})";
+  // The root creates a user, gives it a policy, and a key.
+  http::Response created = Call(
+      "Action=CreateUser&Version=2010-05-08&UserName=deployer"
+      "&Tags.member.1.Key=team&Tags.member.1.Value=platform",
+      &root_, "iam");
+  ASSERT_EQ(created.result_int(), 200) << created.body();
+  EXPECT_EQ(Element(created.body(), "Arn"), "arn:aws:iam::000000000000:user/deployer");
+  http::Response put = Call(
+      "Action=PutUserPolicy&Version=2010-05-08&UserName=deployer"
+      "&PolicyName=self&PolicyDocument=" +
+          Form(deployer_policy),
+      &root_, "iam");
+  ASSERT_EQ(put.result_int(), 200) << put.body();
+  http::Response key = Call("Action=CreateAccessKey&UserName=deployer", &root_, "iam");
+  ASSERT_EQ(key.result_int(), 200) << key.body();
+  Credentials deployer{Element(key.body(), "AccessKeyId"),
+                       core::SecretBytes(Element(key.body(), "SecretAccessKey")), ""};
+  EXPECT_EQ(AuditText().find(deployer.secret.Reveal()), std::string::npos);
+
+  // The deployer may act on itself only; ${aws:username} resolves to its own name.
+  http::Response own = Call("Action=ListAccessKeys", &deployer, "iam");
+  ASSERT_EQ(own.result_int(), 200) << own.body();
+  EXPECT_EQ(Element(own.body(), "AccessKeyId"), deployer.id);
+  http::Response other = Call("Action=ListAccessKeys&UserName=alice", &deployer, "iam");
+  EXPECT_EQ(other.result_int(), 403);
+  EXPECT_EQ(Element(other.body(), "Code"), "AccessDenied");
+  EXPECT_NE(Element(other.body(), "Message")
+                .find("user/deployer is not authorized to perform: iam:ListAccessKeys on "
+                      "resource: arn:aws:iam::000000000000:user/alice"),
+            std::string::npos);
+  http::Response escalate = Call(
+      "Action=PutUserPolicy&UserName=deployer&PolicyName=all"
+      "&PolicyDocument=" +
+          Form(R"({"Version":"2012-10-17","Statement":
+                                   [{"Effect":"Allow","Action":"*","Resource":"*"}]})"),
+      &deployer, "iam");
+  EXPECT_EQ(escalate.result_int(), 403);
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("\"iam:PutUserPolicy\""), std::string::npos);
+  EXPECT_NE(audit.find("\"denied\""), std::string::npos);
+
+  // IAM errors in IAM's shapes.
+  EXPECT_EQ(Element(Call("Action=CreateUser&UserName=deployer", &root_, "iam").body(), "Code"),
+            "EntityAlreadyExists");
+  EXPECT_EQ(Element(Call("Action=GetUser&UserName=ghost", &root_, "iam").body(), "Code"),
+            "NoSuchEntity");
+  EXPECT_EQ(Element(Call("Action=PutUserPolicy&UserName=deployer&PolicyName=x&PolicyDocument=" +
+                             Form(R"({"Statement":[{"Effect":"allow"}]})"),
+                         &root_, "iam")
+                        .body(),
+                    "Code"),
+            "MalformedPolicyDocument");
+  EXPECT_EQ(Element(Call("Action=FlyToTheMoon", &root_, "iam").body(), "Code"), "InvalidAction");
+  // Deactivating the key makes it useless at once.
+  ASSERT_EQ(Call("Action=UpdateAccessKey&UserName=deployer&AccessKeyId=" + deployer.id +
+                     "&Status=Inactive",
+                 &root_, "iam")
+                .result_int(),
+            200);
+  EXPECT_EQ(Element(Call("Action=GetUser", &deployer, "iam").body(), "Code"),
+            "InvalidClientTokenId");
+}
+
+TEST_F(AwsEndpointTest, RolesCanBeCreatedAndThenAssumed) {
+  const std::string trust = R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},"Action":"sts:AssumeRole"}]})";
+  http::Response role = Call(
+      "Action=CreateRole&RoleName=reader&MaxSessionDuration=7200"
+      "&AssumeRolePolicyDocument=" +
+          Form(trust),
+      &root_, "iam");
+  ASSERT_EQ(role.result_int(), 200) << role.body();
+  EXPECT_EQ(Element(role.body(), "MaxSessionDuration"), "7200");
+  EXPECT_EQ(Element(role.body(), "AssumeRolePolicyDocument"), Form(trust));
+  EXPECT_EQ(
+      Element(Call("Action=CreateRole&RoleName=bad&AssumeRolePolicyDocument=" +
+                       Form(R"({"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]})"),
+                   &root_, "iam")
+                  .body(),
+              "Code"),
+      "MalformedPolicyDocument");
+  http::Response assumed = Call(
+      "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A000000000000%3A"
+      "role%2Freader&RoleSessionName=bob-1",
+      &bob_);
+  EXPECT_EQ(assumed.result_int(), 200) << assumed.body();
+  http::Response listed = Call("Action=ListRoles", &root_, "iam");
+  EXPECT_NE(listed.body().find("<RoleName>reader</RoleName>"), std::string::npos);
 }
 
 }  // namespace

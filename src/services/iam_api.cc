@@ -1,0 +1,291 @@
+#include "services/iam_api.h"
+
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <charconv>
+#include <map>
+#include <utility>
+
+namespace moatless::services {
+namespace {
+
+using identity::PrincipalType;
+
+core::Status Validation(std::string message) {
+  return core::InvalidArgumentError(std::move(message)).WithAwsType("ValidationError");
+}
+
+// IAM returns policy documents URL-encoded (clients decode them).
+std::string UrlEncode(std::string_view text) {
+  return boost::urls::encode(text, boost::urls::unreserved_chars);
+}
+
+// UserName, or the calling user's own name when it is omitted (as IAM does).
+core::Result<std::string> UserNameOf(const QueryRequest& request, const identity::Caller& caller) {
+  if (auto name = request.Get("UserName")) return *name;
+  if (!caller.user_name.empty()) return caller.user_name;
+  return Validation("UserName is required when the caller is not an IAM user");
+}
+
+core::Result<std::map<std::string, std::string>> Tags(const QueryRequest& request) {
+  std::map<std::string, std::string> tags;
+  for (int n = 1; n <= 51; ++n) {
+    const std::string prefix = "Tags.member." + std::to_string(n) + ".";
+    auto key = request.Get(prefix + "Key");
+    if (!key) break;
+    tags[*key] = request.Get(prefix + "Value").value_or("");
+  }
+  return tags;
+}
+
+core::Status PolicyError(core::Status status) {
+  if (status.code() == core::StatusCode::kInvalidArgument &&
+      status.aws_type() != "ValidationError") {
+    return core::InvalidArgumentError(status.message()).WithAwsType("MalformedPolicyDocument");
+  }
+  return status;
+}
+
+void TagsXml(XmlWriter& xml, const std::map<std::string, std::string>& tags) {
+  if (tags.empty()) return;
+  xml.Begin("Tags");
+  for (const auto& [k, v] : tags) xml.Begin("member").Leaf("Key", k).Leaf("Value", v).End();
+  xml.End();
+}
+
+void UserXml(XmlWriter& xml, std::string_view element, const identity::Principal& user) {
+  xml.Begin(element)
+      .Leaf("Path", "/")
+      .Leaf("UserName", user.name)
+      .Leaf("UserId", user.id)
+      .Leaf("Arn", user.arn)
+      .Leaf("CreateDate", user.created_at);
+  TagsXml(xml, user.tags);
+  xml.End();
+}
+
+void RoleXml(XmlWriter& xml, std::string_view element, const identity::Principal& role) {
+  xml.Begin(element)
+      .Leaf("Path", "/")
+      .Leaf("RoleName", role.name)
+      .Leaf("RoleId", role.id)
+      .Leaf("Arn", role.arn)
+      .Leaf("CreateDate", role.created_at)
+      .Leaf("AssumeRolePolicyDocument", UrlEncode(role.trust_policy.value_or("")))
+      .Leaf("MaxSessionDuration", std::to_string(role.max_session_seconds));
+  TagsXml(xml, role.tags);
+  xml.End();
+}
+
+void KeyXml(XmlWriter& xml, std::string_view user, const identity::AccessKeyInfo& key) {
+  xml.Leaf("UserName", user)
+      .Leaf("AccessKeyId", key.id)
+      .Leaf("Status", identity::KeyStatusName(key.status))
+      .Leaf("CreateDate", key.created_at);
+}
+
+core::Result<const identity::NamedPolicy*> FindPolicy(const identity::Principal& p,
+                                                      std::string_view name) {
+  for (const identity::NamedPolicy& policy : p.policies) {
+    if (policy.name == name) return &policy;
+  }
+  return core::NotFoundError("The " + std::string(identity::PrincipalTypeName(p.type)) +
+                             " policy with name " + std::string(name) + " cannot be found.")
+      .WithAwsType("NoSuchEntity");
+}
+
+struct Operation {
+  std::string_view action;
+  PrincipalType type;  // whose ARN the resource is
+  bool collection;     // List*: the resource is "<type>/*"
+};
+
+const std::map<std::string, Operation, std::less<>>& Operations() {
+  static const auto* ops = new std::map<std::string, Operation, std::less<>>{
+      {"CreateUser", {"iam:CreateUser", PrincipalType::kUser, false}},
+      {"GetUser", {"iam:GetUser", PrincipalType::kUser, false}},
+      {"ListUsers", {"iam:ListUsers", PrincipalType::kUser, true}},
+      {"DeleteUser", {"iam:DeleteUser", PrincipalType::kUser, false}},
+      {"PutUserPolicy", {"iam:PutUserPolicy", PrincipalType::kUser, false}},
+      {"GetUserPolicy", {"iam:GetUserPolicy", PrincipalType::kUser, false}},
+      {"ListUserPolicies", {"iam:ListUserPolicies", PrincipalType::kUser, false}},
+      {"DeleteUserPolicy", {"iam:DeleteUserPolicy", PrincipalType::kUser, false}},
+      {"CreateAccessKey", {"iam:CreateAccessKey", PrincipalType::kUser, false}},
+      {"ListAccessKeys", {"iam:ListAccessKeys", PrincipalType::kUser, false}},
+      {"UpdateAccessKey", {"iam:UpdateAccessKey", PrincipalType::kUser, false}},
+      {"DeleteAccessKey", {"iam:DeleteAccessKey", PrincipalType::kUser, false}},
+      {"CreateRole", {"iam:CreateRole", PrincipalType::kRole, false}},
+      {"GetRole", {"iam:GetRole", PrincipalType::kRole, false}},
+      {"ListRoles", {"iam:ListRoles", PrincipalType::kRole, true}},
+      {"DeleteRole", {"iam:DeleteRole", PrincipalType::kRole, false}},
+      {"PutRolePolicy", {"iam:PutRolePolicy", PrincipalType::kRole, false}},
+      {"GetRolePolicy", {"iam:GetRolePolicy", PrincipalType::kRole, false}},
+      {"ListRolePolicies", {"iam:ListRolePolicies", PrincipalType::kRole, false}},
+      {"DeleteRolePolicy", {"iam:DeleteRolePolicy", PrincipalType::kRole, false}},
+  };
+  return *ops;
+}
+
+}  // namespace
+
+IamApi::IamApi(identity::Directory& directory) : directory_(directory) {}
+
+core::Result<IamApi::Target> IamApi::Resolve(const QueryRequest& request,
+                                             const identity::Caller& caller) const {
+  auto it = Operations().find(request.action);
+  if (it == Operations().end()) {
+    return core::InvalidArgumentError("Could not find operation " + request.action + " for IAM")
+        .WithAwsType("InvalidAction");
+  }
+  const Operation& op = it->second;
+  Target target{.action = std::string(op.action), .resource = {}};
+  if (op.collection) {
+    target.resource = "arn:aws:iam::" + directory_.account_id() + ":" +
+                      std::string(identity::PrincipalTypeName(op.type)) + "/*";
+    return target;
+  }
+  std::string name;
+  if (op.type == PrincipalType::kUser) {
+    ASSIGN_OR_RETURN(name, UserNameOf(request, caller));
+  } else {
+    ASSIGN_OR_RETURN(name, request.Require("RoleName"));
+  }
+  RETURN_IF_ERROR(identity::ValidatePrincipalName(name).Annotate("name"));
+  target.resource =
+      op.type == PrincipalType::kUser ? directory_.UserArn(name) : directory_.RoleArn(name);
+  return target;
+}
+
+core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& caller,
+                         XmlWriter& xml) const {
+  const std::string& op = request.action;
+  const std::string result = op + "Result";
+  auto user_name = [&] { return UserNameOf(request, caller); };
+
+  if (op == "CreateUser") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("UserName"));
+    ASSIGN_OR_RETURN(auto tags, Tags(request));
+    ASSIGN_OR_RETURN(const identity::Principal user, directory_.CreateUser(name, std::move(tags)));
+    xml.Begin(result);
+    UserXml(xml, "User", user);
+    xml.End();
+  } else if (op == "GetUser") {
+    ASSIGN_OR_RETURN(const std::string name, user_name());
+    ASSIGN_OR_RETURN(const identity::Principal user, directory_.Get(PrincipalType::kUser, name));
+    xml.Begin(result);
+    UserXml(xml, "User", user);
+    xml.End();
+  } else if (op == "ListUsers" || op == "ListRoles") {
+    const bool users = op == "ListUsers";
+    ASSIGN_OR_RETURN(const auto list,
+                     directory_.List(users ? PrincipalType::kUser : PrincipalType::kRole));
+    xml.Begin(result).Begin(users ? "Users" : "Roles");
+    for (const identity::Principal& p : list) {
+      if (users) {
+        UserXml(xml, "member", p);
+      } else {
+        RoleXml(xml, "member", p);
+      }
+    }
+    xml.End().Leaf("IsTruncated", "false").End();
+  } else if (op == "DeleteUser") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("UserName"));
+    RETURN_IF_ERROR(directory_.Delete(PrincipalType::kUser, name));
+  } else if (op == "PutUserPolicy" || op == "PutRolePolicy") {
+    const PrincipalType type = op == "PutUserPolicy" ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    ASSIGN_OR_RETURN(const std::string policy_name, request.Require("PolicyName"));
+    ASSIGN_OR_RETURN(const std::string document, request.Require("PolicyDocument"));
+    RETURN_IF_ERROR(PolicyError(directory_.PutPolicy(type, name, policy_name, document)));
+  } else if (op == "GetUserPolicy" || op == "GetRolePolicy") {
+    const PrincipalType type = op == "GetUserPolicy" ? PrincipalType::kUser : PrincipalType::kRole;
+    const char* name_param = type == PrincipalType::kUser ? "UserName" : "RoleName";
+    ASSIGN_OR_RETURN(const std::string name, request.Require(name_param));
+    ASSIGN_OR_RETURN(const std::string policy_name, request.Require("PolicyName"));
+    ASSIGN_OR_RETURN(const identity::Principal p, directory_.Get(type, name));
+    ASSIGN_OR_RETURN(const identity::NamedPolicy* policy, FindPolicy(p, policy_name));
+    xml.Begin(result)
+        .Leaf(name_param, name)
+        .Leaf("PolicyName", policy->name)
+        .Leaf("PolicyDocument", UrlEncode(policy->document))
+        .End();
+  } else if (op == "ListUserPolicies" || op == "ListRolePolicies") {
+    const PrincipalType type =
+        op == "ListUserPolicies" ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    ASSIGN_OR_RETURN(const identity::Principal p, directory_.Get(type, name));
+    xml.Begin(result).Begin("PolicyNames");
+    for (const identity::NamedPolicy& policy : p.policies) xml.Leaf("member", policy.name);
+    xml.End().Leaf("IsTruncated", "false").End();
+  } else if (op == "DeleteUserPolicy" || op == "DeleteRolePolicy") {
+    const PrincipalType type =
+        op == "DeleteUserPolicy" ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    ASSIGN_OR_RETURN(const std::string policy_name, request.Require("PolicyName"));
+    RETURN_IF_ERROR(directory_.DeletePolicy(type, name, policy_name));
+  } else if (op == "CreateAccessKey") {
+    ASSIGN_OR_RETURN(const std::string name, user_name());
+    ASSIGN_OR_RETURN(const identity::AccessKeyWithSecret key, directory_.CreateAccessKey(name));
+    xml.Begin(result).Begin("AccessKey");
+    KeyXml(xml, name, key.info);
+    xml.Leaf("SecretAccessKey", key.secret.Reveal()).End().End();
+  } else if (op == "ListAccessKeys") {
+    ASSIGN_OR_RETURN(const std::string name, user_name());
+    ASSIGN_OR_RETURN(const auto keys, directory_.ListAccessKeys(name));
+    xml.Begin(result).Begin("AccessKeyMetadata");
+    for (const identity::AccessKeyInfo& key : keys) {
+      xml.Begin("member");
+      KeyXml(xml, name, key);
+      xml.End();
+    }
+    xml.End().Leaf("IsTruncated", "false").End();
+  } else if (op == "UpdateAccessKey") {
+    ASSIGN_OR_RETURN(const std::string name, user_name());
+    ASSIGN_OR_RETURN(const std::string key_id, request.Require("AccessKeyId"));
+    ASSIGN_OR_RETURN(const std::string status, request.Require("Status"));
+    if (status != "Active" && status != "Inactive") {
+      return Validation("Status must be Active or Inactive");
+    }
+    RETURN_IF_ERROR(directory_.SetAccessKeyStatus(
+        name, key_id,
+        status == "Active" ? identity::KeyStatus::kActive : identity::KeyStatus::kInactive));
+  } else if (op == "DeleteAccessKey") {
+    ASSIGN_OR_RETURN(const std::string name, user_name());
+    ASSIGN_OR_RETURN(const std::string key_id, request.Require("AccessKeyId"));
+    RETURN_IF_ERROR(directory_.DeleteAccessKey(name, key_id));
+  } else if (op == "CreateRole") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
+    ASSIGN_OR_RETURN(const std::string trust, request.Require("AssumeRolePolicyDocument"));
+    std::int64_t max_session = 3600;
+    if (auto d = request.Get("MaxSessionDuration")) {
+      const auto [end, ec] = std::from_chars(d->data(), d->data() + d->size(), max_session);
+      if (ec != std::errc() || end != d->data() + d->size()) {
+        return Validation("MaxSessionDuration must be an integer");
+      }
+    }
+    ASSIGN_OR_RETURN(auto tags, Tags(request));
+    auto role = directory_.CreateRole(name, trust, max_session, std::move(tags));
+    if (!role.ok()) return PolicyError(role.status());
+    xml.Begin(result);
+    RoleXml(xml, "Role", *role);
+    xml.End();
+  } else if (op == "GetRole") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
+    ASSIGN_OR_RETURN(const identity::Principal role, directory_.Get(PrincipalType::kRole, name));
+    xml.Begin(result);
+    RoleXml(xml, "Role", role);
+    xml.End();
+  } else if (op == "DeleteRole") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
+    RETURN_IF_ERROR(directory_.Delete(PrincipalType::kRole, name));
+  } else {
+    return core::InvalidArgumentError("Could not find operation " + op + " for IAM")
+        .WithAwsType("InvalidAction");
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace moatless::services
