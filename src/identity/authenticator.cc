@@ -83,6 +83,11 @@ core::Result<Caller> Authenticator::CallerFor(const Principal& principal) const 
                      CompileStored(p.document, p.name, policy::PolicyType::kIdentity));
     caller.policies.identity.push_back(std::move(compiled));
   }
+  for (const ManagedPolicy& p : principal.attached) {
+    ASSIGN_OR_RETURN(policy::CompiledPolicyPtr compiled,
+                     CompileStored(p.document, p.name, policy::PolicyType::kIdentity));
+    caller.policies.identity.push_back(std::move(compiled));
+  }
   if (principal.boundary) {
     ASSIGN_OR_RETURN(
         caller.policies.boundary,
@@ -98,8 +103,8 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
   const core::WallTime now = clock_.Now();
   // IAM is a global service: AWS clients sign its requests for us-east-1 whatever region they are
   // configured with, so that scope is accepted for it besides the node's own region.
-  const std::string_view region =
-      service == "iam" && signature.region == "us-east-1" ? "us-east-1" : options_.region;
+  std::string_view region = options_.region;
+  if (service == "iam" && signature.region == "us-east-1") region = "us-east-1";
   const VerifyOptions verify{.now = now,
                              .max_skew = options_.max_skew,
                              .expected_region = region,
