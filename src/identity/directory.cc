@@ -57,6 +57,26 @@ core::Status ValidateDocument(std::string_view document, policy::PolicyType type
   return core::Status::Ok();
 }
 
+constexpr std::string_view kPolicyColumns =
+    "m.arn AS arn, m.name AS name, m.id AS id, m.document AS document, "
+    "m.description AS description, m.created_at AS created_at, m.updated_at AS updated_at";
+
+core::Result<ManagedPolicy> ReadManagedPolicy(store::Transaction& tx, const store::Row& row) {
+  ManagedPolicy p;
+  ASSIGN_OR_RETURN(p.arn, row.GetText("arn"));
+  ASSIGN_OR_RETURN(p.name, row.GetText("name"));
+  ASSIGN_OR_RETURN(p.id, row.GetText("id"));
+  ASSIGN_OR_RETURN(p.document, row.GetText("document"));
+  ASSIGN_OR_RETURN(p.description, row.GetText("description"));
+  ASSIGN_OR_RETURN(p.created_at, row.GetText("created_at"));
+  ASSIGN_OR_RETURN(p.updated_at, row.GetText("updated_at"));
+  ASSIGN_OR_RETURN(store::Row n, tx.QueryOne("SELECT COUNT(*) AS n FROM policy_attachments WHERE "
+                                             "policy_arn = ?",
+                                             {p.arn}));
+  ASSIGN_OR_RETURN(p.attachment_count, n.GetInt("n"));
+  return p;
+}
+
 core::Result<Principal> ReadPrincipal(store::Transaction& tx, const store::Row& row) {
   Principal p;
   ASSIGN_OR_RETURN(const std::string kind, row.GetText("kind"));
@@ -69,6 +89,7 @@ core::Result<Principal> ReadPrincipal(store::Transaction& tx, const store::Row& 
   ASSIGN_OR_RETURN(const std::string tags, row.GetText("tags"));
   ASSIGN_OR_RETURN(p.tags, TagsFromJson(tags));
   ASSIGN_OR_RETURN(p.boundary, row.Get<std::optional<std::string>>("boundary"));
+  ASSIGN_OR_RETURN(p.boundary_arn, row.Get<std::optional<std::string>>("boundary_arn"));
   ASSIGN_OR_RETURN(p.trust_policy, row.Get<std::optional<std::string>>("trust_policy"));
   ASSIGN_OR_RETURN(p.max_session_seconds, row.GetInt("max_session_seconds"));
   ASSIGN_OR_RETURN(p.created_at, row.GetText("created_at"));
@@ -81,6 +102,22 @@ core::Result<Principal> ReadPrincipal(store::Transaction& tx, const store::Row& 
     ASSIGN_OR_RETURN(np.name, r.GetText("name"));
     ASSIGN_OR_RETURN(np.document, r.GetText("document"));
     p.policies.push_back(std::move(np));
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<store::Row> attached,
+      tx.Query("SELECT " + std::string(kPolicyColumns) +
+                   " FROM managed_policies m JOIN policy_attachments a ON a.policy_arn = m.arn "
+                   "WHERE a.principal_arn = ? ORDER BY m.name",
+               {p.arn}));
+  for (const store::Row& r : attached) {
+    ASSIGN_OR_RETURN(ManagedPolicy mp, ReadManagedPolicy(tx, r));
+    p.attached.push_back(std::move(mp));
+  }
+  if (p.boundary_arn) {
+    ASSIGN_OR_RETURN(
+        store::Row b,
+        tx.QueryOne("SELECT document FROM managed_policies WHERE arn = ?", {*p.boundary_arn}));
+    ASSIGN_OR_RETURN(p.boundary, b.Get<std::optional<std::string>>("document"));
   }
   return p;
 }
@@ -99,7 +136,8 @@ core::Result<AccessKeyInfo> ReadKeyInfo(const store::Row& row) {
 }
 
 constexpr std::string_view kPrincipalColumns =
-    "kind, name, arn, id, tags, boundary, trust_policy, max_session_seconds, created_at";
+    "kind, name, arn, id, tags, boundary, boundary_arn, trust_policy, max_session_seconds, "
+    "created_at";
 constexpr std::string_view kKeyColumns =
     "id, principal_arn, sealed_secret, status, created_at, last_used_at, last_used_service";
 
@@ -317,13 +355,185 @@ core::Status Directory::SetBoundary(PrincipalType type, std::string_view princip
   }
   const std::optional<std::string> value =
       document ? std::optional<std::string>(std::string(*document)) : std::nullopt;
-  ASSIGN_OR_RETURN(const std::int64_t updated,
-                   store::TransactValue(db_, {}, [&](store::Transaction& tx) {
-                     return tx.Exec("UPDATE principals SET boundary = ? WHERE arn = ?",
-                                    {value, ArnOf(type, principal)});
-                   }));
+  ASSIGN_OR_RETURN(
+      const std::int64_t updated, store::TransactValue(db_, {}, [&](store::Transaction& tx) {
+        return tx.Exec("UPDATE principals SET boundary = ?, boundary_arn = NULL WHERE arn = ?",
+                       {value, ArnOf(type, principal)});
+      }));
   if (updated == 0)
     return core::NotFoundError(NotFoundMessage(type, principal)).WithAwsType("NoSuchEntity");
+  return core::Status::Ok();
+}
+
+core::Status Directory::SetBoundaryPolicy(PrincipalType type, std::string_view principal,
+                                          std::optional<std::string_view> policy_arn) {
+  const std::string arn = ArnOf(type, principal);
+  const std::optional<std::string> value =
+      policy_arn ? std::optional<std::string>(std::string(*policy_arn)) : std::nullopt;
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    if (value) {
+      ASSIGN_OR_RETURN(
+          std::optional<store::Row> policy,
+          tx.QueryOptional("SELECT document FROM managed_policies WHERE arn = ?", {*value}));
+      if (!policy) {
+        return core::NotFoundError("Policy " + *value + " does not exist or is not attachable.")
+            .WithAwsType("NoSuchEntity");
+      }
+      ASSIGN_OR_RETURN(const std::string document, policy->GetText("document"));
+      // A boundary document must be valid as a boundary (it was validated as an identity
+      // policy, which is the same grammar).
+      RETURN_IF_ERROR(
+          ValidateDocument(document, policy::PolicyType::kBoundary, "permissions boundary"));
+    }
+    ASSIGN_OR_RETURN(
+        const std::int64_t updated,
+        tx.Exec("UPDATE principals SET boundary = NULL, boundary_arn = ? WHERE arn = ?",
+                {value, arn}));
+    if (updated == 0) {
+      return core::NotFoundError(NotFoundMessage(type, principal)).WithAwsType("NoSuchEntity");
+    }
+    return core::Status::Ok();
+  });
+}
+
+std::string Directory::PolicyArn(std::string_view name) const {
+  return "arn:aws:iam::" + options_.account_id + ":policy/" + std::string(name);
+}
+
+core::Result<ManagedPolicy> Directory::CreateManagedPolicy(std::string_view name,
+                                                           std::string_view document,
+                                                           std::string_view description) {
+  RETURN_IF_ERROR(ValidatePrincipalName(name).Annotate("policy name"));
+  if (description.size() > 1000) {
+    return core::InvalidArgumentError("a description is at most 1000 characters");
+  }
+  policy::ParseOptions options;
+  options.type = policy::PolicyType::kIdentity;
+  options.max_document_bytes = 6144;  // IAM's quota for a managed policy
+  if (auto parsed = policy::ParsePolicy(document, options); !parsed.ok()) {
+    return parsed.status().Annotate("policy '" + std::string(name) + "'");
+  }
+  const std::string arn = PolicyArn(name);
+  const std::string id = "ANPA" + core::RandomBase32(env_.random(), 17);
+  const std::string now = Now();
+  core::Status written = db_.Write([&](store::Transaction& tx) -> core::Status {
+    return tx
+        .Exec(
+            "INSERT INTO managed_policies (arn, name, id, document, description, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            {arn, std::string(name), id, std::string(document), std::string(description), now, now})
+        .status();
+  });
+  if (written.code() == core::StatusCode::kAlreadyExists) {
+    return core::AlreadyExistsError("A policy called " + std::string(name) + " already exists.")
+        .WithAwsType("EntityAlreadyExists");
+  }
+  RETURN_IF_ERROR(written);
+  return GetManagedPolicy(arn);
+}
+
+core::Result<ManagedPolicy> Directory::GetManagedPolicy(std::string_view arn) const {
+  return store::TransactValue(
+      db_, {.access = store::Access::kReadOnly},
+      [&](store::Transaction& tx) -> core::Result<ManagedPolicy> {
+        ASSIGN_OR_RETURN(std::optional<store::Row> row,
+                         tx.QueryOptional("SELECT " + std::string(kPolicyColumns) +
+                                              " FROM managed_policies m WHERE m.arn = ?",
+                                          {std::string(arn)}));
+        if (!row) {
+          return core::NotFoundError("Policy " + std::string(arn) + " was not found.")
+              .WithAwsType("NoSuchEntity");
+        }
+        return ReadManagedPolicy(tx, *row);
+      });
+}
+
+core::Result<std::vector<ManagedPolicy>> Directory::ListManagedPolicies() const {
+  return store::TransactValue(
+      db_, {.access = store::Access::kReadOnly},
+      [&](store::Transaction& tx) -> core::Result<std::vector<ManagedPolicy>> {
+        ASSIGN_OR_RETURN(std::vector<store::Row> rows,
+                         tx.Query("SELECT " + std::string(kPolicyColumns) +
+                                  " FROM managed_policies m ORDER BY m.name LIMIT 10000"));
+        std::vector<ManagedPolicy> out;
+        for (const store::Row& row : rows) {
+          ASSIGN_OR_RETURN(ManagedPolicy p, ReadManagedPolicy(tx, row));
+          out.push_back(std::move(p));
+        }
+        return out;
+      });
+}
+
+core::Status Directory::DeleteManagedPolicy(std::string_view arn) {
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(store::Row uses,
+                     tx.QueryOne("SELECT (SELECT COUNT(*) FROM policy_attachments WHERE "
+                                 "policy_arn = ?) + (SELECT COUNT(*) FROM principals WHERE "
+                                 "boundary_arn = ?) AS n",
+                                 {std::string(arn), std::string(arn)}));
+    ASSIGN_OR_RETURN(const std::int64_t n, uses.GetInt("n"));
+    if (n > 0) {
+      return core::FailedPreconditionError(
+                 "Cannot delete a policy attached to entities or used as a permissions boundary.")
+          .WithAwsType("DeleteConflict");
+    }
+    ASSIGN_OR_RETURN(const std::int64_t deleted,
+                     tx.Exec("DELETE FROM managed_policies WHERE arn = ?", {std::string(arn)}));
+    if (deleted == 0) {
+      return core::NotFoundError("Policy " + std::string(arn) + " was not found.")
+          .WithAwsType("NoSuchEntity");
+    }
+    return core::Status::Ok();
+  });
+}
+
+core::Status Directory::AttachPolicy(PrincipalType type, std::string_view principal,
+                                     std::string_view policy_arn) {
+  const std::string arn = ArnOf(type, principal);
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(std::optional<store::Row> who,
+                     tx.QueryOptional("SELECT arn FROM principals WHERE arn = ?", {arn}));
+    if (!who)
+      return core::NotFoundError(NotFoundMessage(type, principal)).WithAwsType("NoSuchEntity");
+    ASSIGN_OR_RETURN(std::optional<store::Row> policy,
+                     tx.QueryOptional("SELECT arn FROM managed_policies WHERE arn = ?",
+                                      {std::string(policy_arn)}));
+    if (!policy) {
+      return core::NotFoundError("Policy " + std::string(policy_arn) +
+                                 " does not exist or is not attachable.")
+          .WithAwsType("NoSuchEntity");
+    }
+    ASSIGN_OR_RETURN(store::Row count,
+                     tx.QueryOne("SELECT COUNT(*) AS n FROM policy_attachments WHERE "
+                                 "principal_arn = ? AND policy_arn <> ?",
+                                 {arn, std::string(policy_arn)}));
+    ASSIGN_OR_RETURN(const std::int64_t n, count.GetInt("n"));
+    if (n >= 10) {
+      return core::ResourceExhaustedError("Cannot exceed quota for PoliciesPerUser: 10")
+          .WithAwsType("LimitExceeded");
+    }
+    return tx
+        .Exec(
+            "INSERT INTO policy_attachments (principal_arn, policy_arn) VALUES (?, ?) "
+            "ON CONFLICT (principal_arn, policy_arn) DO NOTHING",
+            {arn, std::string(policy_arn)})
+        .status();
+  });
+}
+
+core::Status Directory::DetachPolicy(PrincipalType type, std::string_view principal,
+                                     std::string_view policy_arn) {
+  ASSIGN_OR_RETURN(const std::int64_t deleted,
+                   store::TransactValue(db_, {}, [&](store::Transaction& tx) {
+                     return tx.Exec(
+                         "DELETE FROM policy_attachments WHERE principal_arn = ? AND "
+                         "policy_arn = ?",
+                         {ArnOf(type, principal), std::string(policy_arn)});
+                   }));
+  if (deleted == 0) {
+    return core::NotFoundError("Policy " + std::string(policy_arn) + " was not attached.")
+        .WithAwsType("NoSuchEntity");
+  }
   return core::Status::Ok();
 }
 

@@ -42,17 +42,34 @@ struct NamedPolicy {
   friend bool operator==(const NamedPolicy&, const NamedPolicy&) = default;
 };
 
+// A customer-managed policy: a named, standalone document that can be attached to users and
+// roles or serve as their permissions boundary.
+struct ManagedPolicy {
+  std::string name;
+  std::string arn;  // arn:aws:iam::<account>:policy/<name>
+  std::string id;   // ANPA...
+  std::string document;
+  std::string description;
+  std::string created_at;
+  std::string updated_at;
+  std::int64_t attachment_count = 0;  // users and roles it is attached to
+};
+
 struct Principal {
   PrincipalType type = PrincipalType::kUser;
   std::string name;
   std::string arn;
   std::string id;  // AIDA... / AROA...
   std::map<std::string, std::string> tags;
-  std::optional<std::string> boundary;      // permissions boundary document
+  // The effective permissions boundary document: the managed policy named by boundary_arn, or an
+  // inline document.
+  std::optional<std::string> boundary;
+  std::optional<std::string> boundary_arn;
   std::optional<std::string> trust_policy;  // roles only
   std::int64_t max_session_seconds = 3600;  // roles: the longest session AssumeRole may grant
   std::string created_at;                   // RFC 3339
-  std::vector<NamedPolicy> policies;        // identity policies, by name
+  std::vector<NamedPolicy> policies;        // inline identity policies, by name
+  std::vector<ManagedPolicy> attached;      // attached managed policies, by name
 };
 
 enum class KeyStatus { kActive, kInactive };
@@ -106,6 +123,22 @@ class Directory {
   // Sets (document) or removes (nullopt) the permissions boundary.
   core::Status SetBoundary(PrincipalType type, std::string_view principal,
                            std::optional<std::string_view> document);
+  // Makes a managed policy the permissions boundary (nullopt removes any boundary).
+  core::Status SetBoundaryPolicy(PrincipalType type, std::string_view principal,
+                                 std::optional<std::string_view> policy_arn);
+
+  // Customer-managed policies. Delete fails with DeleteConflict while the policy is attached or
+  // serves as a boundary. A principal holds at most 10 attached policies (IAM's quota).
+  std::string PolicyArn(std::string_view name) const;
+  core::Result<ManagedPolicy> CreateManagedPolicy(std::string_view name, std::string_view document,
+                                                  std::string_view description = {});
+  core::Result<ManagedPolicy> GetManagedPolicy(std::string_view arn) const;
+  core::Result<std::vector<ManagedPolicy>> ListManagedPolicies() const;
+  core::Status DeleteManagedPolicy(std::string_view arn);
+  core::Status AttachPolicy(PrincipalType type, std::string_view principal,
+                            std::string_view policy_arn);
+  core::Status DetachPolicy(PrincipalType type, std::string_view principal,
+                            std::string_view policy_arn);
 
   // The account root: created on first call, returned as is afterwards.
   core::Result<Principal> EnsureRoot();

@@ -210,5 +210,54 @@ TEST_F(DirectoryTest, TheRootIsCreatedOnceAndHoldsKeys) {
   EXPECT_EQ(user->arn, "arn:aws:iam::000000000000:user/root");
 }
 
+TEST_F(DirectoryTest, ManagedPoliciesAttachAndServeAsBoundaries) {
+  ASSERT_TRUE(directory_->CreateUser("dev").ok());
+  auto policy = directory_->CreateManagedPolicy("read-secrets", kReadSecrets, "reads secrets");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->arn, "arn:aws:iam::000000000000:policy/read-secrets");
+  EXPECT_TRUE(policy->id.starts_with("ANPA"));
+  EXPECT_EQ(directory_->CreateManagedPolicy("read-secrets", kReadSecrets).status().aws_type(),
+            "EntityAlreadyExists");
+  EXPECT_EQ(directory_->CreateManagedPolicy("empty", R"({"Statement":[]})").status().code(),
+            core::StatusCode::kOk);  // empty but valid
+  EXPECT_FALSE(directory_->CreateManagedPolicy("worse", R"({"Statement":"x"})").ok());
+
+  ASSERT_TRUE(directory_->AttachPolicy(PrincipalType::kUser, "dev", policy->arn).ok());
+  ASSERT_TRUE(directory_->AttachPolicy(PrincipalType::kUser, "dev", policy->arn).ok());  // again
+  auto dev = directory_->Get(PrincipalType::kUser, "dev");
+  ASSERT_TRUE(dev.ok());
+  ASSERT_EQ(dev->attached.size(), 1u);
+  EXPECT_EQ(dev->attached[0].document, kReadSecrets);
+  EXPECT_EQ(directory_->GetManagedPolicy(policy->arn)->attachment_count, 1);
+  EXPECT_EQ(
+      directory_->AttachPolicy(PrincipalType::kUser, "dev", "arn:aws:iam::000000000000:policy/nope")
+          .aws_type(),
+      "NoSuchEntity");
+
+  ASSERT_TRUE(directory_->SetBoundaryPolicy(PrincipalType::kUser, "dev", policy->arn).ok());
+  dev = directory_->Get(PrincipalType::kUser, "dev");
+  EXPECT_EQ(dev->boundary_arn, policy->arn);
+  EXPECT_EQ(dev->boundary, kReadSecrets);
+  // In use: cannot be deleted.
+  EXPECT_EQ(directory_->DeleteManagedPolicy(policy->arn).aws_type(), "DeleteConflict");
+  ASSERT_TRUE(directory_->DetachPolicy(PrincipalType::kUser, "dev", policy->arn).ok());
+  EXPECT_EQ(directory_->DeleteManagedPolicy(policy->arn).aws_type(), "DeleteConflict");
+  ASSERT_TRUE(directory_->SetBoundaryPolicy(PrincipalType::kUser, "dev", std::nullopt).ok());
+  EXPECT_FALSE(directory_->Get(PrincipalType::kUser, "dev")->boundary.has_value());
+  EXPECT_TRUE(directory_->DeleteManagedPolicy(policy->arn).ok());
+  EXPECT_EQ(directory_->DetachPolicy(PrincipalType::kUser, "dev", policy->arn).aws_type(),
+            "NoSuchEntity");
+  // At most 10 attached policies.
+  for (int i = 0; i < 10; ++i) {
+    auto p = directory_->CreateManagedPolicy("p" + std::to_string(i), kReadSecrets);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(directory_->AttachPolicy(PrincipalType::kUser, "dev", p->arn).ok());
+  }
+  auto eleventh = directory_->CreateManagedPolicy("p10", kReadSecrets);
+  ASSERT_TRUE(eleventh.ok());
+  EXPECT_EQ(directory_->AttachPolicy(PrincipalType::kUser, "dev", eleventh->arn).aws_type(),
+            "LimitExceeded");
+}
+
 }  // namespace
 }  // namespace moatless::identity

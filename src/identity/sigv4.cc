@@ -217,27 +217,23 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view raw
 // Removes dot segments (RFC 3986 §5.2.4) and empty segments (repeated slashes). The result
 // starts with '/' and keeps a trailing slash.
 std::string NormalizePath(std::string_view path) {
+  // As the AWS SDKs do (botocore, smithy): drop empty and "." segments, let ".." remove the one
+  // before it, and keep a trailing slash only if the path itself ends with one ("/a/." -> "/a").
   std::vector<std::string_view> segments;
-  bool trailing_slash = false;
   for (std::string_view segment : Split(path, '/')) {
-    trailing_slash = false;
-    if (segment.empty()) {
-      trailing_slash = true;
-    } else if (segment == ".") {
-      trailing_slash = true;
-    } else if (segment == "..") {
+    if (segment.empty() || segment == ".") continue;
+    if (segment == "..") {
       if (!segments.empty()) segments.pop_back();
-      trailing_slash = true;
-    } else {
-      segments.push_back(segment);
+      continue;
     }
+    segments.push_back(segment);
   }
   std::string out = "/";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     if (i > 0) out.push_back('/');
     out += segments[i];
   }
-  if (trailing_slash && !segments.empty()) out.push_back('/');
+  if (path.ends_with('/') && !segments.empty()) out.push_back('/');
   return out;
 }
 
@@ -461,9 +457,14 @@ Status ParsePresigned(const std::vector<std::pair<std::string, std::string>>& pa
       "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",           "X-Amz-Expires",
       "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token", "X-Amz-Content-Sha256"};
   std::array<const std::string*, kNames.size()> found{};
+  // The payload-hash parameter is matched in any case: the AWS SDKs' presigners move a lower-case
+  // x-amz-content-sha256 header into the query as it is.
+  constexpr std::size_t kContentSha256 = 7;
   for (const auto& [name, value] : params) {
     for (std::size_t i = 0; i < kNames.size(); ++i) {
-      if (name != kNames[i]) continue;
+      const bool match =
+          i == kContentSha256 ? EqualsIgnoreCase(name, kNames[i]) : name == kNames[i];
+      if (!match) continue;
       if (found[i] != nullptr) {
         return IncompleteError("Only one " + std::string(kNames[i]) +
                                " query parameter is allowed.");

@@ -505,7 +505,10 @@ TEST(SigV4Blocks, CanonicalUri) {
   EXPECT_EQ(CanonicalUri("", raw), "/");
   EXPECT_EQ(CanonicalUri("/a/./b/../c", normalized), "/a/c");
   EXPECT_EQ(CanonicalUri("/a//b/", normalized), "/a/b/");
-  EXPECT_EQ(CanonicalUri("/a/b/..", normalized), "/a/");
+  // As botocore and smithy sign it: a trailing "." or ".." segment leaves no trailing slash.
+  EXPECT_EQ(CanonicalUri("/a/b/..", normalized), "/a");
+  EXPECT_EQ(CanonicalUri("/a/.", normalized), "/a");
+  EXPECT_EQ(CanonicalUri("/a/./", normalized), "/a/");
   EXPECT_EQ(CanonicalUri("/../..", normalized), "/");
   EXPECT_EQ(CanonicalUri("/a/./b/../c", raw), "/a/./b/../c");
   EXPECT_EQ(CanonicalUri("/my%20key", normalized), "/my%2520key");  // double encoding

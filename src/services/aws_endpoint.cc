@@ -272,8 +272,9 @@ http::Response AwsEndpoint::HandleIam(const http::Request& request,
     return QueryError(request, context, audited.ok() ? target.status() : audited, kIamNamespace);
   }
   // Authorise before anything runs; the decision is recorded before the action happens.
-  const policy::RequestContext decision_context = identity::RequestContextFor(
+  policy::RequestContext decision_context = identity::RequestContextFor(
       caller, origin, target->action, target->resource, deps_.clock.Now(), deps_.region);
+  for (const auto& [key, value] : target->context_keys) decision_context.context.Set(key, value);
   const policy::EvaluationResult decision = policy::Evaluate(decision_context, caller.policies);
   const std::string deciding = Statements(decision);
   if (!decision.allowed()) {

@@ -311,6 +311,61 @@ TEST_F(AwsEndpointTest, IamAdministrationIsAuthorisedByThePolicyEngineAndAudited
             "InvalidClientTokenId");
 }
 
+TEST_F(AwsEndpointTest, ABoundaryConditionKeepsADelegatedAdministratorFromEscalating) {
+  const std::string boundary = R"({"Version":"2012-10-17","Statement":[
+    {"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]})";
+  http::Response created =
+      Call("Action=CreatePolicy&PolicyName=app-boundary&PolicyDocument=" + Form(boundary) +
+               "&Description=the+ceiling",
+           &root_, "iam");
+  ASSERT_EQ(created.result_int(), 200) << created.body();
+  const std::string boundary_arn = Element(created.body(), "Arn");
+  EXPECT_EQ(boundary_arn, "arn:aws:iam::000000000000:policy/app-boundary");
+  // Alice may create users, but only under that boundary.
+  const std::string delegate = R"({"Version":"2012-10-17","Statement":[
+    {"Effect":"Allow","Action":["iam:CreateUser","iam:PutUserPermissionsBoundary"],
+     "Resource":"*","Condition":{"StringEquals":{"iam:PermissionsBoundary":")" +
+                               boundary_arn + R"("}}}]})";
+  ASSERT_EQ(Call("Action=PutUserPolicy&UserName=alice&PolicyName=delegate&PolicyDocument=" +
+                     Form(delegate),
+                 &root_, "iam")
+                .result_int(),
+            200);
+  http::Response unbounded = Call("Action=CreateUser&UserName=free", &alice_, "iam");
+  EXPECT_EQ(unbounded.result_int(), 403);
+  EXPECT_EQ(Element(unbounded.body(), "Code"), "AccessDenied");
+  http::Response other = Call("Action=CreateUser&UserName=free&PermissionsBoundary=" +
+                                  Form("arn:aws:iam::000000000000:policy/other"),
+                              &alice_, "iam");
+  EXPECT_EQ(other.result_int(), 403);
+  http::Response bounded =
+      Call("Action=CreateUser&UserName=bounded&PermissionsBoundary=" + Form(boundary_arn), &alice_,
+           "iam");
+  ASSERT_EQ(bounded.result_int(), 200) << bounded.body();
+  EXPECT_EQ(Element(bounded.body(), "PermissionsBoundaryArn"), boundary_arn);
+  auto user = directory_->Get(identity::PrincipalType::kUser, "bounded");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->boundary_arn, boundary_arn);
+
+  // Managed policies attach, list, and cannot be deleted while in use.
+  ASSERT_EQ(
+      Call("Action=AttachUserPolicy&UserName=bob&PolicyArn=" + Form(boundary_arn), &root_, "iam")
+          .result_int(),
+      200);
+  http::Response attached = Call("Action=ListAttachedUserPolicies&UserName=bob", &root_, "iam");
+  EXPECT_EQ(Element(attached.body(), "PolicyArn"), boundary_arn);
+  EXPECT_EQ(
+      Element(Call("Action=DeletePolicy&PolicyArn=" + Form(boundary_arn), &root_, "iam").body(),
+              "Code"),
+      "DeleteConflict");
+  http::Response version =
+      Call("Action=GetPolicyVersion&VersionId=v1&PolicyArn=" + Form(boundary_arn), &root_, "iam");
+  EXPECT_EQ(Element(version.body(), "Document"), Form(boundary));
+  // The attached policy is part of Bob's permissions now.
+  http::Response who = Call("Action=GetCallerIdentity", &bob_);
+  EXPECT_EQ(who.result_int(), 200);
+}
+
 TEST_F(AwsEndpointTest, RolesCanBeCreatedAndThenAssumed) {
   const std::string trust = R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},"Action":"sts:AssumeRole"}]})";

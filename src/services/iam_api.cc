@@ -53,6 +53,14 @@ void TagsXml(XmlWriter& xml, const std::map<std::string, std::string>& tags) {
   xml.End();
 }
 
+void BoundaryXml(XmlWriter& xml, const identity::Principal& p) {
+  if (!p.boundary_arn) return;
+  xml.Begin("PermissionsBoundary")
+      .Leaf("PermissionsBoundaryType", "Policy")
+      .Leaf("PermissionsBoundaryArn", *p.boundary_arn)
+      .End();
+}
+
 void UserXml(XmlWriter& xml, std::string_view element, const identity::Principal& user) {
   xml.Begin(element)
       .Leaf("Path", "/")
@@ -60,6 +68,7 @@ void UserXml(XmlWriter& xml, std::string_view element, const identity::Principal
       .Leaf("UserId", user.id)
       .Leaf("Arn", user.arn)
       .Leaf("CreateDate", user.created_at);
+  BoundaryXml(xml, user);
   TagsXml(xml, user.tags);
   xml.End();
 }
@@ -73,6 +82,7 @@ void RoleXml(XmlWriter& xml, std::string_view element, const identity::Principal
       .Leaf("CreateDate", role.created_at)
       .Leaf("AssumeRolePolicyDocument", UrlEncode(role.trust_policy.value_or("")))
       .Leaf("MaxSessionDuration", std::to_string(role.max_session_seconds));
+  BoundaryXml(xml, role);
   TagsXml(xml, role.tags);
   xml.End();
 }
@@ -94,36 +104,76 @@ core::Result<const identity::NamedPolicy*> FindPolicy(const identity::Principal&
       .WithAwsType("NoSuchEntity");
 }
 
+enum class On { kUser, kRole, kPolicy, kUsers, kRoles, kPolicies };
+
 struct Operation {
   std::string_view action;
-  PrincipalType type;  // whose ARN the resource is
-  bool collection;     // List*: the resource is "<type>/*"
+  On on;  // what the resource ARN names
 };
 
 const std::map<std::string, Operation, std::less<>>& Operations() {
   static const auto* ops = new std::map<std::string, Operation, std::less<>>{
-      {"CreateUser", {"iam:CreateUser", PrincipalType::kUser, false}},
-      {"GetUser", {"iam:GetUser", PrincipalType::kUser, false}},
-      {"ListUsers", {"iam:ListUsers", PrincipalType::kUser, true}},
-      {"DeleteUser", {"iam:DeleteUser", PrincipalType::kUser, false}},
-      {"PutUserPolicy", {"iam:PutUserPolicy", PrincipalType::kUser, false}},
-      {"GetUserPolicy", {"iam:GetUserPolicy", PrincipalType::kUser, false}},
-      {"ListUserPolicies", {"iam:ListUserPolicies", PrincipalType::kUser, false}},
-      {"DeleteUserPolicy", {"iam:DeleteUserPolicy", PrincipalType::kUser, false}},
-      {"CreateAccessKey", {"iam:CreateAccessKey", PrincipalType::kUser, false}},
-      {"ListAccessKeys", {"iam:ListAccessKeys", PrincipalType::kUser, false}},
-      {"UpdateAccessKey", {"iam:UpdateAccessKey", PrincipalType::kUser, false}},
-      {"DeleteAccessKey", {"iam:DeleteAccessKey", PrincipalType::kUser, false}},
-      {"CreateRole", {"iam:CreateRole", PrincipalType::kRole, false}},
-      {"GetRole", {"iam:GetRole", PrincipalType::kRole, false}},
-      {"ListRoles", {"iam:ListRoles", PrincipalType::kRole, true}},
-      {"DeleteRole", {"iam:DeleteRole", PrincipalType::kRole, false}},
-      {"PutRolePolicy", {"iam:PutRolePolicy", PrincipalType::kRole, false}},
-      {"GetRolePolicy", {"iam:GetRolePolicy", PrincipalType::kRole, false}},
-      {"ListRolePolicies", {"iam:ListRolePolicies", PrincipalType::kRole, false}},
-      {"DeleteRolePolicy", {"iam:DeleteRolePolicy", PrincipalType::kRole, false}},
+      {"CreateUser", {"iam:CreateUser", On::kUser}},
+      {"GetUser", {"iam:GetUser", On::kUser}},
+      {"ListUsers", {"iam:ListUsers", On::kUsers}},
+      {"DeleteUser", {"iam:DeleteUser", On::kUser}},
+      {"PutUserPolicy", {"iam:PutUserPolicy", On::kUser}},
+      {"GetUserPolicy", {"iam:GetUserPolicy", On::kUser}},
+      {"ListUserPolicies", {"iam:ListUserPolicies", On::kUser}},
+      {"DeleteUserPolicy", {"iam:DeleteUserPolicy", On::kUser}},
+      {"AttachUserPolicy", {"iam:AttachUserPolicy", On::kUser}},
+      {"DetachUserPolicy", {"iam:DetachUserPolicy", On::kUser}},
+      {"ListAttachedUserPolicies", {"iam:ListAttachedUserPolicies", On::kUser}},
+      {"PutUserPermissionsBoundary", {"iam:PutUserPermissionsBoundary", On::kUser}},
+      {"DeleteUserPermissionsBoundary", {"iam:DeleteUserPermissionsBoundary", On::kUser}},
+      {"CreateAccessKey", {"iam:CreateAccessKey", On::kUser}},
+      {"ListAccessKeys", {"iam:ListAccessKeys", On::kUser}},
+      {"UpdateAccessKey", {"iam:UpdateAccessKey", On::kUser}},
+      {"DeleteAccessKey", {"iam:DeleteAccessKey", On::kUser}},
+      {"CreateRole", {"iam:CreateRole", On::kRole}},
+      {"GetRole", {"iam:GetRole", On::kRole}},
+      {"ListRoles", {"iam:ListRoles", On::kRoles}},
+      {"DeleteRole", {"iam:DeleteRole", On::kRole}},
+      {"PutRolePolicy", {"iam:PutRolePolicy", On::kRole}},
+      {"GetRolePolicy", {"iam:GetRolePolicy", On::kRole}},
+      {"ListRolePolicies", {"iam:ListRolePolicies", On::kRole}},
+      {"DeleteRolePolicy", {"iam:DeleteRolePolicy", On::kRole}},
+      {"AttachRolePolicy", {"iam:AttachRolePolicy", On::kRole}},
+      {"DetachRolePolicy", {"iam:DetachRolePolicy", On::kRole}},
+      {"ListAttachedRolePolicies", {"iam:ListAttachedRolePolicies", On::kRole}},
+      {"PutRolePermissionsBoundary", {"iam:PutRolePermissionsBoundary", On::kRole}},
+      {"DeleteRolePermissionsBoundary", {"iam:DeleteRolePermissionsBoundary", On::kRole}},
+      {"CreatePolicy", {"iam:CreatePolicy", On::kPolicy}},
+      {"GetPolicy", {"iam:GetPolicy", On::kPolicy}},
+      {"GetPolicyVersion", {"iam:GetPolicyVersion", On::kPolicy}},
+      {"ListPolicies", {"iam:ListPolicies", On::kPolicies}},
+      {"DeletePolicy", {"iam:DeletePolicy", On::kPolicy}},
   };
   return *ops;
+}
+
+void ManagedPolicyXml(XmlWriter& xml, std::string_view element, const identity::ManagedPolicy& p) {
+  xml.Begin(element)
+      .Leaf("PolicyName", p.name)
+      .Leaf("PolicyId", p.id)
+      .Leaf("Arn", p.arn)
+      .Leaf("Path", "/")
+      .Leaf("DefaultVersionId", "v1")
+      .Leaf("AttachmentCount", std::to_string(p.attachment_count))
+      .Leaf("PermissionsBoundaryUsageCount", "0")
+      .Leaf("IsAttachable", "true")
+      .Leaf("Description", p.description)
+      .Leaf("CreateDate", p.created_at)
+      .Leaf("UpdateDate", p.updated_at)
+      .End();
+}
+
+void AttachedXml(XmlWriter& xml, const identity::Principal& p) {
+  xml.Begin("AttachedPolicies");
+  for (const identity::ManagedPolicy& m : p.attached) {
+    xml.Begin("member").Leaf("PolicyName", m.name).Leaf("PolicyArn", m.arn).End();
+  }
+  xml.End().Leaf("IsTruncated", "false");
 }
 
 }  // namespace
@@ -138,21 +188,48 @@ core::Result<IamApi::Target> IamApi::Resolve(const QueryRequest& request,
         .WithAwsType("InvalidAction");
   }
   const Operation& op = it->second;
-  Target target{.action = std::string(op.action), .resource = {}};
-  if (op.collection) {
-    target.resource = "arn:aws:iam::" + directory_.account_id() + ":" +
-                      std::string(identity::PrincipalTypeName(op.type)) + "/*";
-    return target;
+  Target target{.action = std::string(op.action), .resource = {}, .context_keys = {}};
+  const std::string prefix = "arn:aws:iam::" + directory_.account_id() + ":";
+  switch (op.on) {
+    case On::kUsers:
+      target.resource = prefix + "user/*";
+      break;
+    case On::kRoles:
+      target.resource = prefix + "role/*";
+      break;
+    case On::kPolicies:
+      target.resource = prefix + "policy/*";
+      break;
+    case On::kUser: {
+      ASSIGN_OR_RETURN(const std::string name, UserNameOf(request, caller));
+      RETURN_IF_ERROR(identity::ValidatePrincipalName(name).Annotate("UserName"));
+      target.resource = directory_.UserArn(name);
+      break;
+    }
+    case On::kRole: {
+      ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
+      RETURN_IF_ERROR(identity::ValidatePrincipalName(name).Annotate("RoleName"));
+      target.resource = directory_.RoleArn(name);
+      break;
+    }
+    case On::kPolicy: {
+      if (request.action == "CreatePolicy") {
+        ASSIGN_OR_RETURN(const std::string name, request.Require("PolicyName"));
+        RETURN_IF_ERROR(identity::ValidatePrincipalName(name).Annotate("PolicyName"));
+        target.resource = directory_.PolicyArn(name);
+      } else {
+        ASSIGN_OR_RETURN(target.resource, request.Require("PolicyArn"));
+      }
+      break;
+    }
   }
-  std::string name;
-  if (op.type == PrincipalType::kUser) {
-    ASSIGN_OR_RETURN(name, UserNameOf(request, caller));
-  } else {
-    ASSIGN_OR_RETURN(name, request.Require("RoleName"));
+  if (op.on == On::kUser || op.on == On::kRole) {
+    if (auto policy_arn = request.Get("PolicyArn"))
+      target.context_keys["iam:PolicyARN"] = *policy_arn;
+    if (auto boundary = request.Get("PermissionsBoundary")) {
+      target.context_keys["iam:PermissionsBoundary"] = *boundary;
+    }
   }
-  RETURN_IF_ERROR(identity::ValidatePrincipalName(name).Annotate("name"));
-  target.resource =
-      op.type == PrincipalType::kUser ? directory_.UserArn(name) : directory_.RoleArn(name);
   return target;
 }
 
@@ -165,7 +242,15 @@ core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& ca
   if (op == "CreateUser") {
     ASSIGN_OR_RETURN(const std::string name, request.Require("UserName"));
     ASSIGN_OR_RETURN(auto tags, Tags(request));
-    ASSIGN_OR_RETURN(const identity::Principal user, directory_.CreateUser(name, std::move(tags)));
+    ASSIGN_OR_RETURN(identity::Principal user, directory_.CreateUser(name, std::move(tags)));
+    if (auto boundary = request.Get("PermissionsBoundary")) {
+      if (core::Status set = directory_.SetBoundaryPolicy(PrincipalType::kUser, name, *boundary);
+          !set.ok()) {
+        directory_.Delete(PrincipalType::kUser, name).IgnoreError();  // all or nothing
+        return set;
+      }
+      ASSIGN_OR_RETURN(user, directory_.Get(PrincipalType::kUser, name));
+    }
     xml.Begin(result);
     UserXml(xml, "User", user);
     xml.End();
@@ -269,6 +354,15 @@ core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& ca
     ASSIGN_OR_RETURN(auto tags, Tags(request));
     auto role = directory_.CreateRole(name, trust, max_session, std::move(tags));
     if (!role.ok()) return PolicyError(role.status());
+    if (auto boundary = request.Get("PermissionsBoundary")) {
+      if (core::Status set = directory_.SetBoundaryPolicy(PrincipalType::kRole, name, *boundary);
+          !set.ok()) {
+        directory_.Delete(PrincipalType::kRole, name).IgnoreError();  // all or nothing
+        return set;
+      }
+      role = directory_.Get(PrincipalType::kRole, name);
+      if (!role.ok()) return role.status();
+    }
     xml.Begin(result);
     RoleXml(xml, "Role", *role);
     xml.End();
@@ -281,6 +375,75 @@ core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& ca
   } else if (op == "DeleteRole") {
     ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
     RETURN_IF_ERROR(directory_.Delete(PrincipalType::kRole, name));
+  } else if (op == "AttachUserPolicy" || op == "AttachRolePolicy" || op == "DetachUserPolicy" ||
+             op == "DetachRolePolicy") {
+    const PrincipalType type =
+        op.find("User") != std::string::npos ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    ASSIGN_OR_RETURN(const std::string policy_arn, request.Require("PolicyArn"));
+    RETURN_IF_ERROR(op.starts_with("Attach") ? directory_.AttachPolicy(type, name, policy_arn)
+                                             : directory_.DetachPolicy(type, name, policy_arn));
+  } else if (op == "ListAttachedUserPolicies" || op == "ListAttachedRolePolicies") {
+    const PrincipalType type =
+        op == "ListAttachedUserPolicies" ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    ASSIGN_OR_RETURN(const identity::Principal p, directory_.Get(type, name));
+    xml.Begin(result);
+    AttachedXml(xml, p);
+    xml.End();
+  } else if (op == "PutUserPermissionsBoundary" || op == "PutRolePermissionsBoundary" ||
+             op == "DeleteUserPermissionsBoundary" || op == "DeleteRolePermissionsBoundary") {
+    const PrincipalType type =
+        op.find("User") != std::string::npos ? PrincipalType::kUser : PrincipalType::kRole;
+    ASSIGN_OR_RETURN(const std::string name,
+                     request.Require(type == PrincipalType::kUser ? "UserName" : "RoleName"));
+    std::optional<std::string> boundary;
+    if (op.starts_with("Put")) {
+      ASSIGN_OR_RETURN(boundary, request.Require("PermissionsBoundary"));
+    }
+    RETURN_IF_ERROR(directory_.SetBoundaryPolicy(
+        type, name, boundary ? std::optional<std::string_view>(*boundary) : std::nullopt));
+  } else if (op == "CreatePolicy") {
+    ASSIGN_OR_RETURN(const std::string name, request.Require("PolicyName"));
+    ASSIGN_OR_RETURN(const std::string document, request.Require("PolicyDocument"));
+    auto policy =
+        directory_.CreateManagedPolicy(name, document, request.Get("Description").value_or(""));
+    if (!policy.ok()) return PolicyError(policy.status());
+    xml.Begin(result);
+    ManagedPolicyXml(xml, "Policy", *policy);
+    xml.End();
+  } else if (op == "GetPolicy") {
+    ASSIGN_OR_RETURN(const std::string arn, request.Require("PolicyArn"));
+    ASSIGN_OR_RETURN(const identity::ManagedPolicy policy, directory_.GetManagedPolicy(arn));
+    xml.Begin(result);
+    ManagedPolicyXml(xml, "Policy", policy);
+    xml.End();
+  } else if (op == "GetPolicyVersion") {
+    ASSIGN_OR_RETURN(const std::string arn, request.Require("PolicyArn"));
+    ASSIGN_OR_RETURN(const std::string version, request.Require("VersionId"));
+    ASSIGN_OR_RETURN(const identity::ManagedPolicy policy, directory_.GetManagedPolicy(arn));
+    if (version != "v1") {
+      return core::NotFoundError("Policy " + arn + " version " + version + " does not exist.")
+          .WithAwsType("NoSuchEntity");
+    }
+    xml.Begin(result)
+        .Begin("PolicyVersion")
+        .Leaf("Document", UrlEncode(policy.document))
+        .Leaf("VersionId", "v1")
+        .Leaf("IsDefaultVersion", "true")
+        .Leaf("CreateDate", policy.created_at)
+        .End()
+        .End();
+  } else if (op == "ListPolicies") {
+    ASSIGN_OR_RETURN(const auto policies, directory_.ListManagedPolicies());
+    xml.Begin(result).Begin("Policies");
+    for (const identity::ManagedPolicy& p : policies) ManagedPolicyXml(xml, "member", p);
+    xml.End().Leaf("IsTruncated", "false").End();
+  } else if (op == "DeletePolicy") {
+    ASSIGN_OR_RETURN(const std::string arn, request.Require("PolicyArn"));
+    RETURN_IF_ERROR(directory_.DeleteManagedPolicy(arn));
   } else {
     return core::InvalidArgumentError("Could not find operation " + op + " for IAM")
         .WithAwsType("InvalidAction");

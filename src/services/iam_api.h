@@ -6,6 +6,14 @@
 //                 PutRolePolicy, GetRolePolicy, ListRolePolicies, DeleteRolePolicy
 //   access keys:  CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey
 //   roles:        CreateRole, GetRole, ListRoles, DeleteRole
+//   managed policies: CreatePolicy, GetPolicy, GetPolicyVersion, ListPolicies, DeletePolicy,
+//                 Attach/Detach/ListAttached User|Role Policies,
+//                 Put/Delete User|Role PermissionsBoundary
+//
+// The condition keys IAM defines for these operations are set for the decision:
+// iam:PolicyARN (attach/detach) and iam:PermissionsBoundary (boundary operations, and CreateUser /
+// CreateRole with a PermissionsBoundary), so that a policy can let a deployer create principals
+// only under a given boundary — the standard guard against privilege escalation.
 //
 // Each operation names the IAM action and the resource ARN it acts on (Find + Operation), so the
 // endpoint authorises it with the policy engine before Run is called; Run never sees an
@@ -14,6 +22,7 @@
 // Stateless apart from the Directory; thread-safe.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -35,6 +44,7 @@ class IamApi {
   struct Target {
     std::string action;
     std::string resource;
+    std::map<std::string, std::string> context_keys;  // iam:PolicyARN, iam:PermissionsBoundary
   };
   core::Result<Target> Resolve(const QueryRequest& request, const identity::Caller& caller) const;
 

@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 2> kMigrations = {{
+  static const std::array<Migration, 3> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -43,6 +43,25 @@ std::span<const Migration> PlatformMigrations() {
        "  last_used_service TEXT\n"
        ");\n"
        "CREATE INDEX access_keys_by_principal ON access_keys (principal_arn)"},
+      // identity: customer-managed policies, their attachments to users and roles, and
+      // permissions boundaries that name a managed policy.
+      {3, "create_managed_policies",
+       "CREATE TABLE managed_policies (\n"
+       "  arn TEXT PRIMARY KEY,\n"
+       "  name TEXT NOT NULL UNIQUE,\n"
+       "  id TEXT NOT NULL UNIQUE,\n"
+       "  document TEXT NOT NULL,\n"
+       "  description TEXT NOT NULL,\n"
+       "  created_at TEXT NOT NULL,\n"
+       "  updated_at TEXT NOT NULL\n"
+       ");\n"
+       "CREATE TABLE policy_attachments (\n"
+       "  principal_arn TEXT NOT NULL REFERENCES principals (arn) ON DELETE CASCADE,\n"
+       "  policy_arn TEXT NOT NULL REFERENCES managed_policies (arn),\n"
+       "  PRIMARY KEY (principal_arn, policy_arn)\n"
+       ");\n"
+       "CREATE INDEX policy_attachments_by_policy ON policy_attachments (policy_arn);\n"
+       "ALTER TABLE principals ADD COLUMN boundary_arn TEXT REFERENCES managed_policies (arn)"},
   }};
   return kMigrations;
 }
