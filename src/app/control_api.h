@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <string>
 
@@ -34,6 +35,9 @@ class ControlApi {
     bool access_log = true;
     // The AWS-compatible service APIs (SigV4), served at POST / and GET / when given.
     services::AwsEndpoint* aws = nullptr;
+    // Where the service APIs' handlers run: they block (store reads, durable audit appends), so
+    // they leave the I/O threads free, and concurrent appends share one fsync. Null: inline.
+    boost::asio::thread_pool* blocking = nullptr;
   };
   explicit ControlApi(Deps deps);
   ControlApi(const ControlApi&) = delete;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <future>
 #include <optional>
@@ -122,6 +123,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                         .clock = env.clock(),
                                                         .region = settings.region});
 
+  boost::asio::thread_pool service_pool(static_cast<std::size_t>(settings.service_threads));
+
   http::IoPool pool(settings.threads, [&log](std::string_view message) {
     log.Error("uncaught error in an I/O thread", {{"error", message}});
   });
@@ -131,7 +134,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                       .audit = *audit,
                                       .db = *db,
                                       .access_log = settings.access_log,
-                                      .aws = &aws});
+                                      .aws = &aws,
+                                      .blocking = &service_pool});
   http::ServerOptions control_options = MakeServerOptions(settings, env);
   control_options.on_access = control.AccessHook("control");
   http::Server control_server(pool, control_options, control.Handler("control"));

@@ -79,6 +79,11 @@ core::ConfigSchema ServeSchema() {
       .Add({.name = "tls.key_file",
             .type = ConfigType::kString,
             .help = "PEM private key (must not be readable by group or others)"})
+      .Add({.name = "services.threads",
+            .type = ConfigType::kInt,
+            .default_value = "16",
+            .help = "threads that run the service APIs' handlers (they block on the store and the "
+                    "durable audit log)"})
       .Add({.name = "identity.account_id",
             .type = ConfigType::kString,
             .default_value = "000000000000",
@@ -152,6 +157,11 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
                                       s.log_level + "\"");
   }
   s.access_log = config.GetBool("log.access");
+  s.service_threads = static_cast<int>(config.GetInt("services.threads"));
+  if (s.service_threads < 1 || s.service_threads > 1024) {
+    return core::InvalidArgumentError("config key 'services.threads' (from " +
+                                      config.Origin("services.threads") + "): expected 1-1024");
+  }
   s.account_id = config.GetString("identity.account_id");
   if (s.account_id.size() != 12 ||
       s.account_id.find_first_not_of("0123456789") != std::string::npos) {

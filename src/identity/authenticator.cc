@@ -120,20 +120,15 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
       return InvalidToken();
     }
     RETURN_IF_ERROR(VerifySignature(request, signature, session.secret_access_key, verify));
-    auto source = directory_.GetByArn(claims.source_arn);
-    if (!source.ok()) {
-      if (source.status().code() == core::StatusCode::kNotFound) return InvalidToken();
-      return source.status();
-    }
-    ASSIGN_OR_RETURN(Caller caller, CallerFor(*source));
+    ASSIGN_OR_RETURN(Caller caller, PrincipalCaller(claims.source_arn));
     caller.access_key_id = key_id;
     caller.temporary = true;
     for (const auto& [k, v] : claims.tags) caller.tags[k] = v;
-    if (source->type == PrincipalType::kRole) {
+    if (caller.kind == policy::PrincipalKind::kRole) {
+      caller.issuer_arn = caller.arn;
       caller.arn = claims.principal_arn;
       caller.kind = policy::PrincipalKind::kRoleSession;
-      caller.issuer_arn = source->arn;
-      caller.user_id = source->id + ":" + claims.session_name;
+      caller.user_id += ":" + claims.session_name;
     }
     if (claims.session_policy) {
       ASSIGN_OR_RETURN(
@@ -147,18 +142,59 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
     // A session token with a long-term key: AWS refuses the pair.
     return InvalidToken();
   }
-  auto key = directory_.ResolveAccessKey(key_id);
-  if (!key.ok()) return key.status();
-  if (key->info.status != KeyStatus::kActive) return InvalidToken();
-  RETURN_IF_ERROR(VerifySignature(request, signature, key->secret, verify));
-  auto principal = directory_.GetByArn(key->info.user_arn);
+  ASSIGN_OR_RETURN(const CachedKey key, LongTermKey(key_id));
+  if (key.status != KeyStatus::kActive) return InvalidToken();
+  RETURN_IF_ERROR(VerifySignature(request, signature, key.secret, verify));
+  ASSIGN_OR_RETURN(Caller caller, PrincipalCaller(key.owner_arn));
+  caller.access_key_id = key_id;
+  NoteKeyUse(key_id, service).IgnoreError();  // tracking must never fail a request
+  return caller;
+}
+
+core::Result<Authenticator::CachedKey> Authenticator::LongTermKey(const std::string& key_id) {
+  // The generation is read before the store, so an entry can only be older than its number.
+  const std::uint64_t generation = directory_.generation();
+  {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(key_id);
+    if (it != keys_.end() && it->second.generation == generation) {
+      return CachedKey{.generation = generation,
+                       .status = it->second.status,
+                       .owner_arn = it->second.owner_arn,
+                       .secret = it->second.secret.Copy()};
+    }
+  }
+  ASSIGN_OR_RETURN(AccessKeyWithSecret resolved, directory_.ResolveAccessKey(key_id));
+  CachedKey out{.generation = generation,
+                .status = resolved.info.status,
+                .owner_arn = resolved.info.user_arn,
+                .secret = std::move(resolved.secret)};
+  std::lock_guard lock(mu_);
+  if (keys_.size() >= options_.max_cached) keys_.clear();
+  keys_[key_id] = CachedKey{.generation = generation,
+                            .status = out.status,
+                            .owner_arn = out.owner_arn,
+                            .secret = out.secret.Copy()};
+  return out;
+}
+
+core::Result<Caller> Authenticator::PrincipalCaller(const std::string& arn) {
+  const std::uint64_t generation = directory_.generation();
+  {
+    std::lock_guard lock(mu_);
+    auto it = callers_.find(arn);
+    if (it != callers_.end() && it->second.generation == generation) return it->second.caller;
+  }
+  auto principal = directory_.GetByArn(arn);
   if (!principal.ok()) {
+    // Credentials of a principal that was deleted.
     if (principal.status().code() == core::StatusCode::kNotFound) return InvalidToken();
     return principal.status();
   }
   ASSIGN_OR_RETURN(Caller caller, CallerFor(*principal));
-  caller.access_key_id = key_id;
-  NoteKeyUse(key_id, service).IgnoreError();  // tracking must never fail a request
+  std::lock_guard lock(mu_);
+  if (callers_.size() >= options_.max_cached) callers_.clear();
+  callers_[arn] = CachedCaller{.generation = generation, .caller = caller};
   return caller;
 }
 

@@ -11,6 +11,10 @@
 // account, issuing role, tags) and the compiled identity policies, boundary and session policy.
 // Policies are compiled per request (a few microseconds for typical documents).
 //
+// Resolved keys and principals (with their compiled policies) are cached until the Directory's
+// generation() moves, i.e. until any principal, policy or key changes, so a change takes effect
+// on the next request while the common case reads nothing from the store.
+//
 // Every failure is kUnauthenticated / kInvalidArgument with the AWS error type AWS uses
 // (InvalidClientTokenId, ExpiredToken, SignatureDoesNotMatch, IncompleteSignature,
 // MissingAuthenticationToken, RequestTimeTooSkewed, ...), and its message never holds secret
@@ -18,6 +22,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -60,6 +65,8 @@ struct AuthenticatorOptions {
   std::chrono::seconds max_skew{900};
   // Last-used times of long-term keys are written at most this often per key.
   std::chrono::seconds last_used_granularity{60};
+  // Entries per cache (keys, principals) before it is emptied and refilled.
+  std::size_t max_cached = 10000;
 };
 
 // The policy engine's request context for an action by `caller`: the principal, its tags, and the
@@ -86,7 +93,21 @@ class Authenticator {
   core::Result<Caller> CallerFor(const Principal& principal) const;
 
  private:
+  struct CachedKey {
+    std::uint64_t generation = 0;
+    KeyStatus status = KeyStatus::kActive;
+    std::string owner_arn;
+    core::SecretBytes secret;
+  };
+  struct CachedCaller {
+    std::uint64_t generation = 0;
+    Caller caller;
+  };
   core::Status NoteKeyUse(const std::string& key_id, std::string_view service);
+  // The long-term key (owner, status, secret copy), from the cache or the directory.
+  core::Result<CachedKey> LongTermKey(const std::string& key_id);
+  // The Caller a principal acts as with its own identity, from the cache or the directory.
+  core::Result<Caller> PrincipalCaller(const std::string& arn);
 
   Directory& directory_;
   const SessionTokens& tokens_;
@@ -94,6 +115,8 @@ class Authenticator {
   AuthenticatorOptions options_;
   std::mutex mu_;
   std::unordered_map<std::string, core::WallTime> last_noted_;  // guarded by mu_
+  std::unordered_map<std::string, CachedKey> keys_;             // guarded by mu_
+  std::unordered_map<std::string, CachedCaller> callers_;       // by ARN; guarded by mu_
 };
 
 }  // namespace moatless::identity

@@ -144,6 +144,24 @@ TEST_F(AuthenticatorTest, ALongTermKeyAuthenticatesAsItsUserWithItsPolicies) {
   EXPECT_EQ(directory_->ListAccessKeys("alice")->at(0).last_used_service, "sts");
 }
 
+TEST_F(AuthenticatorTest, ChangesToPoliciesAndKeysTakeEffectOnTheNextRequest) {
+  // Resolved keys and callers are cached; any change to the directory invalidates them.
+  for (int i = 0; i < 3; ++i) {
+    auto caller = Authenticate(Sign(alice_key_.info.id, alice_key_.secret));
+    ASSERT_TRUE(caller.ok());
+    EXPECT_EQ(caller->policies.identity.size(), 1u);
+  }
+  ASSERT_TRUE(directory_->PutPolicy(PrincipalType::kUser, "alice", "more", kDeployPolicy).ok());
+  auto more = Authenticate(Sign(alice_key_.info.id, alice_key_.secret));
+  ASSERT_TRUE(more.ok());
+  EXPECT_EQ(more->policies.identity.size(), 2u);
+  ASSERT_TRUE(directory_->SetBoundary(PrincipalType::kUser, "alice", kDeployPolicy).ok());
+  EXPECT_NE(Authenticate(Sign(alice_key_.info.id, alice_key_.secret))->policies.boundary, nullptr);
+  ASSERT_TRUE(directory_->DeleteAccessKey("alice", alice_key_.info.id).ok());
+  ExpectAwsError(Authenticate(Sign(alice_key_.info.id, alice_key_.secret)).status(),
+                 "InvalidClientTokenId");
+}
+
 TEST_F(AuthenticatorTest, ForgedUnknownInactiveSkewedAndUnsignedRequestsAreRefused) {
   core::SecretBytes wrong(std::string(40, 'x'));
   ExpectAwsError(Authenticate(Sign(alice_key_.info.id, wrong)).status(), "SignatureDoesNotMatch");

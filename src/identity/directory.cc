@@ -197,6 +197,12 @@ std::string Directory::RoleArn(std::string_view name) const {
   return ArnOf(PrincipalType::kRole, name);
 }
 std::string Directory::RootArn() const { return "arn:aws:iam::" + options_.account_id + ":root"; }
+core::Status Directory::Write(const store::TransactionFn& fn) {
+  core::Status status = db_.Write(fn);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  return status;
+}
+
 std::string Directory::Now() const { return core::FormatRfc3339(env_.clock().Now()); }
 
 core::Result<Principal> Directory::CreateUser(std::string_view name,
@@ -227,7 +233,7 @@ core::Result<Principal> Directory::Create(PrincipalType type, std::string_view n
   const std::string tags_json = TagsToJson(tags);
   const std::optional<std::string> trust =
       trust_policy ? std::optional<std::string>(std::string(*trust_policy)) : std::nullopt;
-  core::Status written = db_.Write([&](store::Transaction& tx) -> core::Status {
+  core::Status written = Write([&](store::Transaction& tx) -> core::Status {
     return tx
         .Exec(
             "INSERT INTO principals (kind, name, arn, id, tags, boundary, trust_policy, "
@@ -249,7 +255,7 @@ core::Result<Principal> Directory::EnsureRoot() {
   const std::string arn = RootArn();
   const std::string id = "AIDA" + core::RandomBase32(env_.random(), 17);
   const std::string created = Now();
-  RETURN_IF_ERROR(db_.Write([&](store::Transaction& tx) -> core::Status {
+  RETURN_IF_ERROR(Write([&](store::Transaction& tx) -> core::Status {
     return tx
         .Exec(
             "INSERT INTO principals (kind, name, arn, id, tags, boundary, trust_policy, "
@@ -302,8 +308,7 @@ core::Status Directory::Delete(PrincipalType type, std::string_view name) {
   if (type == PrincipalType::kRoot) {
     return core::FailedPreconditionError("the account root cannot be deleted");
   }
-  ASSIGN_OR_RETURN(const std::int64_t deleted,
-                   store::TransactValue(db_, {}, [&](store::Transaction& tx) {
+  ASSIGN_OR_RETURN(const std::int64_t deleted, WriteValue([&](store::Transaction& tx) {
                      return tx.Exec("DELETE FROM principals WHERE arn = ?", {ArnOf(type, name)});
                    }));
   if (deleted == 0)
@@ -317,7 +322,7 @@ core::Status Directory::PutPolicy(PrincipalType type, std::string_view principal
   RETURN_IF_ERROR(ValidateDocument(document, policy::PolicyType::kIdentity,
                                    "policy '" + std::string(name) + "'"));
   const std::string arn = ArnOf(type, principal);
-  return db_.Write([&](store::Transaction& tx) -> core::Status {
+  return Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(std::optional<store::Row> exists,
                      tx.QueryOptional("SELECT arn FROM principals WHERE arn = ?", {arn}));
     if (!exists)
@@ -333,11 +338,11 @@ core::Status Directory::PutPolicy(PrincipalType type, std::string_view principal
 
 core::Status Directory::DeletePolicy(PrincipalType type, std::string_view principal,
                                      std::string_view name) {
-  ASSIGN_OR_RETURN(
-      const std::int64_t deleted, store::TransactValue(db_, {}, [&](store::Transaction& tx) {
-        return tx.Exec("DELETE FROM principal_policies WHERE principal_arn = ? AND name = ?",
-                       {ArnOf(type, principal), std::string(name)});
-      }));
+  ASSIGN_OR_RETURN(const std::int64_t deleted, WriteValue([&](store::Transaction& tx) {
+                     return tx.Exec(
+                         "DELETE FROM principal_policies WHERE principal_arn = ? AND name = ?",
+                         {ArnOf(type, principal), std::string(name)});
+                   }));
   if (deleted == 0) {
     return core::NotFoundError("policy '" + std::string(name) + "' is not attached to " +
                                std::string(PrincipalTypeName(type)) + " '" +
@@ -355,11 +360,11 @@ core::Status Directory::SetBoundary(PrincipalType type, std::string_view princip
   }
   const std::optional<std::string> value =
       document ? std::optional<std::string>(std::string(*document)) : std::nullopt;
-  ASSIGN_OR_RETURN(
-      const std::int64_t updated, store::TransactValue(db_, {}, [&](store::Transaction& tx) {
-        return tx.Exec("UPDATE principals SET boundary = ?, boundary_arn = NULL WHERE arn = ?",
-                       {value, ArnOf(type, principal)});
-      }));
+  ASSIGN_OR_RETURN(const std::int64_t updated, WriteValue([&](store::Transaction& tx) {
+                     return tx.Exec(
+                         "UPDATE principals SET boundary = ?, boundary_arn = NULL WHERE arn = ?",
+                         {value, ArnOf(type, principal)});
+                   }));
   if (updated == 0)
     return core::NotFoundError(NotFoundMessage(type, principal)).WithAwsType("NoSuchEntity");
   return core::Status::Ok();
@@ -370,7 +375,7 @@ core::Status Directory::SetBoundaryPolicy(PrincipalType type, std::string_view p
   const std::string arn = ArnOf(type, principal);
   const std::optional<std::string> value =
       policy_arn ? std::optional<std::string>(std::string(*policy_arn)) : std::nullopt;
-  return db_.Write([&](store::Transaction& tx) -> core::Status {
+  return Write([&](store::Transaction& tx) -> core::Status {
     if (value) {
       ASSIGN_OR_RETURN(
           std::optional<store::Row> policy,
@@ -416,7 +421,7 @@ core::Result<ManagedPolicy> Directory::CreateManagedPolicy(std::string_view name
   const std::string arn = PolicyArn(name);
   const std::string id = "ANPA" + core::RandomBase32(env_.random(), 17);
   const std::string now = Now();
-  core::Status written = db_.Write([&](store::Transaction& tx) -> core::Status {
+  core::Status written = Write([&](store::Transaction& tx) -> core::Status {
     return tx
         .Exec(
             "INSERT INTO managed_policies (arn, name, id, document, description, created_at, "
@@ -465,7 +470,7 @@ core::Result<std::vector<ManagedPolicy>> Directory::ListManagedPolicies() const 
 }
 
 core::Status Directory::DeleteManagedPolicy(std::string_view arn) {
-  return db_.Write([&](store::Transaction& tx) -> core::Status {
+  return Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(store::Row uses,
                      tx.QueryOne("SELECT (SELECT COUNT(*) FROM policy_attachments WHERE "
                                  "policy_arn = ?) + (SELECT COUNT(*) FROM principals WHERE "
@@ -490,7 +495,7 @@ core::Status Directory::DeleteManagedPolicy(std::string_view arn) {
 core::Status Directory::AttachPolicy(PrincipalType type, std::string_view principal,
                                      std::string_view policy_arn) {
   const std::string arn = ArnOf(type, principal);
-  return db_.Write([&](store::Transaction& tx) -> core::Status {
+  return Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(std::optional<store::Row> who,
                      tx.QueryOptional("SELECT arn FROM principals WHERE arn = ?", {arn}));
     if (!who)
@@ -523,8 +528,7 @@ core::Status Directory::AttachPolicy(PrincipalType type, std::string_view princi
 
 core::Status Directory::DetachPolicy(PrincipalType type, std::string_view principal,
                                      std::string_view policy_arn) {
-  ASSIGN_OR_RETURN(const std::int64_t deleted,
-                   store::TransactValue(db_, {}, [&](store::Transaction& tx) {
+  ASSIGN_OR_RETURN(const std::int64_t deleted, WriteValue([&](store::Transaction& tx) {
                      return tx.Exec(
                          "DELETE FROM policy_attachments WHERE principal_arn = ? AND "
                          "policy_arn = ?",
@@ -564,7 +568,7 @@ core::Result<AccessKeyWithSecret> Directory::CreateAccessKeyFor(const std::strin
     out.secret = core::SecretBytes::TakeFrom(encoded);
   }
   const std::string sealed = secret_key_.Seal(out.secret.Reveal(), out.info.id, env_.random());
-  core::Status written = db_.Write([&](store::Transaction& tx) -> core::Status {
+  core::Status written = Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(std::optional<store::Row> exists,
                      tx.QueryOptional("SELECT arn FROM principals WHERE arn = ?", {arn}));
     if (!exists) {
@@ -626,11 +630,11 @@ core::Result<std::vector<AccessKeyInfo>> Directory::ListKeysFor(const std::strin
 
 core::Status Directory::SetAccessKeyStatus(std::string_view user, std::string_view key_id,
                                            KeyStatus status) {
-  ASSIGN_OR_RETURN(
-      const std::int64_t updated, store::TransactValue(db_, {}, [&](store::Transaction& tx) {
-        return tx.Exec("UPDATE access_keys SET status = ? WHERE id = ? AND principal_arn = ?",
-                       {std::string(KeyStatusName(status)), std::string(key_id), UserArn(user)});
-      }));
+  ASSIGN_OR_RETURN(const std::int64_t updated, WriteValue([&](store::Transaction& tx) {
+                     return tx.Exec(
+                         "UPDATE access_keys SET status = ? WHERE id = ? AND principal_arn = ?",
+                         {std::string(KeyStatusName(status)), std::string(key_id), UserArn(user)});
+                   }));
   if (updated == 0) {
     return core::NotFoundError("user '" + std::string(user) + "' has no access key " +
                                std::string(key_id))
@@ -649,8 +653,7 @@ core::Status Directory::DeleteRootAccessKey(std::string_view key_id) {
 
 core::Status Directory::DeleteKeyFor(const std::string& arn, std::string_view key_id,
                                      std::string_view label) {
-  ASSIGN_OR_RETURN(const std::int64_t deleted,
-                   store::TransactValue(db_, {}, [&](store::Transaction& tx) {
+  ASSIGN_OR_RETURN(const std::int64_t deleted, WriteValue([&](store::Transaction& tx) {
                      return tx.Exec("DELETE FROM access_keys WHERE id = ? AND principal_arn = ?",
                                     {std::string(key_id), arn});
                    }));

@@ -18,6 +18,7 @@
 // Thread-safe: all state is in the store; methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -153,6 +154,12 @@ class Directory {
   core::Status DeleteAccessKey(std::string_view user, std::string_view key_id);
   core::Status DeleteRootAccessKey(std::string_view key_id);
 
+  // Incremented after every change of principals, policies or keys (not by RecordKeyUse). A
+  // reader that took generation() before reading may cache what it read until the number moves.
+  // Valid as long as this Directory is the store's only writer (the data directory's lock
+  // guarantees it for the embedded store).
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
   // For request authentication: the key (active or not: the caller decides) and its secret.
   core::Result<AccessKeyWithSecret> ResolveAccessKey(std::string_view key_id) const;
   // Records that a key was used just now, for which service (last-used tracking).
@@ -171,11 +178,20 @@ class Directory {
   core::Status DeleteKeyFor(const std::string& arn, std::string_view key_id,
                             std::string_view label);
   std::string Now() const;
+  // A read-write transaction, then generation_ moves on (whatever the outcome).
+  core::Status Write(const store::TransactionFn& fn);
+  template <typename F>
+  auto WriteValue(F&& fn) {
+    auto result = store::TransactValue(db_, {}, std::forward<F>(fn));
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    return result;
+  }
 
   store::Database& db_;
   core::Env& env_;
   core::AeadKey secret_key_;  // seals access-key secrets
   DirectoryOptions options_;
+  std::atomic<std::uint64_t> generation_{0};
 };
 
 std::string_view PrincipalTypeName(PrincipalType type);  // "root" / "user" / "role"
