@@ -43,6 +43,35 @@ class InitCommand {
   std::string profile_ = "moatless";
 };
 
+// `moatless users|keys|roles ...`: IAM administration through the signed API (cli/iam_client.h),
+// with credentials from the standard AWS places, so one credentials file serves this and the
+// aws CLI.
+class AdminCommands {
+ public:
+  struct Connection {
+    std::string endpoint;
+    std::string profile;
+    std::string region;
+  };
+  explicit AdminCommands(CLI::App& parent);
+  bool parsed() const;
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  CLI::App* users_;
+  CLI::App* keys_;
+  CLI::App* roles_;
+  Connection connection_;
+  std::string name_;
+  std::vector<std::string> tags_;
+  std::string policy_arn_;
+  std::string policy_file_;
+  std::string policy_name_;
+  bool remove_ = false;
+  std::string key_id_;
+  std::string write_profile_;
+};
+
 // `moatless audit verify`.
 class AuditCommands {
  public:

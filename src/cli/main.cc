@@ -35,6 +35,7 @@ int Main(int argc, char** argv) {
 
   ServeCommand serve(cli);
   InitCommand init(cli);
+  AdminCommands admin(cli);
   AuditCommands audit(cli);
   PolicyCommands policy(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
@@ -56,6 +57,7 @@ int Main(int argc, char** argv) {
   }
   if (serve.parsed()) return serve.Run(ProcessEnvironment());
   if (init.parsed()) return init.Run(ProcessEnvironment());
+  if (admin.parsed()) return admin.Run(ProcessEnvironment());
   if (audit.parsed()) return audit.Run();
   if (policy.parsed()) return policy.Run();
   return kExitUsage;

@@ -251,6 +251,41 @@ class IdentityTest(unittest.TestCase):
         self.assertEqual(self.sdk("get-caller-identity", keys=temp_keys)["code"],
                          "InvalidClientTokenId")
 
+    def moatless(self, *args, profile="moatless", expect=0):
+        env = self.env(profile)
+        env["MOATLESS_ENDPOINT"] = self.server.url("")
+        result = run_cli(*args, env=env)
+        self.assertEqual(result.returncode, expect, result.stderr)
+        return result
+
+    def test_the_moatless_cli_administers_with_the_same_credentials_file(self):
+        policy = os.path.join(self.tmp, "self.json")
+        with open(policy, "w") as f:
+            json.dump({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["iam:ListAccessKeys", "iam:CreateAccessKey"],
+                 "Resource": "arn:aws:iam::%s:user/${aws:username}" % ACCOUNT}]}, f)
+        self.assertIn("user/ops", self.moatless("users", "create", "ops", "--tag", "team=ops").stdout)
+        self.moatless("users", "attach-policy", "ops", "--policy-file", policy)
+        self.assertIn("ops\tarn:aws:iam::%s:user/ops" % ACCOUNT,
+                      self.moatless("users", "list").stdout)
+        made = self.moatless("keys", "create", "--user", "ops", "--write-profile", "ops")
+        key_id = made.stdout.split()[0]
+        self.assertTrue(key_id.startswith("AKIA"))
+        self.assertNotIn("aws_secret_access_key", made.stdout)
+        self.assertEqual(os.stat(self.creds).st_mode & 0o777, 0o600)
+        # The new profile works for the CLI and for the aws CLI alike.
+        self.assertIn(key_id, self.moatless("keys", "list", profile="ops").stdout)
+        self.assertEqual(self.aws("sts", "get-caller-identity", profile="ops")["Arn"],
+                         "arn:aws:iam::%s:user/ops" % ACCOUNT)
+        denied = self.moatless("users", "create", "mallory", profile="ops", expect=1)
+        self.assertIn("AccessDenied", denied.stderr)
+        self.moatless("keys", "deactivate", key_id, "--user", "ops")
+        self.assertIn("InvalidClientTokenId",
+                      self.moatless("keys", "list", profile="ops", expect=1).stderr)
+        self.moatless("users", "detach-policy", "ops", "--policy-name", "self")
+        self.moatless("users", "delete", "ops")
+        self.assertNotIn("user/ops", self.moatless("users", "list").stdout)
+
     def sign(self, key_id, secret, body, when):
         """A SigV4 header-form request signed at `when` (test-side signer from the stdlib)."""
         amz_date = when.strftime("%Y%m%dT%H%M%SZ")
