@@ -159,15 +159,14 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
                                        observe::AuditOutcome::kError, query.status().message());
     return QueryError(request, context, audited.ok() ? query.status() : audited, ns);
   }
-  if (service == "iam") return HandleIam(request, context, *caller, origin);
-  return HandleSts(request, context, *caller);
+  if (service == "iam") return HandleIam(request, context, *caller, origin, *query);
+  return HandleSts(request, context, *caller, *query);
 }
 
 http::Response AwsEndpoint::HandleSts(const http::Request& request,
                                       const http::RequestContext& context,
-                                      const identity::Caller& caller) {
-  auto query = ParseQueryRequest(FormOf(request));  // parsed before; cannot fail here
-  const std::string& op = query->action;
+                                      const identity::Caller& caller, const QueryRequest& query) {
+  const std::string& op = query.action;
   const std::string action = "sts:" + op;
   XmlWriter xml;
   auto fail = [&](const core::Status& status, std::string resource) {
@@ -193,19 +192,19 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
         .End();
   } else if (op == "AssumeRole") {
     identity::AssumeRoleRequest assume;
-    auto role_arn = query->Require("RoleArn");
-    auto session_name = query->Require("RoleSessionName");
+    auto role_arn = query.Require("RoleArn");
+    auto session_name = query.Require("RoleSessionName");
     if (!role_arn.ok()) return fail(role_arn.status(), "");
     if (!session_name.ok()) return fail(session_name.status(), *role_arn);
     assume.role_arn = *role_arn;
     assume.role_session_name = *session_name;
-    if (auto d = query->Get("DurationSeconds")) {
+    if (auto d = query.Get("DurationSeconds")) {
       auto seconds = ParseInt(*d, "DurationSeconds");
       if (!seconds.ok()) return fail(seconds.status(), assume.role_arn);
       assume.duration_seconds = *seconds;
     }
-    assume.policy = query->Get("Policy");
-    auto tags = SessionTags(*query);
+    assume.policy = query.Get("Policy");
+    auto tags = SessionTags(query);
     if (!tags.ok()) return fail(tags.status(), assume.role_arn);
     assume.tags = std::move(*tags);
     identity::StsDecision decision;
@@ -235,7 +234,7 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
         .End();
   } else if (op == "GetSessionToken") {
     std::optional<std::int64_t> duration;
-    if (auto d = query->Get("DurationSeconds")) {
+    if (auto d = query.Get("DurationSeconds")) {
       auto seconds = ParseInt(*d, "DurationSeconds");
       if (!seconds.ok()) return fail(seconds.status(), caller.arn);
       duration = *seconds;
@@ -262,10 +261,10 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
 http::Response AwsEndpoint::HandleIam(const http::Request& request,
                                       const http::RequestContext& context,
                                       const identity::Caller& caller,
-                                      const identity::RequestOrigin& origin) {
-  auto query = ParseQueryRequest(FormOf(request));  // parsed before; cannot fail here
-  const std::string action = "iam:" + query->action;
-  auto target = deps_.iam.Resolve(*query, caller);
+                                      const identity::RequestOrigin& origin,
+                                      const QueryRequest& query) {
+  const std::string action = "iam:" + query.action;
+  auto target = deps_.iam.Resolve(query, caller);
   if (!target.ok()) {
     const core::Status audited = Audit(context, caller.arn, action, "",
                                        observe::AuditOutcome::kError, target.status().message());
@@ -292,8 +291,8 @@ http::Response AwsEndpoint::HandleIam(const http::Request& request,
     return QueryError(request, context, s, kIamNamespace);
   }
   XmlWriter xml;
-  xml.Begin(query->action + "Response", kIamNamespace);
-  if (core::Status run = deps_.iam.Run(*query, caller, xml); !run.ok()) {
+  xml.Begin(query.action + "Response", kIamNamespace);
+  if (core::Status run = deps_.iam.Run(query, caller, xml); !run.ok()) {
     Audit(context, caller.arn, target->action, target->resource, observe::AuditOutcome::kError,
           std::string(run.aws_type()) + ": " + run.message())
         .IgnoreError();  // the allowed decision is on record; the failure is reported to the caller

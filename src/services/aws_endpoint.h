@@ -22,6 +22,7 @@
 #include "identity/sts.h"
 #include "observe/audit_log.h"
 #include "services/iam_api.h"
+#include "services/query_protocol.h"
 
 namespace moatless::services {
 
@@ -41,9 +42,10 @@ class AwsEndpoint {
 
  private:
   http::Response HandleSts(const http::Request& request, const http::RequestContext& context,
-                           const identity::Caller& caller);
+                           const identity::Caller& caller, const QueryRequest& query);
   http::Response HandleIam(const http::Request& request, const http::RequestContext& context,
-                           const identity::Caller& caller, const identity::RequestOrigin& origin);
+                           const identity::Caller& caller, const identity::RequestOrigin& origin,
+                           const QueryRequest& query);
   // Appends the audit record of a decision; a failed append fails the request (nothing is done
   // that is not recorded).
   core::Status Audit(const http::RequestContext& context, std::string actor, std::string action,
