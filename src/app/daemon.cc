@@ -114,7 +114,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   const identity::SessionTokens tokens(master_key);
   identity::Authenticator authenticator(directory, tokens, env.clock(),
                                         {.region = settings.region});
-  identity::Sts sts(directory, tokens, env);
+  identity::Sts sts(directory, tokens, env, settings.region);
   services::IamApi iam(directory);
   services::AwsEndpoint aws(services::AwsEndpoint::Deps{.authenticator = authenticator,
                                                         .sts = sts,

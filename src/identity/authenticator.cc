@@ -100,6 +100,13 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
                                                  const RequestOrigin& origin,
                                                  std::string_view service) {
   ASSIGN_OR_RETURN(const ParsedSignature signature, ParseSignature(request));
+  return Authenticate(request, signature, origin, service);
+}
+
+core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
+                                                 const ParsedSignature& signature,
+                                                 const RequestOrigin& origin,
+                                                 std::string_view service) {
   const core::WallTime now = clock_.Now();
   // IAM is a global service: AWS clients sign its requests for us-east-1 whatever region they are
   // configured with, so that scope is accepted for it besides the node's own region.

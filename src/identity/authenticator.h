@@ -87,6 +87,11 @@ class Authenticator {
   // scope must name it and the configured region.
   core::Result<Caller> Authenticate(const HttpRequestView& request, const RequestOrigin& origin,
                                     std::string_view service);
+  // The same for a request whose signature the caller has already parsed (ParseSignature), e.g.
+  // to pick the service from its credential scope.
+  core::Result<Caller> Authenticate(const HttpRequestView& request,
+                                    const ParsedSignature& signature, const RequestOrigin& origin,
+                                    std::string_view service);
 
   // The Caller for a principal of the directory acting with its own (long-term) identity; used for
   // requests the platform makes on a principal's behalf and by tests.

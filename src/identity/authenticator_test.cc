@@ -58,7 +58,7 @@ class AuthenticatorTest : public ::testing::Test {
     directory_ = std::make_unique<Directory>(*db_, *env_, master_);
     tokens_ = std::make_unique<SessionTokens>(master_);
     auth_ = std::make_unique<Authenticator>(*directory_, *tokens_, *clock_);
-    sts_ = std::make_unique<Sts>(*directory_, *tokens_, *env_);
+    sts_ = std::make_unique<Sts>(*directory_, *tokens_, *env_, "local");
 
     ASSERT_TRUE(directory_->CreateUser("alice", {{"team", "platform"}}).ok());
     ASSERT_TRUE(
@@ -202,56 +202,91 @@ TEST_F(AuthenticatorTest, AssumeRoleNeedsTheTrustPolicyAndTheCallersPermission) 
                                       .role_session_name = "ci-run-1"};
   // The trust policy names the account: the caller's own policy must allow sts:AssumeRole.
   StsDecision decision;
-  auto assumed = sts_->AssumeRole(*alice, to_deployer, &decision);
+  auto assumed = sts_->AssumeRole(*alice, to_deployer, {}, &decision);
   ASSERT_TRUE(assumed.ok()) << assumed.status();
   EXPECT_TRUE(decision.result.allowed());
   EXPECT_EQ(assumed->assumed_role_arn, "arn:aws:sts::000000000000:assumed-role/deployer/ci-run-1");
   EXPECT_TRUE(assumed->credentials.access_key_id.starts_with("ASIA"));
   // Bob has no such permission: denied, in AWS's words, naming the layer.
-  auto denied = sts_->AssumeRole(*bob, to_deployer, &decision);
+  auto denied = sts_->AssumeRole(*bob, to_deployer, {}, &decision);
   ExpectAwsError(denied.status(), "AccessDenied");
   EXPECT_NE(denied.status().message().find("is not authorized to perform: sts:AssumeRole"),
             std::string::npos);
   EXPECT_FALSE(decision.result.allowed());
   // A trust policy naming Bob himself is enough on its own (same account).
-  EXPECT_TRUE(sts_->AssumeRole(*bob, {.role_arn = "arn:aws:iam::000000000000:role/bob-only",
-                                      .role_session_name = "bob"})
+  EXPECT_TRUE(sts_->AssumeRole(*bob,
+                               {.role_arn = "arn:aws:iam::000000000000:role/bob-only",
+                                .role_session_name = "bob"},
+                               {})
                   .ok());
-  ExpectAwsError(sts_->AssumeRole(*alice, {.role_arn = "arn:aws:iam::000000000000:role/bob-only",
-                                           .role_session_name = "alice"})
+  ExpectAwsError(sts_->AssumeRole(*alice,
+                                  {.role_arn = "arn:aws:iam::000000000000:role/bob-only",
+                                   .role_session_name = "alice"},
+                                  {})
                      .status(),
                  "AccessDenied");
   // A role that does not exist is denied the same way.
-  ExpectAwsError(sts_->AssumeRole(*alice, {.role_arn = "arn:aws:iam::000000000000:role/nope",
-                                           .role_session_name = "alice"})
-                     .status(),
-                 "AccessDenied");
+  ExpectAwsError(
+      sts_->AssumeRole(
+              *alice,
+              {.role_arn = "arn:aws:iam::000000000000:role/nope", .role_session_name = "alice"}, {})
+          .status(),
+      "AccessDenied");
   // Validation.
   ExpectAwsError(
-      sts_->AssumeRole(*alice, {.role_arn = to_deployer.role_arn, .role_session_name = "x"})
+      sts_->AssumeRole(*alice, {.role_arn = to_deployer.role_arn, .role_session_name = "x"}, {})
           .status(),
       "ValidationError");
-  ExpectAwsError(sts_->AssumeRole(*alice, {.role_arn = to_deployer.role_arn,
-                                           .role_session_name = "ci",
-                                           .duration_seconds = 7201})
+  ExpectAwsError(sts_->AssumeRole(*alice,
+                                  {.role_arn = to_deployer.role_arn,
+                                   .role_session_name = "ci",
+                                   .duration_seconds = 7201},
+                                  {})
                      .status(),
                  "ValidationError");
-  ExpectAwsError(sts_->AssumeRole(*alice, {.role_arn = to_deployer.role_arn,
-                                           .role_session_name = "ci",
-                                           .policy = R"({"Statement":"nope"})"})
+  ExpectAwsError(sts_->AssumeRole(*alice,
+                                  {.role_arn = to_deployer.role_arn,
+                                   .role_session_name = "ci",
+                                   .policy = R"({"Statement":"nope"})"},
+                                  {})
                      .status(),
                  "MalformedPolicyDocument");
+}
+
+TEST_F(AuthenticatorTest, TrustPolicyConditionsSeeWhereTheRequestComesFrom) {
+  ASSERT_TRUE(directory_
+                  ->CreateRole("office", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+                      "Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},
+                      "Action":"sts:AssumeRole",
+                      "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},
+                                   "Bool":{"aws:SecureTransport":"true"}}}]})")
+                  .ok());
+  auto bob = Authenticate(Sign(bob_key_.info.id, bob_key_.secret));
+  ASSERT_TRUE(bob.ok());
+  const AssumeRoleRequest office{.role_arn = "arn:aws:iam::000000000000:role/office",
+                                 .role_session_name = "bob"};
+  EXPECT_TRUE(
+      sts_->AssumeRole(*bob, office, {.source_ip = "10.1.2.3", .secure_transport = true}).ok());
+  ExpectAwsError(
+      sts_->AssumeRole(*bob, office, {.source_ip = "203.0.113.9", .secure_transport = true})
+          .status(),
+      "AccessDenied");
+  ExpectAwsError(
+      sts_->AssumeRole(*bob, office, {.source_ip = "10.1.2.3", .secure_transport = false}).status(),
+      "AccessDenied");
 }
 
 TEST_F(AuthenticatorTest, RoleSessionCredentialsActAsTheSessionUntilTheyExpire) {
   auto alice = Authenticate(Sign(alice_key_.info.id, alice_key_.secret));
   ASSERT_TRUE(alice.ok());
-  auto assumed = sts_->AssumeRole(*alice, {.role_arn = "arn:aws:iam::000000000000:role/deployer",
-                                           .role_session_name = "ci-run-2",
-                                           .duration_seconds = 900,
-                                           .policy = R"({"Version":"2012-10-17","Statement":[
+  auto assumed = sts_->AssumeRole(*alice,
+                                  {.role_arn = "arn:aws:iam::000000000000:role/deployer",
+                                   .role_session_name = "ci-run-2",
+                                   .duration_seconds = 900,
+                                   .policy = R"({"Version":"2012-10-17","Statement":[
                    {"Effect":"Allow","Action":"lambda:GetFunction","Resource":"*"}]})",
-                                           .tags = {{"run", "2"}}});
+                                   .tags = {{"run", "2"}}},
+                                  {});
   ASSERT_TRUE(assumed.ok()) << assumed.status();
   const TemporaryCredentials& creds = assumed->credentials;
   auto session = Authenticate(
@@ -276,8 +311,10 @@ TEST_F(AuthenticatorTest, RoleSessionCredentialsActAsTheSessionUntilTheyExpire) 
   EXPECT_FALSE(policy::Evaluate(get, session->policies).allowed());
 
   // The session policy caps what the session may do, AssumeRole included.
-  ExpectAwsError(sts_->AssumeRole(*session, {.role_arn = "arn:aws:iam::000000000000:role/deployer",
-                                             .role_session_name = "chained"})
+  ExpectAwsError(sts_->AssumeRole(*session,
+                                  {.role_arn = "arn:aws:iam::000000000000:role/deployer",
+                                   .role_session_name = "chained"},
+                                  {})
                      .status(),
                  "AccessDenied");
   // GetSessionToken is refused to session credentials.
@@ -308,9 +345,11 @@ TEST_F(AuthenticatorTest, RoleChainingIsLimitedToOneHour) {
       directory_->PutPolicy(PrincipalType::kRole, "deployer", "chain", kAllowAssumeDeployer).ok());
   auto alice = Authenticate(Sign(alice_key_.info.id, alice_key_.secret));
   ASSERT_TRUE(alice.ok());
-  auto first = sts_->AssumeRole(*alice, {.role_arn = "arn:aws:iam::000000000000:role/deployer",
-                                         .role_session_name = "first",
-                                         .duration_seconds = 7200});
+  auto first = sts_->AssumeRole(*alice,
+                                {.role_arn = "arn:aws:iam::000000000000:role/deployer",
+                                 .role_session_name = "first",
+                                 .duration_seconds = 7200},
+                                {});
   ASSERT_TRUE(first.ok()) << first.status();
   auto session =
       Authenticate(Sign(first->credentials.access_key_id, first->credentials.secret_access_key,
@@ -319,10 +358,10 @@ TEST_F(AuthenticatorTest, RoleChainingIsLimitedToOneHour) {
   const AssumeRoleRequest chained{.role_arn = "arn:aws:iam::000000000000:role/deployer",
                                   .role_session_name = "chained",
                                   .duration_seconds = 3601};
-  ExpectAwsError(sts_->AssumeRole(*session, chained).status(), "ValidationError");
+  ExpectAwsError(sts_->AssumeRole(*session, chained, {}).status(), "ValidationError");
   AssumeRoleRequest hour = chained;
   hour.duration_seconds = 3600;
-  EXPECT_TRUE(sts_->AssumeRole(*session, hour).ok());
+  EXPECT_TRUE(sts_->AssumeRole(*session, hour, {}).ok());
 }
 
 TEST_F(AuthenticatorTest, EnvironmentBoundCredentialsWorkOnlyFromTheirEnvironment) {

@@ -20,13 +20,9 @@ core::Status Validation(std::string message) {
 }
 
 core::Status ValidateSessionName(std::string_view name) {
-  if (name.size() < 2 || name.size() > 64) {
-    return Validation("RoleSessionName must be 2-64 characters");
-  }
-  for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    std::string_view("+=,.@_-").find(c) != std::string_view::npos;
-    if (!ok) return Validation("RoleSessionName may hold only letters, digits and +=,.@_-");
+  // IAM's name characters, at least two of them.
+  if (name.size() < 2 || !ValidatePrincipalName(name).ok()) {
+    return Validation("RoleSessionName must be 2-64 of letters, digits and +=,.@_-");
   }
   return core::Status::Ok();
 }
@@ -36,29 +32,17 @@ std::int64_t UnixNow(core::Env& env) {
       .count();
 }
 
-// The request context the policy engine sees for a Caller.
-policy::RequestContext ContextFor(const Caller& caller, std::string action, std::string resource) {
-  policy::RequestContext r;
-  r.principal_arn = caller.arn;
-  r.principal_kind = caller.kind;
-  r.principal_account = caller.account;
-  r.issuer_arn = caller.issuer_arn;
-  r.principal_tags = caller.tags;
-  r.action = std::move(action);
-  r.resource = std::move(resource);
-  return r;
-}
-
 }  // namespace
 
-Sts::Sts(Directory& directory, const SessionTokens& tokens, core::Env& env)
-    : directory_(directory), tokens_(tokens), env_(env) {}
+Sts::Sts(Directory& directory, const SessionTokens& tokens, core::Env& env, std::string region)
+    : directory_(directory), tokens_(tokens), env_(env), region_(std::move(region)) {}
 
 CallerIdentity Sts::GetCallerIdentity(const Caller& caller) const {
   return {.account = caller.account, .arn = caller.arn, .user_id = caller.user_id};
 }
 
 core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRoleRequest& request,
+                                          const RequestOrigin& origin,
                                           StsDecision* decision) const {
   RETURN_IF_ERROR(ValidateSessionName(request.role_session_name));
   if (request.tags.size() > 50) return Validation("at most 50 session tags are allowed");
@@ -78,7 +62,8 @@ core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRole
   // The role, and the decision: trust policy as the resource policy that must allow, the caller's
   // own policies as the identity side.
   auto role = directory_.GetByArn(request.role_arn);
-  policy::RequestContext context = ContextFor(caller, "sts:AssumeRole", request.role_arn);
+  const policy::RequestContext context = RequestContextFor(
+      caller, origin, "sts:AssumeRole", request.role_arn, env_.clock().Now(), region_);
   policy::EvaluationResult result;
   result.missing_allow = policy::Layer::kResource;
   if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {

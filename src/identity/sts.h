@@ -57,11 +57,14 @@ struct StsDecision {
 
 class Sts {
  public:
-  Sts(Directory& directory, const SessionTokens& tokens, core::Env& env);
+  // region: the node's region, for aws:RequestedRegion in decisions.
+  Sts(Directory& directory, const SessionTokens& tokens, core::Env& env, std::string region);
 
   CallerIdentity GetCallerIdentity(const Caller& caller) const;
+  // origin: where the request came from (aws:SourceIp, aws:SecureTransport in the decision).
   // decision (if given) receives the sts:AssumeRole decision whenever one was made.
   core::Result<AssumedRole> AssumeRole(const Caller& caller, const AssumeRoleRequest& request,
+                                       const RequestOrigin& origin,
                                        StsDecision* decision = nullptr) const;
   core::Result<TemporaryCredentials> GetSessionToken(
       const Caller& caller, std::optional<std::int64_t> duration_seconds) const;
@@ -70,6 +73,7 @@ class Sts {
   Directory& directory_;
   const SessionTokens& tokens_;
   core::Env& env_;
+  std::string region_;
 };
 
 }  // namespace moatless::identity

@@ -1,6 +1,5 @@
 #include "services/aws_endpoint.h"
 
-#include <charconv>
 #include <utility>
 
 #include "core/clock.h"
@@ -54,28 +53,6 @@ std::string_view FormOf(const http::Request& request) {
   const std::string_view target = request.target();
   const std::size_t q = target.find('?');
   return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-}
-
-core::Result<std::int64_t> ParseInt(const std::string& text, std::string_view name) {
-  std::int64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return core::InvalidArgumentError(std::string(name) + " must be an integer")
-        .WithAwsType("ValidationError");
-  }
-  return value;
-}
-
-// Tags.member.N.Key / Tags.member.N.Value
-core::Result<std::map<std::string, std::string>> SessionTags(const QueryRequest& query) {
-  std::map<std::string, std::string> tags;
-  for (int n = 1; n <= 51; ++n) {
-    const std::string prefix = "Tags.member." + std::to_string(n) + ".";
-    auto key = query.Get(prefix + "Key");
-    if (!key) break;
-    tags[*key] = query.Get(prefix + "Value").value_or("");
-  }
-  return tags;
 }
 
 void CredentialsXml(XmlWriter& xml, const identity::TemporaryCredentials& creds) {
@@ -146,7 +123,7 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
   }
   identity::RequestOrigin origin{.source_ip = SourceIp(context.remote),
                                  .secure_transport = context.tls};
-  auto caller = deps_.authenticator.Authenticate(view, origin, signature->service);
+  auto caller = deps_.authenticator.Authenticate(view, *signature, origin, service);
   if (!caller.ok()) {
     const core::Status audited =
         Audit(context, "access-key:" + signature->access_key_id, action, "",
@@ -160,12 +137,14 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
     return QueryError(request, context, audited.ok() ? query.status() : audited, ns);
   }
   if (service == "iam") return HandleIam(request, context, *caller, origin, *query);
-  return HandleSts(request, context, *caller, *query);
+  return HandleSts(request, context, *caller, origin, *query);
 }
 
 http::Response AwsEndpoint::HandleSts(const http::Request& request,
                                       const http::RequestContext& context,
-                                      const identity::Caller& caller, const QueryRequest& query) {
+                                      const identity::Caller& caller,
+                                      const identity::RequestOrigin& origin,
+                                      const QueryRequest& query) {
   const std::string& op = query.action;
   const std::string action = "sts:" + op;
   XmlWriter xml;
@@ -198,17 +177,13 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
     if (!session_name.ok()) return fail(session_name.status(), *role_arn);
     assume.role_arn = *role_arn;
     assume.role_session_name = *session_name;
-    if (auto d = query.Get("DurationSeconds")) {
-      auto seconds = ParseInt(*d, "DurationSeconds");
-      if (!seconds.ok()) return fail(seconds.status(), assume.role_arn);
-      assume.duration_seconds = *seconds;
-    }
+    auto duration = query.GetInt("DurationSeconds");
+    if (!duration.ok()) return fail(duration.status(), assume.role_arn);
+    assume.duration_seconds = *duration;
     assume.policy = query.Get("Policy");
-    auto tags = SessionTags(query);
-    if (!tags.ok()) return fail(tags.status(), assume.role_arn);
-    assume.tags = std::move(*tags);
+    assume.tags = query.Tags();
     identity::StsDecision decision;
-    auto assumed = deps_.sts.AssumeRole(caller, assume, &decision);
+    auto assumed = deps_.sts.AssumeRole(caller, assume, origin, &decision);
     if (!assumed.ok()) {
       if (!decision.action.empty()) {
         const core::Status audited =
@@ -233,13 +208,9 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
         .End()
         .End();
   } else if (op == "GetSessionToken") {
-    std::optional<std::int64_t> duration;
-    if (auto d = query.Get("DurationSeconds")) {
-      auto seconds = ParseInt(*d, "DurationSeconds");
-      if (!seconds.ok()) return fail(seconds.status(), caller.arn);
-      duration = *seconds;
-    }
-    auto creds = deps_.sts.GetSessionToken(caller, duration);
+    auto duration = query.GetInt("DurationSeconds");
+    if (!duration.ok()) return fail(duration.status(), caller.arn);
+    auto creds = deps_.sts.GetSessionToken(caller, *duration);
     if (!creds.ok()) return fail(creds.status(), caller.arn);
     if (core::Status s = Audit(context, caller.arn, action, caller.arn,
                                observe::AuditOutcome::kAllowed, "own credentials");

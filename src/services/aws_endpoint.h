@@ -42,7 +42,8 @@ class AwsEndpoint {
 
  private:
   http::Response HandleSts(const http::Request& request, const http::RequestContext& context,
-                           const identity::Caller& caller, const QueryRequest& query);
+                           const identity::Caller& caller, const identity::RequestOrigin& origin,
+                           const QueryRequest& query);
   http::Response HandleIam(const http::Request& request, const http::RequestContext& context,
                            const identity::Caller& caller, const identity::RequestOrigin& origin,
                            const QueryRequest& query);

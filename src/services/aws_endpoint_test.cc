@@ -54,7 +54,7 @@ class AwsEndpointTest : public ::testing::Test {
     directory_ = std::make_unique<identity::Directory>(*db_, *env_, master_);
     tokens_ = std::make_unique<identity::SessionTokens>(master_);
     auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
-    sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_);
+    sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_, "local");
     iam_ = std::make_unique<IamApi>(*directory_);
     endpoint_ = std::make_unique<AwsEndpoint>(AwsEndpoint::Deps{.authenticator = *auth_,
                                                                 .sts = *sts_,

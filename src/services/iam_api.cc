@@ -2,7 +2,6 @@
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
-#include <charconv>
 #include <map>
 #include <utility>
 
@@ -25,17 +24,6 @@ core::Result<std::string> UserNameOf(const QueryRequest& request, const identity
   if (auto name = request.Get("UserName")) return *name;
   if (!caller.user_name.empty()) return caller.user_name;
   return Validation("UserName is required when the caller is not an IAM user");
-}
-
-core::Result<std::map<std::string, std::string>> Tags(const QueryRequest& request) {
-  std::map<std::string, std::string> tags;
-  for (int n = 1; n <= 51; ++n) {
-    const std::string prefix = "Tags.member." + std::to_string(n) + ".";
-    auto key = request.Get(prefix + "Key");
-    if (!key) break;
-    tags[*key] = request.Get(prefix + "Value").value_or("");
-  }
-  return tags;
 }
 
 core::Status PolicyError(core::Status status) {
@@ -241,8 +229,7 @@ core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& ca
 
   if (op == "CreateUser") {
     ASSIGN_OR_RETURN(const std::string name, request.Require("UserName"));
-    ASSIGN_OR_RETURN(auto tags, Tags(request));
-    ASSIGN_OR_RETURN(identity::Principal user, directory_.CreateUser(name, std::move(tags)));
+    ASSIGN_OR_RETURN(identity::Principal user, directory_.CreateUser(name, request.Tags()));
     if (auto boundary = request.Get("PermissionsBoundary")) {
       if (core::Status set = directory_.SetBoundaryPolicy(PrincipalType::kUser, name, *boundary);
           !set.ok()) {
@@ -344,15 +331,9 @@ core::Status IamApi::Run(const QueryRequest& request, const identity::Caller& ca
   } else if (op == "CreateRole") {
     ASSIGN_OR_RETURN(const std::string name, request.Require("RoleName"));
     ASSIGN_OR_RETURN(const std::string trust, request.Require("AssumeRolePolicyDocument"));
-    std::int64_t max_session = 3600;
-    if (auto d = request.Get("MaxSessionDuration")) {
-      const auto [end, ec] = std::from_chars(d->data(), d->data() + d->size(), max_session);
-      if (ec != std::errc() || end != d->data() + d->size()) {
-        return Validation("MaxSessionDuration must be an integer");
-      }
-    }
-    ASSIGN_OR_RETURN(auto tags, Tags(request));
-    auto role = directory_.CreateRole(name, trust, max_session, std::move(tags));
+    ASSIGN_OR_RETURN(const std::optional<std::int64_t> max_session,
+                     request.GetInt("MaxSessionDuration"));
+    auto role = directory_.CreateRole(name, trust, max_session.value_or(3600), request.Tags());
     if (!role.ok()) return PolicyError(role.status());
     if (auto boundary = request.Get("PermissionsBoundary")) {
       if (core::Status set = directory_.SetBoundaryPolicy(PrincipalType::kRole, name, *boundary);

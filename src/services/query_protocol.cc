@@ -1,6 +1,7 @@
 #include "services/query_protocol.h"
 
 #include <boost/url/parse_query.hpp>
+#include <charconv>
 
 namespace moatless::services {
 namespace {
@@ -27,6 +28,30 @@ core::Result<std::string> QueryRequest::Require(std::string_view name) const {
         .WithAwsType("MissingParameter");
   }
   return *value;
+}
+
+core::Result<std::optional<std::int64_t>> QueryRequest::GetInt(std::string_view name) const {
+  auto text = Get(name);
+  if (!text) return std::optional<std::int64_t>();
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size()) {
+    return core::InvalidArgumentError(std::string(name) + " must be an integer")
+        .WithAwsType("ValidationError");
+  }
+  return std::optional<std::int64_t>(value);
+}
+
+std::map<std::string, std::string> QueryRequest::Tags() const {
+  std::map<std::string, std::string> tags;
+  // One past IAM's limit of 50, so that the service's own check sees too many.
+  for (int n = 1; n <= 51; ++n) {
+    const std::string prefix = "Tags.member." + std::to_string(n) + ".";
+    auto key = Get(prefix + "Key");
+    if (!key) break;
+    tags[*key] = Get(prefix + "Value").value_or("");
+  }
+  return tags;
 }
 
 core::Result<QueryRequest> ParseQueryRequest(std::string_view form) {

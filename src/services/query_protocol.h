@@ -7,6 +7,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ struct QueryRequest {
   std::optional<std::string> Get(std::string_view name) const;
   // The parameter, or a MissingParameter error naming it.
   core::Result<std::string> Require(std::string_view name) const;
+  // An integer parameter: nullopt when absent, ValidationError when not an integer.
+  core::Result<std::optional<std::int64_t>> GetInt(std::string_view name) const;
+  // Tags as IAM and STS send them: Tags.member.N.Key / Tags.member.N.Value, N from 1.
+  std::map<std::string, std::string> Tags() const;
 };
 
 // form: the body of a POST with Content-Type application/x-www-form-urlencoded, or the query

@@ -21,6 +21,18 @@ TEST(QueryProtocol, DecodesFormParameters) {
   EXPECT_EQ(missing.status().aws_type(), "MissingParameter");
 }
 
+TEST(QueryProtocol, ReadsIntegersAndTags) {
+  auto q = ParseQueryRequest(
+      "Action=A&N=900&Bad=9x&Tags.member.1.Key=team&Tags.member.1.Value=ops"
+      "&Tags.member.2.Key=env&Tags.member.4.Key=skipped");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q->GetInt("N"), std::optional<std::int64_t>(900));
+  EXPECT_EQ(*q->GetInt("Absent"), std::nullopt);
+  EXPECT_EQ(q->GetInt("Bad").status().aws_type(), "ValidationError");
+  // Numbering stops at the first gap; a tag without a value has an empty one.
+  EXPECT_EQ(q->Tags(), (std::map<std::string, std::string>{{"team", "ops"}, {"env", ""}}));
+}
+
 TEST(QueryProtocol, RejectsMalformedRepeatedOversizedAndActionless) {
   EXPECT_EQ(ParseQueryRequest("Action=A&x=%zz").status().aws_type(), "MalformedQueryString");
   EXPECT_EQ(ParseQueryRequest("Action=A&x=1&x=2").status().aws_type(), "MalformedQueryString");
