@@ -1,16 +1,11 @@
 #include "identity/authenticator.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 
-#include "core/clock.h"
-#include "core/filesystem.h"
-#include "core/process.h"
 #include "identity/sts.h"
-#include "store/schema.h"
-#include "store/sqlite/sqlite_database.h"
+#include "identity/test_fixture.h"
 
 namespace moatless::identity {
 namespace {
@@ -40,23 +35,10 @@ struct SignedRequest {
   }
 };
 
-class AuthenticatorTest : public ::testing::Test {
+class AuthenticatorTest : public IdentityStoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/moatless-auth-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto clock = std::make_unique<core::FakeClock>(core::WallTime(seconds(1'800'000'000)));
-    clock_ = clock.get();
-    env_ = std::make_unique<core::Env>(std::move(clock), std::make_unique<core::SecureRandom>(),
-                                       std::make_unique<core::RealFileSystem>(),
-                                       std::make_unique<core::RealProcessLauncher>());
-    auto db = store::OpenSqlite(dir_ + "/moatless.db",
-                                {.clock = clock_, .migrations = store::PlatformMigrations()});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    directory_ = std::make_unique<Directory>(*db_, *env_, master_);
-    tokens_ = std::make_unique<SessionTokens>(master_);
+    ASSERT_NO_FATAL_FAILURE(IdentityStoreTest::SetUp());
     auth_ = std::make_unique<Authenticator>(*directory_, *tokens_, *clock_);
     sts_ = std::make_unique<Sts>(*directory_, *tokens_, *env_, "local");
 
@@ -78,9 +60,7 @@ class AuthenticatorTest : public ::testing::Test {
   void TearDown() override {
     auth_.reset();
     sts_.reset();
-    directory_.reset();
-    if (db_) db_->Close().IgnoreError();
-    std::system(("rm -rf " + dir_).c_str());
+    IdentityStoreTest::TearDown();
   }
 
   SignedRequest Sign(std::string_view key_id, const core::SecretBytes& secret,
@@ -107,16 +87,6 @@ class AuthenticatorTest : public ::testing::Test {
     return auth_->Authenticate(r.View(), origin, "sts");
   }
 
-  std::string dir_;
-  core::FakeClock* clock_ = nullptr;
-  std::unique_ptr<core::Env> env_;
-  std::unique_ptr<store::Database> db_;
-  core::AeadKey master_ = [] {
-    core::DeterministicRandom random(11);
-    return core::AeadKey::Generate(random);
-  }();
-  std::unique_ptr<Directory> directory_;
-  std::unique_ptr<SessionTokens> tokens_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<Sts> sts_;
   AccessKeyWithSecret alice_key_;

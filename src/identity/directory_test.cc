@@ -1,16 +1,11 @@
 #include "identity/directory.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "core/clock.h"
-#include "core/filesystem.h"
-#include "core/process.h"
-#include "store/schema.h"
-#include "store/sqlite/sqlite_database.h"
+#include "identity/test_fixture.h"
 
 namespace moatless::identity {
 namespace {
@@ -21,39 +16,7 @@ constexpr char kTrust[] = R"({"Version":"2012-10-17","Statement":[
   {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/alice"},
    "Action":"sts:AssumeRole"}]})";
 
-class DirectoryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/moatless-identity-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto clock = std::make_unique<core::FakeClock>();
-    clock_ = clock.get();
-    env_ = std::make_unique<core::Env>(std::move(clock), std::make_unique<core::SecureRandom>(),
-                                       std::make_unique<core::RealFileSystem>(),
-                                       std::make_unique<core::RealProcessLauncher>());
-    auto db = store::OpenSqlite(dir_ + "/moatless.db",
-                                {.clock = clock_, .migrations = store::PlatformMigrations()});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    directory_ = std::make_unique<Directory>(*db_, *env_, master_);
-  }
-  void TearDown() override {
-    directory_.reset();
-    if (db_) db_->Close().IgnoreError();
-    std::system(("rm -rf " + dir_).c_str());
-  }
-
-  std::string dir_;
-  core::FakeClock* clock_ = nullptr;
-  std::unique_ptr<core::Env> env_;
-  std::unique_ptr<store::Database> db_;
-  core::AeadKey master_ = [] {
-    core::DeterministicRandom random(7);
-    return core::AeadKey::Generate(random);
-  }();
-  std::unique_ptr<Directory> directory_;
-};
+using DirectoryTest = IdentityStoreTest;
 
 TEST_F(DirectoryTest, UsersHaveAwsShapedArnsIdsPoliciesAndBoundaries) {
   auto alice = directory_->CreateUser("alice", {{"team", "orders"}});
@@ -145,11 +108,7 @@ TEST_F(DirectoryTest, AccessKeysAreSealedAtRestAndLimitedToTwo) {
     EXPECT_EQ(bytes.find(key->secret.Reveal()), std::string::npos);
     EXPECT_NE(bytes.find(key->info.id), std::string::npos);
   }
-  auto db = store::OpenSqlite(dir_ + "/moatless.db",
-                              {.clock = clock_, .migrations = store::PlatformMigrations()});
-  ASSERT_TRUE(db.ok());
-  db_ = std::move(*db);
-  directory_ = std::make_unique<Directory>(*db_, *env_, master_);
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
   EXPECT_EQ(directory_->ResolveAccessKey(key->info.id)->secret.Reveal(), key->secret.Reveal());
   // Another master key cannot open it.
   core::DeterministicRandom other_random(99);

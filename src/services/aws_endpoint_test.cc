@@ -1,18 +1,13 @@
 #include "services/aws_endpoint.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 
-#include "core/clock.h"
-#include "core/filesystem.h"
-#include "core/process.h"
-#include "store/schema.h"
-#include "store/sqlite/sqlite_database.h"
+#include "identity/test_fixture.h"
 
 namespace moatless::services {
 namespace {
@@ -32,27 +27,14 @@ std::string Element(const std::string& xml, const std::string& tag) {
   return xml.substr(from, xml.find("</" + tag + ">", from) - from);
 }
 
-class AwsEndpointTest : public ::testing::Test {
+class AwsEndpointTest : public identity::IdentityStoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/moatless-endpoint-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto clock = std::make_unique<core::FakeClock>(core::WallTime(seconds(1'800'000'000)));
-    clock_ = clock.get();
-    env_ = std::make_unique<core::Env>(std::move(clock), std::make_unique<core::SecureRandom>(),
-                                       std::make_unique<core::RealFileSystem>(),
-                                       std::make_unique<core::RealProcessLauncher>());
-    auto db = store::OpenSqlite(dir_ + "/moatless.db",
-                                {.clock = clock_, .migrations = store::PlatformMigrations()});
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
+    ASSERT_NO_FATAL_FAILURE(IdentityStoreTest::SetUp());
     auto audit = observe::AuditLog::Open(dir_ + "/audit.log",
                                          core::SecretBytes(std::string(32, 'k')), *clock_);
     ASSERT_TRUE(audit.ok()) << audit.status();
     audit_ = std::move(*audit);
-    directory_ = std::make_unique<identity::Directory>(*db_, *env_, master_);
-    tokens_ = std::make_unique<identity::SessionTokens>(master_);
     auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
     sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_, "local");
     iam_ = std::make_unique<IamApi>(*directory_);
@@ -82,8 +64,7 @@ class AwsEndpointTest : public ::testing::Test {
   void TearDown() override {
     endpoint_.reset();
     audit_.reset();
-    if (db_) db_->Close().IgnoreError();
-    std::system(("rm -rf " + dir_).c_str());
+    IdentityStoreTest::TearDown();
   }
 
   struct Credentials {
@@ -125,17 +106,7 @@ class AwsEndpointTest : public ::testing::Test {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
 
-  std::string dir_;
-  core::FakeClock* clock_ = nullptr;
-  std::unique_ptr<core::Env> env_;
-  std::unique_ptr<store::Database> db_;
   std::unique_ptr<observe::AuditLog> audit_;
-  core::AeadKey master_ = [] {
-    core::DeterministicRandom random(5);
-    return core::AeadKey::Generate(random);
-  }();
-  std::unique_ptr<identity::Directory> directory_;
-  std::unique_ptr<identity::SessionTokens> tokens_;
   std::unique_ptr<identity::Authenticator> auth_;
   std::unique_ptr<identity::Sts> sts_;
   std::unique_ptr<IamApi> iam_;
