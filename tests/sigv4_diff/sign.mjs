@@ -29,35 +29,17 @@
 import { Sha256 } from '@aws-crypto/sha256-js'
 import { HttpRequest } from '@smithy/protocol-http'
 import { SignatureV4 } from '@smithy/signature-v4'
+import { parseFlags, seeded } from '../common/seeded.mjs'
 
-// ---- arguments -----------------------------------------------------------------------------
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []))
+// ---- arguments and the seeded PRNG ----------------------------------------------------------
+const args = parseFlags(process.argv.slice(2))
 const seed = Number(args.seed ?? 1)
 const count = Number(args.count ?? 3000)
 if (!Number.isInteger(seed) || !Number.isInteger(count) || count < 0) {
   console.error('usage: node sign.mjs --seed N --count N')
   process.exit(2)
 }
-
-// ---- seeded PRNG (sfc32) -------------------------------------------------------------------
-function sfc32(a, b, c, d) {
-  return () => {
-    a |= 0; b |= 0; c |= 0; d |= 0
-    const t = (((a + b) | 0) + d) | 0
-    d = (d + 1) | 0
-    a = b ^ (b >>> 9)
-    b = (c + (c << 3)) | 0
-    c = (c << 21) | (c >>> 11)
-    c = (c + t) | 0
-    return (t >>> 0) / 4294967296
-  }
-}
-const rand = sfc32(0x9e3779b9, seed, seed ^ 0xdeadbeef, 0x5167a4)
-for (let i = 0; i < 20; i++) rand()
-const int = (n) => Math.floor(rand() * n)
-const chance = (p) => rand() < p
-const pick = (xs) => xs[int(xs.length)]
+const { rand, int, chance, pick } = seeded(seed, 0x5167a4)
 const randomCase = (s) => [...s].map((c) => (chance(0.5) ? c.toUpperCase() : c.toLowerCase())).join('')
 const fromAlphabet = (alphabet, n) => Array.from({ length: n }, () => pick(alphabet)).join('')
 function shuffle(xs) {
