@@ -59,6 +59,7 @@ std::string WithCredentialsProfile(std::string_view existing, std::string_view p
 }
 
 core::Result<InitResult> InitializeDataDir(const InitOptions& options, core::Env& env) {
+  RETURN_IF_ERROR(identity::ValidateAccountId(options.account_id));
   if (options.credentials_file.empty()) {
     return core::InvalidArgumentError("a credentials file path is required");
   }

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "identity/directory.h"
+
 namespace moatless::app {
 
 using core::ConfigType;
@@ -83,7 +85,9 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kInt,
             .default_value = "16",
             .help = "threads that run the service APIs' handlers (they block on the store and the "
-                    "durable audit log)"})
+                    "durable audit log)",
+            .min = 1,
+            .max = 1024})
       .Add({.name = "identity.account_id",
             .type = ConfigType::kString,
             .default_value = "000000000000",
@@ -158,16 +162,11 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   }
   s.access_log = config.GetBool("log.access");
   s.service_threads = static_cast<int>(config.GetInt("services.threads"));
-  if (s.service_threads < 1 || s.service_threads > 1024) {
-    return core::InvalidArgumentError("config key 'services.threads' (from " +
-                                      config.Origin("services.threads") + "): expected 1-1024");
-  }
   s.account_id = config.GetString("identity.account_id");
-  if (s.account_id.size() != 12 ||
-      s.account_id.find_first_not_of("0123456789") != std::string::npos) {
+  if (core::Status valid = identity::ValidateAccountId(s.account_id); !valid.ok()) {
     return core::InvalidArgumentError("config key 'identity.account_id' (from " +
                                       config.Origin("identity.account_id") +
-                                      "): expected 12 digits, got \"" + s.account_id + "\"");
+                                      "): " + valid.message());
   }
   s.region = config.GetString("identity.region");
   if (s.region.empty() ||

@@ -34,6 +34,21 @@ TEST(SettingsTest, LogLevelIsValidated) {
   EXPECT_NE(s.status().message().find("'log.level' (from flag --log.level)"), std::string::npos);
 }
 
+TEST(SettingsTest, IdentityAndServiceSettingsAreValidated) {
+  auto s = Load({});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->account_id, "000000000000");
+  EXPECT_EQ(s->region, "local");
+  EXPECT_EQ(s->service_threads, 16);
+  auto account = Load({{"identity.account_id", "12345"}});
+  ASSERT_FALSE(account.ok());
+  EXPECT_NE(account.status().message().find("'identity.account_id'"), std::string::npos);
+  EXPECT_FALSE(Load({{"identity.region", "US East"}}).ok());
+  EXPECT_FALSE(Load({{"services.threads", "0"}}).ok());
+  EXPECT_FALSE(Load({{"services.threads", "5000"}}).ok());
+  EXPECT_EQ(Load({{"services.threads", "64"}})->service_threads, 64);
+}
+
 TEST(SettingsTest, GatewayListenEnablesGateway) {
   auto s = Load({{"gateway_listen", "[::1]:0"}});
   ASSERT_TRUE(s.ok()) << s.status();

@@ -4,6 +4,7 @@
 #include "app/init.h"
 #include "cli/commands.h"
 #include "core/env.h"
+#include "identity/directory.h"
 
 namespace moatless::cli {
 
@@ -34,9 +35,8 @@ int InitCommand::Run(const std::map<std::string, std::string>& environment) {
       return kExitUsage;
     }
   }
-  if (account_id_.size() != 12 ||
-      account_id_.find_first_not_of("0123456789") != std::string::npos) {
-    std::cerr << "moatless init: --account-id must be 12 digits\n";
+  if (core::Status valid = identity::ValidateAccountId(account_id_); !valid.ok()) {
+    std::cerr << "moatless init: --account-id: " << valid.message() << "\n";
     return kExitUsage;
   }
   auto env = core::Env::Real();

@@ -163,6 +163,14 @@ std::string_view KeyStatusName(KeyStatus status) {
   return status == KeyStatus::kActive ? "Active" : "Inactive";
 }
 
+core::Status ValidateAccountId(std::string_view account_id) {
+  if (account_id.size() != 12 || account_id.find_first_not_of("0123456789") != std::string::npos) {
+    return core::InvalidArgumentError("an account id is 12 digits, not \"" +
+                                      std::string(account_id.substr(0, 40)) + "\"");
+  }
+  return core::Status::Ok();
+}
+
 core::Status ValidatePrincipalName(std::string_view name) {
   if (name.empty() || name.size() > 64) {
     return core::InvalidArgumentError("a name must be 1-64 characters");

@@ -196,6 +196,8 @@ class Directory {
 
 std::string_view PrincipalTypeName(PrincipalType type);  // "root" / "user" / "role"
 std::string_view KeyStatusName(KeyStatus status);        // "Active" / "Inactive"
+// An AWS account id: exactly 12 digits.
+core::Status ValidateAccountId(std::string_view account_id);
 // IAM's rule for user and role names: 1-64 of [A-Za-z0-9+=,.@_-].
 core::Status ValidatePrincipalName(std::string_view name);
 
