@@ -1,7 +1,5 @@
 #include "app/control_api.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 
@@ -47,17 +45,9 @@ ControlApi::ControlApi(Deps deps)
   add(router_, "GET", "/readyz", Wrap([this](const auto& ctx) { return Readyz(ctx); }));
   add(router_, "GET", "/metrics", Wrap([this](const auto&) { return Metrics(); }));
   if (deps_.aws != nullptr) {
-    http::Handler aws = [endpoint = deps_.aws, pool = deps_.blocking](
-                            http::Request& req,
-                            http::RequestContext& ctx) -> http::asio::awaitable<http::Response> {
-      if (pool == nullptr) co_return endpoint->Handle(req, ctx);
-      // req and ctx outlive the spawned handler: this coroutine waits for it.
-      co_return co_await http::asio::co_spawn(
-          pool->get_executor(),
-          [endpoint, &req, &ctx]() -> http::asio::awaitable<http::Response> {
-            co_return endpoint->Handle(req, ctx);
-          },
-          http::asio::use_awaitable);
+    http::Handler aws = [endpoint = deps_.aws, pool = deps_.blocking](http::Request& req,
+                                                                      http::RequestContext& ctx) {
+      return endpoint->Serve(req, ctx, pool);
     };
     add(router_, "POST", "/", aws);
     add(router_, "GET", "/", aws);

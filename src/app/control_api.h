@@ -35,8 +35,8 @@ class ControlApi {
     bool access_log = true;
     // The AWS-compatible service APIs (SigV4), served at POST / and GET / when given.
     services::AwsEndpoint* aws = nullptr;
-    // Where the service APIs' handlers run: they block (store reads, durable audit appends), so
-    // they leave the I/O threads free, and concurrent appends share one fsync. Null: inline.
+    // Where the service APIs' work runs: it may block on the store, so it leaves the I/O threads
+    // free (waiting for durable audit records holds no thread). Null: inline.
     boost::asio::thread_pool* blocking = nullptr;
   };
   explicit ControlApi(Deps deps);

@@ -83,9 +83,9 @@ core::ConfigSchema ServeSchema() {
             .help = "PEM private key (must not be readable by group or others)"})
       .Add({.name = "services.threads",
             .type = ConfigType::kInt,
-            .default_value = "16",
-            .help = "threads that run the service APIs' handlers (they block on the store and the "
-                    "durable audit log)",
+            .default_value = "4",
+            .help = "threads that run the service APIs' handlers (they may block on the store; "
+                    "waiting for the durable audit log holds none)",
             .min = 1,
             .max = 1024})
       .Add({.name = "identity.account_id",

@@ -36,9 +36,9 @@ struct ServeSettings {
   std::string log_level;
   bool access_log = true;
   std::chrono::milliseconds drain_timeout{};
-  int service_threads = 16;  // services.threads
-  std::string account_id;    // identity.account_id
-  std::string region;        // identity.region
+  int service_threads = 4;  // services.threads
+  std::string account_id;   // identity.account_id
+  std::string region;       // identity.region
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

@@ -39,7 +39,7 @@ TEST(SettingsTest, IdentityAndServiceSettingsAreValidated) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->account_id, "000000000000");
   EXPECT_EQ(s->region, "local");
-  EXPECT_EQ(s->service_threads, 16);
+  EXPECT_EQ(s->service_threads, 4);
   auto account = Load({{"identity.account_id", "12345"}});
   ASSERT_FALSE(account.ok());
   EXPECT_NE(account.status().message().find("'identity.account_id'"), std::string::npos);

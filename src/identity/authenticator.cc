@@ -149,40 +149,50 @@ core::Result<Caller> Authenticator::Authenticate(const HttpRequestView& request,
     // A session token with a long-term key: AWS refuses the pair.
     return InvalidToken();
   }
-  ASSIGN_OR_RETURN(const CachedKey key, LongTermKey(key_id));
+  ASSIGN_OR_RETURN(const KeyForScope key, LongTermKey(signature));
   if (key.status != KeyStatus::kActive) return InvalidToken();
-  RETURN_IF_ERROR(VerifySignature(request, signature, key.secret, verify));
+  RETURN_IF_ERROR(VerifySignatureWithSigningKey(request, signature, key.signing_key, verify));
   ASSIGN_OR_RETURN(Caller caller, PrincipalCaller(key.owner_arn));
   caller.access_key_id = key_id;
   NoteKeyUse(key_id, service).IgnoreError();  // tracking must never fail a request
   return caller;
 }
 
-core::Result<Authenticator::CachedKey> Authenticator::LongTermKey(const std::string& key_id) {
+core::Result<Authenticator::KeyForScope> Authenticator::LongTermKey(
+    const ParsedSignature& signature) {
+  // Scopes kept per key: a key is normally used for a few services in one region, and its date
+  // changes daily.
+  constexpr std::size_t kMaxScopesPerKey = 8;
+  const std::string& key_id = signature.access_key_id;
+  const std::string scope = signature.date + "/" + signature.region + "/" + signature.service;
+  const auto for_scope = [&](CachedKey& entry) {
+    auto it = entry.signing_keys.find(scope);
+    if (it == entry.signing_keys.end()) {
+      if (entry.signing_keys.size() >= kMaxScopesPerKey) entry.signing_keys.clear();
+      it = entry.signing_keys
+               .emplace(scope, SigningKey(entry.secret, signature.date, signature.region,
+                                          signature.service))
+               .first;
+    }
+    return KeyForScope{
+        .status = entry.status, .owner_arn = entry.owner_arn, .signing_key = it->second.Copy()};
+  };
   // The generation is read before the store, so an entry can only be older than its number.
   const std::uint64_t generation = directory_.generation();
   {
     std::lock_guard lock(mu_);
     auto it = keys_.find(key_id);
-    if (it != keys_.end() && it->second.generation == generation) {
-      return CachedKey{.generation = generation,
-                       .status = it->second.status,
-                       .owner_arn = it->second.owner_arn,
-                       .secret = it->second.secret.Copy()};
-    }
+    if (it != keys_.end() && it->second.generation == generation) return for_scope(it->second);
   }
   ASSIGN_OR_RETURN(AccessKeyWithSecret resolved, directory_.ResolveAccessKey(key_id));
-  CachedKey out{.generation = generation,
-                .status = resolved.info.status,
-                .owner_arn = resolved.info.user_arn,
-                .secret = std::move(resolved.secret)};
+  CachedKey entry{.generation = generation,
+                  .status = resolved.info.status,
+                  .owner_arn = resolved.info.user_arn,
+                  .secret = std::move(resolved.secret),
+                  .signing_keys = {}};
   std::lock_guard lock(mu_);
   if (keys_.size() >= options_.max_cached) keys_.clear();
-  keys_[key_id] = CachedKey{.generation = generation,
-                            .status = out.status,
-                            .owner_arn = out.owner_arn,
-                            .secret = out.secret.Copy()};
-  return out;
+  return for_scope(keys_.insert_or_assign(key_id, std::move(entry)).first->second);
 }
 
 core::Result<Caller> Authenticator::PrincipalCaller(const std::string& arn) {

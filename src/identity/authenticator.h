@@ -11,9 +11,10 @@
 // account, issuing role, tags) and the compiled identity policies, boundary and session policy.
 // Policies are compiled per request (a few microseconds for typical documents).
 //
-// Resolved keys and principals (with their compiled policies) are cached until the Directory's
-// generation() moves, i.e. until any principal, policy or key changes, so a change takes effect
-// on the next request while the common case reads nothing from the store.
+// Resolved keys (with their SigV4 signing keys per credential scope) and principals (with their
+// compiled policies) are cached until the Directory's generation() moves, i.e. until any principal,
+// policy or key changes, so a change takes effect on the next request while the common case reads
+// nothing from the store.
 //
 // Every failure is kUnauthenticated / kInvalidArgument with the AWS error type AWS uses
 // (InvalidClientTokenId, ExpiredToken, SignatureDoesNotMatch, IncompleteSignature,
@@ -103,14 +104,23 @@ class Authenticator {
     KeyStatus status = KeyStatus::kActive;
     std::string owner_arn;
     core::SecretBytes secret;
+    // SigV4 signing keys derived from the secret, by credential scope "date/region/service".
+    std::map<std::string, core::SecretBytes, std::less<>> signing_keys;
+  };
+  // What verifying one request needs of a long-term key.
+  struct KeyForScope {
+    KeyStatus status = KeyStatus::kActive;
+    std::string owner_arn;
+    core::SecretBytes signing_key;  // for the signature's date, region and service
   };
   struct CachedCaller {
     std::uint64_t generation = 0;
     Caller caller;
   };
   core::Status NoteKeyUse(const std::string& key_id, std::string_view service);
-  // The long-term key (owner, status, secret copy), from the cache or the directory.
-  core::Result<CachedKey> LongTermKey(const std::string& key_id);
+  // The long-term key's owner, status and signing key for the signature's scope, from the cache
+  // or the directory.
+  core::Result<KeyForScope> LongTermKey(const ParsedSignature& signature);
   // The Caller a principal acts as with its own identity, from the cache or the directory.
   core::Result<Caller> PrincipalCaller(const std::string& arn);
 

@@ -749,6 +749,14 @@ core::Result<ParsedSignature> ParseSignature(const HttpRequestView& request) {
 core::Status VerifySignature(const HttpRequestView& request, const ParsedSignature& sig,
                              const core::SecretBytes& secret_access_key,
                              const VerifyOptions& options) {
+  return VerifySignatureWithSigningKey(
+      request, sig, SigningKey(secret_access_key, sig.date, sig.region, sig.service), options);
+}
+
+core::Status VerifySignatureWithSigningKey(const HttpRequestView& request,
+                                           const ParsedSignature& sig,
+                                           const core::SecretBytes& signing_key,
+                                           const VerifyOptions& options) {
   if (sig.terminator != kSigV4Terminator || sig.signed_headers.empty() || sig.signature.empty()) {
     return IncompleteError("The signature parameters are incomplete.");
   }
@@ -838,8 +846,7 @@ core::Status VerifySignature(const HttpRequestView& request, const ParsedSignatu
                    CanonicalRequest(request, sig.signed_headers, payload_hash, canonical_options));
   const std::string scope = CredentialScope(sig.date, sig.region, sig.service);
   std::string string_to_sign = StringToSign(sig.amz_date, scope, canonical);
-  const core::SecretBytes key = SigningKey(secret_access_key, sig.date, sig.region, sig.service);
-  const std::string expected = SignatureHex(key, string_to_sign);
+  const std::string expected = SignatureHex(signing_key, string_to_sign);
   if (!ConstantTimeEquals(expected, sig.signature)) {
     // Like AWS, show the canonical request and string to sign (never the computed signature),
     // with the session token, a credential, blanked out.

@@ -122,6 +122,12 @@ struct VerifyOptions {
 core::Status VerifySignature(const HttpRequestView& request, const ParsedSignature& signature,
                              const core::SecretBytes& secret_access_key,
                              const VerifyOptions& options);
+// The same with the signing key already derived (SigningKey of the secret and the signature's
+// date, region and service), for callers that cache it.
+core::Status VerifySignatureWithSigningKey(const HttpRequestView& request,
+                                           const ParsedSignature& signature,
+                                           const core::SecretBytes& signing_key,
+                                           const VerifyOptions& options);
 
 // ---- Building blocks -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <vector>
 
 #include "core/filesystem.h"
 #include "observe/audit_format.h"
@@ -279,9 +280,18 @@ AuditLog::AuditLog(std::string path, int fd, core::SecretBytes key, const core::
       clock_(clock),
       options_(std::move(options)) {
   if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics);
+  writer_ = std::thread([this] { WriterLoop(); });
 }
 
-AuditLog::~AuditLog() { ::close(fd_); }
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  pending_cv_.notify_one();
+  writer_.join();
+  ::close(fd_);
+}
 
 core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
                                                        core::SecretBytes key,
@@ -327,10 +337,13 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
   std::unique_ptr<AuditLog> log(
       new AuditLog(path, fd.release(), std::move(key), clock, std::move(options)));
   log->open_info_ = info;
-  log->next_seq_ = found.head.seq + 1;
-  log->prev_ = found.next_prev;
-  log->durable_head_ = found.head;
-  log->pending_head_ = found.head;
+  {
+    std::lock_guard lock(log->mu_);
+    log->next_seq_ = found.head.seq + 1;
+    log->prev_ = found.next_prev;
+    log->durable_head_ = found.head;
+    log->pending_head_ = found.head;
+  }
 
   if (!info.set_aside_file.empty()) {
     AuditRecord record;
@@ -388,6 +401,11 @@ Status AuditLog::WriteAndSync(std::string_view batch) {
 }
 
 Status AuditLog::Append(const AuditRecord& record) {
+  ASSIGN_OR_RETURN(const std::uint64_t seq, Sequence(record));
+  return WaitDurable(seq);
+}
+
+core::Result<std::uint64_t> AuditLog::Sequence(const AuditRecord& record) {
   if (record.actor.empty()) return core::InvalidArgumentError("audit record without actor");
   if (record.action.empty()) return core::InvalidArgumentError("audit record without action");
 
@@ -430,49 +448,84 @@ Status AuditLog::Append(const AuditRecord& record) {
   ++next_seq_;
   prev_ = internal::Sha256Hex(line);
   line += '\n';
+  const bool was_idle = pending_.empty();
   pending_ += line;
   ++pending_records_;
   pending_head_ = AuditHead{entry.seq, hash};
-  const std::uint64_t mine = entry.seq;
+  lock.unlock();
+  if (was_idle) pending_cv_.notify_one();
+  return entry.seq;
+}
 
-  // Group commit: whoever finds no write in progress writes and syncs everything pending (its own
-  // record and those queued behind it); the others wait for a sync that covers theirs.
+Status AuditLog::WaitDurable(std::uint64_t seq) {
+  std::unique_lock lock(mu_);
+  durable_cv_.wait(lock, [&] { return durable_head_.seq >= seq || !failed_.ok(); });
+  return durable_head_.seq >= seq ? Status::Ok() : failed_;
+}
+
+void AuditLog::WhenDurable(std::uint64_t seq, std::function<void(Status)> done) {
+  std::unique_lock lock(mu_);
+  if (durable_head_.seq >= seq || !failed_.ok()) {
+    const Status result = durable_head_.seq >= seq ? Status::Ok() : failed_;
+    lock.unlock();
+    done(result);
+    return;
+  }
+  waiters_.emplace(seq, std::move(done));
+}
+
+// The writer thread: takes everything sequenced so far, writes and syncs it in one go, then wakes
+// the records' waiters; records sequenced meanwhile form the next batch.
+void AuditLog::WriterLoop() {
+  std::unique_lock lock(mu_);
   for (;;) {
-    if (durable_head_.seq >= mine) return Status::Ok();
-    if (!failed_.ok()) return failed_;
-    if (flushing_) {
-      cv_.wait(lock);
-      continue;
+    pending_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, and everything is written
+    // Under load, let a batch gather until min_sync_interval has passed since the last sync
+    // began: fewer, larger syncs. An isolated record (the last sync long ago) goes out at once.
+    const auto ready_at = last_sync_start_ + options_.min_sync_interval;
+    if (ready_at > std::chrono::steady_clock::now()) {
+      pending_cv_.wait_until(lock, ready_at,
+                             [&] { return stopping_ || pending_records_ >= kFullBatch; });
     }
-    flushing_ = true;
     std::string batch = std::move(pending_);
     pending_.clear();
     const AuditHead batch_head = pending_head_;
     const std::uint64_t batch_records = std::exchange(pending_records_, 0);
-    lock.unlock();
-
-    const core::MonoTime start = clock_.MonotonicNow();
-    const Status written = WriteAndSync(batch);
-    if (metrics_ != nullptr) {
-      const std::chrono::duration<double> took = clock_.MonotonicNow() - start;
-      metrics_->sync_seconds.Observe(took.count());
-      metrics_->batch_records.Observe(static_cast<double>(batch_records));
+    Status written = failed_;
+    if (failed_.ok()) {
+      last_sync_start_ = std::chrono::steady_clock::now();
+      lock.unlock();
+      const core::MonoTime start = clock_.MonotonicNow();
+      written = WriteAndSync(batch);
+      if (metrics_ != nullptr) {
+        const std::chrono::duration<double> took = clock_.MonotonicNow() - start;
+        metrics_->sync_seconds.Observe(took.count());
+        metrics_->batch_records.Observe(static_cast<double>(batch_records));
+        if (written.ok()) {
+          metrics_->records.Add(static_cast<double>(batch_records));
+        } else {
+          metrics_->failures.Inc();
+        }
+      }
+      lock.lock();
       if (written.ok()) {
-        metrics_->records.Add(static_cast<double>(batch_records));
+        durable_head_ = batch_head;
       } else {
-        metrics_->failures.Inc();
+        failed_ = core::UnavailableError(written.message() +
+                                         "; the audit log accepts no appends until reopened");
       }
     }
-
+    durable_cv_.notify_all();
+    // Once the log failed, every waiter learns it; otherwise those this batch covered.
+    const auto end = failed_.ok() ? waiters_.upper_bound(durable_head_.seq) : waiters_.end();
+    std::vector<std::function<void(Status)>> ready;
+    for (auto it = waiters_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    waiters_.erase(waiters_.begin(), end);
+    const Status result = failed_;
+    lock.unlock();
+    for (auto& done : ready) done(result);
     lock.lock();
-    flushing_ = false;
-    if (written.ok()) {
-      durable_head_ = batch_head;
-    } else {
-      failed_ = core::UnavailableError(written.message() +
-                                       "; the audit log accepts no appends until reopened");
-    }
-    cv_.notify_all();
   }
 }
 

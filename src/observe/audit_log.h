@@ -20,11 +20,14 @@
 // key, so an operator holding the key can check whether a given value was used (AuditHmacMatches)
 // without the log revealing it to anyone who can read the file.
 //
-// Durability: Append returns OK only after the record's line is written and fdatasync'ed, so an
-// action may be acknowledged after its record is on disk. An error from Append means the action
-// must not proceed (the record may or may not have reached the file). After a failed write or
-// sync the log fails every later Append (the kernel may have dropped the unsynced pages, and a
-// retry could silently succeed on top of them): reopen it, which verifies and repairs the tail.
+// Durability: a record is durable once its line is written and fdatasync'ed; an action may be
+// acknowledged only after its record is. Append returns once it is. Sequence returns as soon as the
+// record has its place in the chain and leaves the disk to the log's writer thread, so a caller
+// that must not block (an I/O thread) can do other work and learn of durability through
+// WhenDurable. An error means the action must not proceed (the record may or may not have reached
+// the file). After a failed write or sync the log fails every later and every pending record (the
+// kernel may have dropped the unsynced pages, and a retry could silently succeed on top of them):
+// reopen it, which verifies and repairs the tail.
 //
 // Opening: the existing file is checked before the chain is extended. A final line without its
 // newline is a write that a crash interrupted, so it was never acknowledged: Open cuts it off and
@@ -35,20 +38,26 @@
 // started whose first record (action "audit:StartSegment") names it and the problem found.
 //
 // Ownership and threading: the composition root opens one AuditLog per file and passes it by
-// reference; it owns the key. The file is locked (flock) against a second writer process. Append
-// and Head are thread-safe; concurrent appenders share one write and one fdatasync per batch
-// (group commit), and seq order is the order of the lines in the file. Destroy the log only when
-// no Append is in flight. The verifier functions are stateless and thread-safe.
+// reference; it owns the key. The file is locked (flock) against a second writer process. One
+// writer thread, owned by the log, writes and syncs: whatever was sequenced while it synced the
+// previous batch goes out in one write and one fdatasync (group commit), and seq order is the
+// order of the lines in the file. Every member function is thread-safe. Destroying the log
+// writes and syncs what is pending and runs the remaining WhenDurable callbacks; destroy it only
+// when no other thread is still calling it. The verifier functions are stateless and
+// thread-safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "core/clock.h"
 #include "core/secret_bytes.h"
@@ -100,6 +109,11 @@ struct AuditLogOptions {
   std::string self_actor = "moatless";
   // If set, the log registers and records moatless_audit_* metrics there.
   MetricsRegistry* metrics = nullptr;
+  // Group commit under load: the writer starts a sync no sooner than this after the previous one
+  // started (or sooner once kFullBatch records wait), so that a busy log makes fewer, larger
+  // syncs. A record that arrives when the last sync is older than this goes out at once. Zero:
+  // sync as soon as anything is pending.
+  std::chrono::microseconds min_sync_interval{1000};
 };
 
 class AuditLog {
@@ -125,10 +139,20 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // Appends a record and returns once it is durable (see above). The log assigns seq and time.
-  // InvalidArgument: a required field is empty, a field key is empty or given twice, the line
-  // would exceed kMaxAuditLineBytes. Unavailable: the log failed earlier. Other codes: I/O errors.
+  // Appends a record and returns once it is durable (see above): Sequence, then WaitDurable.
   core::Status Append(const AuditRecord& record);
+  // Gives the record its seq, time and place in the chain, queues it for the writer thread and
+  // returns its seq without waiting for the disk. InvalidArgument: a required field is empty, a
+  // field key is empty or given twice, the line would exceed kMaxAuditLineBytes (nothing is
+  // sequenced). Unavailable: the log failed earlier.
+  core::Result<std::uint64_t> Sequence(const AuditRecord& record);
+  // Blocks until record `seq` (from Sequence) is durable: OK; or the write/sync failure that lost
+  // it (Unavailable).
+  core::Status WaitDurable(std::uint64_t seq);
+  // Calls `done` exactly once with what WaitDurable(seq) would return: on this thread before
+  // returning if that is already known, otherwise on the writer thread. `done` must be quick and
+  // must not call back into the log (hand the result to another thread or executor).
+  void WhenDurable(std::uint64_t seq, std::function<void(core::Status)> done);
 
   // The last durable record.
   AuditHead Head() const;
@@ -143,6 +167,7 @@ class AuditLog {
   AuditLog(std::string path, int fd, core::SecretBytes key, const core::Clock& clock,
            Options options);
   core::Status WriteAndSync(std::string_view batch);
+  void WriterLoop();
 
   const std::string path_;
   const int fd_;
@@ -153,15 +178,21 @@ class AuditLog {
   std::unique_ptr<Metrics> metrics_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable durable_cv_;  // durable_head_ moved or failed_ was set
+  std::condition_variable pending_cv_;  // wakes the writer: pending_ grew or stopping_
   std::uint64_t next_seq_ = 1;
   std::string prev_;     // SHA-256 of the last line sequenced (written or pending)
   std::string pending_;  // sequenced lines not yet handed to write()
   std::uint64_t pending_records_ = 0;
   AuditHead pending_head_;  // the last record sequenced
   AuditHead durable_head_;  // the last record written and synced
-  bool flushing_ = false;   // an appender is writing and syncing a batch
   core::Status failed_;     // sticky: set by the first failed write or sync
+  // WhenDurable callbacks by the seq they wait for.
+  std::multimap<std::uint64_t, std::function<void(core::Status)>> waiters_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point last_sync_start_;  // writer thread only
+  static constexpr std::uint64_t kFullBatch = 1024;
+  std::thread writer_;  // last member: started by the constructor once the rest exists
 };
 
 // The stored form of a sensitive value: "hmac-sha256:<hex>" under `key`.

@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -555,6 +558,96 @@ TEST_F(AuditLogTest, FailedWriteIsStickyAndReopenRepairs) {
   const AuditVerifyReport report = Verify();
   EXPECT_TRUE(report.ok()) << report.ToString();
   EXPECT_EQ(report.records, 4u);  // 2, the recovery record, and the retry
+}
+
+TEST_F(AuditLogTest, SequencedRecordsBecomeDurableAndEachWaiterHearsOnce) {
+  auto log = OpenLog();
+  constexpr int kRecords = 20;
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, core::Status>> heard;
+  std::uint64_t last = 0;
+  for (int i = 1; i <= kRecords; ++i) {
+    auto seq = log->Sequence(MakeRecord(i));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, static_cast<std::uint64_t>(i));
+    last = *seq;
+    log->WhenDurable(*seq, [&, s = *seq](core::Status status) {
+      // Once this runs, the record is on disk: the verifier sees it.
+      std::lock_guard lock(mu);
+      heard.emplace_back(s, std::move(status));
+    });
+  }
+  ASSERT_TRUE(log->WaitDurable(last).ok());
+  EXPECT_EQ(log->Head().seq, last);
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(heard.size(), static_cast<std::size_t>(kRecords));
+    std::set<std::uint64_t> seqs;
+    for (const auto& [seq, status] : heard) {
+      EXPECT_TRUE(status.ok()) << status;
+      seqs.insert(seq);
+    }
+    EXPECT_EQ(seqs.size(), static_cast<std::size_t>(kRecords));
+  }
+  // Asking about a durable record answers at once, on the asking thread.
+  std::thread::id answered_on;
+  log->WhenDurable(3, [&](const core::Status& status) {
+    EXPECT_TRUE(status.ok());
+    answered_on = std::this_thread::get_id();
+  });
+  EXPECT_EQ(answered_on, std::this_thread::get_id());
+  EXPECT_EQ(Verify().records, static_cast<std::uint64_t>(kRecords));
+}
+
+TEST_F(AuditLogTest, DestroyingTheLogWritesWhatIsPending) {
+  auto log = OpenLog();
+  std::atomic<int> ok{0};
+  for (int i = 1; i <= 5; ++i) {
+    auto seq = log->Sequence(MakeRecord(i));
+    ASSERT_TRUE(seq.ok());
+    log->WhenDurable(*seq, [&](const core::Status& status) {
+      if (status.ok()) ok.fetch_add(1);
+    });
+  }
+  log.reset();
+  EXPECT_EQ(ok.load(), 5);
+  const AuditVerifyReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 5u);
+}
+
+TEST_F(AuditLogTest, FailedWriteFailsEveryPendingWaiter) {
+  WriteRecords(2);
+  auto log = OpenLog();
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = static_cast<rlim_t>(st.st_size + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  std::atomic<int> failed{0};
+  std::uint64_t last = 0;
+  for (int i = 3; i <= 6; ++i) {
+    auto seq = log->Sequence(MakeRecord(i));
+    if (!seq.ok()) break;  // the first batch may already have failed
+    last = *seq;
+    log->WhenDurable(*seq, [&](const core::Status& status) {
+      if (status.code() == core::StatusCode::kUnavailable) failed.fetch_add(1);
+    });
+  }
+  const core::Status waited = log->WaitDurable(last);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_EQ(waited.code(), core::StatusCode::kUnavailable) << waited;
+  EXPECT_EQ(failed.load(), static_cast<int>(last - 2));  // every record sequenced was lost
+  EXPECT_EQ(log->Head().seq, 2u);
+  bool told = false;
+  log->WhenDurable(last, [&](const core::Status& status) { told = !status.ok(); });
+  EXPECT_TRUE(told);
+  EXPECT_FALSE(log->Sequence(MakeRecord(7)).ok());
 }
 
 TEST_F(AuditLogTest, MissingFileIsAnError) {

@@ -1,5 +1,11 @@
 #include "services/aws_endpoint.h"
 
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <memory>
 #include <utility>
 
 #include "core/clock.h"
@@ -8,7 +14,26 @@
 namespace moatless::services {
 namespace {
 
-constexpr std::string_view kStsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/";
+// Completes `token` with the Status of WhenDurable(seq), on the token's own executor (the writer
+// thread that learns it never runs the continuation).
+template <typename CompletionToken>
+auto AsyncWaitDurable(observe::AuditLog& audit, std::uint64_t seq, CompletionToken&& token) {
+  return http::asio::async_initiate<CompletionToken, void(core::Status)>(
+      [&audit, seq](auto handler) {
+        using Handler = decltype(handler);
+        auto executor = http::asio::get_associated_executor(handler);
+        // WhenDurable takes a copyable function; the handler is move-only.
+        auto shared = std::make_shared<Handler>(std::move(handler));
+        audit.WhenDurable(seq, [shared, work = http::asio::make_work_guard(executor)](
+                                   core::Status status) mutable {
+          http::asio::post(work.get_executor(), [shared, status = std::move(status)]() mutable {
+            std::move (*shared)(std::move(status));
+          });
+          work.reset();
+        });
+      },
+      token);
+}
 
 // "203.0.113.7:51234" -> "203.0.113.7"; "[2001:db8::1]:51234" -> "2001:db8::1"; "unix" -> "".
 std::string SourceIp(std::string_view remote) {
@@ -65,6 +90,16 @@ void CredentialsXml(XmlWriter& xml, const identity::TemporaryCredentials& creds)
       .End();
 }
 
+// What a caller learns when its request cannot be recorded: that nothing was done, not the log's
+// path or the system error (/readyz and the moatless_audit_write_failures_total metric tell the
+// operator). OK stays OK.
+core::Status AuditFailure(const core::Status& status) {
+  if (status.ok() || status.code() == core::StatusCode::kInvalidArgument) return status;
+  return core::UnavailableError(
+             "the request could not be recorded in the audit log, so it was not carried out")
+      .WithAwsType("ServiceUnavailable");
+}
+
 std::string Statements(const policy::EvaluationResult& result) {
   std::string out;
   for (const policy::StatementRef& ref : result.statements) {
@@ -79,9 +114,10 @@ std::string Statements(const policy::EvaluationResult& result) {
 
 AwsEndpoint::AwsEndpoint(Deps deps) : deps_(deps) {}
 
-core::Status AwsEndpoint::Audit(const http::RequestContext& context, std::string actor,
-                                std::string action, std::string resource,
-                                observe::AuditOutcome outcome, std::string reason) {
+core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string action,
+                                std::string resource, observe::AuditOutcome outcome,
+                                std::string reason) {
+  const http::RequestContext& context = ex.context;
   observe::AuditRecord record;
   record.actor = std::move(actor);
   record.action = std::move(action);
@@ -90,11 +126,55 @@ core::Status AwsEndpoint::Audit(const http::RequestContext& context, std::string
   record.request_id = context.request_id;
   record.reason = std::move(reason);
   record.fields["source_ip"] = SourceIp(context.remote);
-  return deps_.audit.Append(record);
+  auto seq = deps_.audit.Sequence(record);
+  if (!seq.ok()) return AuditFailure(seq.status());
+  ex.audit_seq = std::max(ex.audit_seq, *seq);
+  return core::Status::Ok();
+}
+
+AwsEndpoint::Answer AwsEndpoint::Process(const http::Request& request,
+                                         const http::RequestContext& context) {
+  Exchange ex{.request = request, .context = context};
+  http::Response response = Dispatch(ex);
+  return Answer{.response = std::move(response), .audit_seq = ex.audit_seq, .ns = ex.ns};
 }
 
 http::Response AwsEndpoint::Handle(const http::Request& request,
                                    const http::RequestContext& context) {
+  Answer answer = Process(request, context);
+  if (answer.audit_seq == 0) return std::move(answer.response);
+  const core::Status durable = AuditFailure(deps_.audit.WaitDurable(answer.audit_seq));
+  return durable.ok() ? std::move(answer.response)
+                      : QueryError(request, context, durable, answer.ns);
+}
+
+http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
+                                                         http::RequestContext& context,
+                                                         boost::asio::thread_pool* blocking) {
+  // request and context outlive the spawned work: this coroutine waits for it. (No co_await
+  // inside a conditional expression or a call's arguments: g++ 12 mis-destroys such temporaries.)
+  Answer answer;
+  if (blocking == nullptr) {
+    answer = Process(request, context);
+  } else {
+    answer = co_await http::asio::co_spawn(
+        blocking->get_executor(),
+        [this, &request, &context]() -> http::asio::awaitable<Answer> {
+          co_return Process(request, context);
+        },
+        http::asio::use_awaitable);
+  }
+  if (answer.audit_seq == 0) co_return std::move(answer.response);
+  const core::Status written =
+      co_await AsyncWaitDurable(deps_.audit, answer.audit_seq, http::asio::use_awaitable);
+  const core::Status durable = AuditFailure(written);
+  if (!durable.ok()) co_return QueryError(request, context, durable, answer.ns);
+  co_return std::move(answer.response);
+}
+
+http::Response AwsEndpoint::Dispatch(Exchange& ex) {
+  const http::Request& request = ex.request;
+  const http::RequestContext& context = ex.context;
   identity::HttpRequestView view{
       .method = request.method_string(), .target = request.target(), .body = request.body()};
   for (const auto& field : request) view.headers.emplace_back(field.name_string(), field.value());
@@ -105,61 +185,60 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
   auto signature = identity::ParseSignature(view);
   const std::string service = signature.ok() ? signature->service : "sts";
   const std::string_view ns = NamespaceOf(service);
+  ex.ns = ns;
   const std::string action = service + ":" + (query.ok() ? query->action : std::string("*"));
 
   if (!signature.ok()) {
-    const core::Status audited =
-        Audit(context, "anonymous", action, "", observe::AuditOutcome::kDenied,
-              signature.status().message());
+    const core::Status audited = Audit(ex, "anonymous", action, "", observe::AuditOutcome::kDenied,
+                                       signature.status().message());
     return QueryError(request, context, audited.ok() ? signature.status() : audited);
   }
   if (service != "sts" && service != "iam") {
     core::Status unknown = core::InvalidArgumentError("moatless does not serve the service '" +
                                                       signature->service + "' here")
                                .WithAwsType("InvalidAction");
-    const core::Status audited = Audit(context, "access-key:" + signature->access_key_id, action,
-                                       "", observe::AuditOutcome::kDenied, unknown.message());
+    const core::Status audited = Audit(ex, "access-key:" + signature->access_key_id, action, "",
+                                       observe::AuditOutcome::kDenied, unknown.message());
     return QueryError(request, context, audited.ok() ? unknown : audited, ns);
   }
   identity::RequestOrigin origin{.source_ip = SourceIp(context.remote),
                                  .secure_transport = context.tls};
   auto caller = deps_.authenticator.Authenticate(view, *signature, origin, service);
   if (!caller.ok()) {
-    const core::Status audited =
-        Audit(context, "access-key:" + signature->access_key_id, action, "",
-              observe::AuditOutcome::kDenied,
-              std::string(caller.status().aws_type()) + ": " + caller.status().message());
+    const core::Status audited = Audit(
+        ex, "access-key:" + signature->access_key_id, action, "", observe::AuditOutcome::kDenied,
+        std::string(caller.status().aws_type()) + ": " + caller.status().message());
     return QueryError(request, context, audited.ok() ? caller.status() : audited, ns);
   }
   if (!query.ok()) {
-    const core::Status audited = Audit(context, caller->arn, action, "",
-                                       observe::AuditOutcome::kError, query.status().message());
+    const core::Status audited =
+        Audit(ex, caller->arn, action, "", observe::AuditOutcome::kError, query.status().message());
     return QueryError(request, context, audited.ok() ? query.status() : audited, ns);
   }
-  if (service == "iam") return HandleIam(request, context, *caller, origin, *query);
-  return HandleSts(request, context, *caller, origin, *query);
+  if (service == "iam") return HandleIam(ex, *caller, origin, *query);
+  return HandleSts(ex, *caller, origin, *query);
 }
 
-http::Response AwsEndpoint::HandleSts(const http::Request& request,
-                                      const http::RequestContext& context,
-                                      const identity::Caller& caller,
+http::Response AwsEndpoint::HandleSts(Exchange& ex, const identity::Caller& caller,
                                       const identity::RequestOrigin& origin,
                                       const QueryRequest& query) {
+  const http::Request& request = ex.request;
+  const http::RequestContext& context = ex.context;
   const std::string& op = query.action;
   const std::string action = "sts:" + op;
   XmlWriter xml;
   auto fail = [&](const core::Status& status, std::string resource) {
     const bool denied = status.aws_type() == "AccessDenied";
     const core::Status audited = Audit(
-        context, caller.arn, action, std::move(resource),
+        ex, caller.arn, action, std::move(resource),
         denied ? observe::AuditOutcome::kDenied : observe::AuditOutcome::kError, status.message());
     return QueryError(request, context, audited.ok() ? status : audited);
   };
 
   if (op == "GetCallerIdentity") {
     const identity::CallerIdentity id = deps_.sts.GetCallerIdentity(caller);
-    if (core::Status s = Audit(context, caller.arn, action, caller.arn,
-                               observe::AuditOutcome::kAllowed, "always allowed");
+    if (core::Status s = Audit(ex, caller.arn, action, caller.arn, observe::AuditOutcome::kAllowed,
+                               "always allowed");
         !s.ok()) {
       return QueryError(request, context, s);
     }
@@ -187,7 +266,7 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
     if (!assumed.ok()) {
       if (!decision.action.empty()) {
         const core::Status audited =
-            Audit(context, caller.arn, action, assume.role_arn, observe::AuditOutcome::kDenied,
+            Audit(ex, caller.arn, action, assume.role_arn, observe::AuditOutcome::kDenied,
                   assumed.status().message() + (decision.result.statements.empty()
                                                     ? std::string()
                                                     : " [" + Statements(decision.result) + "]"));
@@ -195,7 +274,7 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
       }
       return fail(assumed.status(), assume.role_arn);
     }
-    if (core::Status s = Audit(context, caller.arn, action, assume.role_arn,
+    if (core::Status s = Audit(ex, caller.arn, action, assume.role_arn,
                                observe::AuditOutcome::kAllowed, Statements(decision.result));
         !s.ok()) {
       return QueryError(request, context, s);
@@ -212,8 +291,8 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
     if (!duration.ok()) return fail(duration.status(), caller.arn);
     auto creds = deps_.sts.GetSessionToken(caller, *duration);
     if (!creds.ok()) return fail(creds.status(), caller.arn);
-    if (core::Status s = Audit(context, caller.arn, action, caller.arn,
-                               observe::AuditOutcome::kAllowed, "own credentials");
+    if (core::Status s = Audit(ex, caller.arn, action, caller.arn, observe::AuditOutcome::kAllowed,
+                               "own credentials");
         !s.ok()) {
       return QueryError(request, context, s);
     }
@@ -229,16 +308,16 @@ http::Response AwsEndpoint::HandleSts(const http::Request& request,
   return XmlResponse(request, http::HttpStatus::ok, context, xml.Finish());
 }
 
-http::Response AwsEndpoint::HandleIam(const http::Request& request,
-                                      const http::RequestContext& context,
-                                      const identity::Caller& caller,
+http::Response AwsEndpoint::HandleIam(Exchange& ex, const identity::Caller& caller,
                                       const identity::RequestOrigin& origin,
                                       const QueryRequest& query) {
+  const http::Request& request = ex.request;
+  const http::RequestContext& context = ex.context;
   const std::string action = "iam:" + query.action;
   auto target = deps_.iam.Resolve(query, caller);
   if (!target.ok()) {
-    const core::Status audited = Audit(context, caller.arn, action, "",
-                                       observe::AuditOutcome::kError, target.status().message());
+    const core::Status audited =
+        Audit(ex, caller.arn, action, "", observe::AuditOutcome::kError, target.status().message());
     return QueryError(request, context, audited.ok() ? target.status() : audited, kIamNamespace);
   }
   // Authorise before anything runs; the decision is recorded before the action happens.
@@ -251,20 +330,21 @@ http::Response AwsEndpoint::HandleIam(const http::Request& request,
     core::Status denied =
         core::PermissionDeniedError(decision.Message(decision_context)).WithAwsType("AccessDenied");
     const core::Status audited =
-        Audit(context, caller.arn, target->action, target->resource, observe::AuditOutcome::kDenied,
+        Audit(ex, caller.arn, target->action, target->resource, observe::AuditOutcome::kDenied,
               denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +
                   (decision.error.empty() ? "" : " (" + decision.error + ")"));
     return QueryError(request, context, audited.ok() ? denied : audited, kIamNamespace);
   }
-  if (core::Status s = Audit(context, caller.arn, target->action, target->resource,
+  // IAM operations change what the store holds: the allowed decision is durable before they run.
+  if (core::Status s = Audit(ex, caller.arn, target->action, target->resource,
                              observe::AuditOutcome::kAllowed, deciding);
-      !s.ok()) {
+      !s.ok() || !(s = AuditFailure(deps_.audit.WaitDurable(ex.audit_seq))).ok()) {
     return QueryError(request, context, s, kIamNamespace);
   }
   XmlWriter xml;
   xml.Begin(query.action + "Response", kIamNamespace);
   if (core::Status run = deps_.iam.Run(query, caller, xml); !run.ok()) {
-    Audit(context, caller.arn, target->action, target->resource, observe::AuditOutcome::kError,
+    Audit(ex, caller.arn, target->action, target->resource, observe::AuditOutcome::kError,
           std::string(run.aws_type()) + ": " + run.message())
         .IgnoreError();  // the allowed decision is on record; the failure is reported to the caller
     return QueryError(request, context, run, kIamNamespace);

@@ -10,10 +10,14 @@
 // IAM administration (iam_api.h), every IAM operation authorised by the policy engine against
 // the caller's identity policies, boundary and session policy.
 //
-// Handle() is synchronous and thread-safe (its dependencies are); it may block on the audit log's
-// durable append. The endpoint must outlive the servers that call it.
+// Every response waits for the request's audit records to be durable (a decision is on disk before
+// anyone learns of it); operations that change stored state wait for the allowed decision's record
+// before they run. Serve() does the waiting without holding a thread; Handle() blocks. Both are
+// thread-safe (the dependencies are). The endpoint must outlive the servers that call it.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,6 +29,8 @@
 #include "services/query_protocol.h"
 
 namespace moatless::services {
+
+inline constexpr std::string_view kStsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 class AwsEndpoint {
  public:
@@ -38,19 +44,39 @@ class AwsEndpoint {
   };
   explicit AwsEndpoint(Deps deps);
 
+  // Serves one request: the work runs on `blocking` (inline when null; it may read and write the
+  // store), then the coroutine waits, holding no thread, until the request's audit records are
+  // durable and releases the response; if they cannot be made durable the answer is that error.
+  // `request` and `context` must live until the coroutine completes.
+  http::asio::awaitable<http::Response> Serve(http::Request& request, http::RequestContext& context,
+                                              boost::asio::thread_pool* blocking);
+  // The same, blocking the calling thread.
   http::Response Handle(const http::Request& request, const http::RequestContext& context);
 
  private:
-  http::Response HandleSts(const http::Request& request, const http::RequestContext& context,
-                           const identity::Caller& caller, const identity::RequestOrigin& origin,
-                           const QueryRequest& query);
-  http::Response HandleIam(const http::Request& request, const http::RequestContext& context,
-                           const identity::Caller& caller, const identity::RequestOrigin& origin,
-                           const QueryRequest& query);
-  // Appends the audit record of a decision; a failed append fails the request (nothing is done
-  // that is not recorded).
-  core::Status Audit(const http::RequestContext& context, std::string actor, std::string action,
-                     std::string resource, observe::AuditOutcome outcome, std::string reason);
+  // One request on its way through the endpoint.
+  struct Exchange {
+    const http::Request& request;
+    const http::RequestContext& context;
+    std::uint64_t audit_seq = 0;          // the last audit record appended; 0: none
+    std::string_view ns = kStsNamespace;  // the XML namespace of the service's errors
+  };
+  // What the work produced: the response, to be released once record audit_seq is durable.
+  struct Answer {
+    http::Response response;
+    std::uint64_t audit_seq = 0;
+    std::string_view ns = kStsNamespace;
+  };
+  Answer Process(const http::Request& request, const http::RequestContext& context);
+  http::Response Dispatch(Exchange& ex);
+  http::Response HandleSts(Exchange& ex, const identity::Caller& caller,
+                           const identity::RequestOrigin& origin, const QueryRequest& query);
+  http::Response HandleIam(Exchange& ex, const identity::Caller& caller,
+                           const identity::RequestOrigin& origin, const QueryRequest& query);
+  // Sequences the audit record of a decision (Exchange::audit_seq); a failure fails the request
+  // (nothing is done that is not recorded).
+  core::Status Audit(Exchange& ex, std::string actor, std::string action, std::string resource,
+                     observe::AuditOutcome outcome, std::string reason);
 
   Deps deps_;
 };

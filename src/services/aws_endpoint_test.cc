@@ -1,11 +1,18 @@
 #include "services/aws_endpoint.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <list>
 
 #include "identity/test_fixture.h"
 
@@ -73,8 +80,8 @@ class AwsEndpointTest : public identity::IdentityStoreTest {
     std::string token;
   };
 
-  http::Response Call(const std::string& form, const Credentials* creds,
-                      std::string_view service = "sts") {
+  http::Request Signed(const std::string& form, const Credentials* creds,
+                       std::string_view service = "sts") {
     http::Request req(http::Verb::post, "/", 11);
     req.set(http::Field::host, "127.0.0.1:9000");
     req.set(http::Field::content_type, "application/x-www-form-urlencoded; charset=utf-8");
@@ -96,9 +103,16 @@ class AwsEndpointTest : public identity::IdentityStoreTest {
       EXPECT_TRUE(headers.ok()) << headers.status();
       for (const auto& [k, v] : *headers) req.set(k, v);
     }
-    http::RequestContext ctx{.request_id = "req-" + std::to_string(++calls_),
-                             .remote = "203.0.113.7:51234"};
-    return endpoint_->Handle(req, ctx);
+    return req;
+  }
+  http::RequestContext NextContext() {
+    return http::RequestContext{.request_id = "req-" + std::to_string(++calls_),
+                                .remote = "203.0.113.7:51234"};
+  }
+  http::Response Call(const std::string& form, const Credentials* creds,
+                      std::string_view service = "sts") {
+    const http::Request req = Signed(form, creds, service);
+    return endpoint_->Handle(req, NextContext());
   }
 
   std::string AuditText() {
@@ -126,6 +140,67 @@ TEST_F(AwsEndpointTest, GetCallerIdentityAnswersInStsXmlAndIsAudited) {
   EXPECT_NE(audit.find("sts:GetCallerIdentity"), std::string::npos);
   EXPECT_NE(audit.find("\"allowed\""), std::string::npos);
   EXPECT_NE(audit.find("203.0.113.7"), std::string::npos);
+}
+
+TEST_F(AwsEndpointTest, ServeReleasesEachResponseOnlyOnceItsRecordIsDurable) {
+  boost::asio::io_context io;
+  boost::asio::thread_pool work(2);
+  constexpr int kRequests = 40;
+  std::list<std::pair<http::Request, http::RequestContext>> exchanges;
+  int answered = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    auto& [req, ctx] = exchanges.emplace_back(
+        Signed("Action=GetCallerIdentity&Version=2011-06-15", &alice_), NextContext());
+    const std::uint64_t before = audit_->Head().seq;
+    http::asio::co_spawn(io, endpoint_->Serve(req, ctx, &work),
+                         [&, before](std::exception_ptr e, http::Response r) {
+                           ASSERT_FALSE(e);
+                           EXPECT_EQ(r.result_int(), 200) << r.body();
+                           // This request's record, at least, is on disk.
+                           EXPECT_GT(audit_->Head().seq, before);
+                           ++answered;
+                         });
+  }
+  io.run();
+  work.join();
+  EXPECT_EQ(answered, kRequests);
+  auto report = observe::VerifyAuditLog(dir_ + "/audit.log");
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok()) << report->ToString();
+  EXPECT_EQ(report->records, audit_->Head().seq);
+  EXPECT_GE(report->records, static_cast<std::uint64_t>(kRequests));
+}
+
+TEST_F(AwsEndpointTest, ARequestThatCannotBeRecordedIsRefusedWithoutItsAnswer) {
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ + "/audit.log").c_str(), &st), 0);
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = static_cast<rlim_t>(st.st_size);  // the next write fails (EFBIG)
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  boost::asio::io_context io;
+  http::Request req = Signed(
+      "Action=AssumeRole&RoleArn=arn:aws:iam::000000000000:role/deployer"
+      "&RoleSessionName=s1&Version=2011-06-15",
+      &alice_);
+  http::RequestContext ctx = NextContext();
+  http::Response refused;
+  http::asio::co_spawn(io, endpoint_->Serve(req, ctx, nullptr),
+                       [&](std::exception_ptr, http::Response r) { refused = std::move(r); });
+  io.run();
+  http::Response later = Call("Action=GetCallerIdentity&Version=2011-06-15", &alice_);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_EQ(refused.result_int(), 503) << refused.body();
+  EXPECT_EQ(Element(refused.body(), "Code"), "ServiceUnavailable");
+  // The credentials were never released, and the log's path is not disclosed.
+  EXPECT_EQ(refused.body().find("SessionToken"), std::string::npos);
+  EXPECT_EQ(refused.body().find(dir_), std::string::npos);
+  EXPECT_EQ(later.result_int(), 503);
+  EXPECT_EQ(Element(later.body(), "Arn"), "");
 }
 
 TEST_F(AwsEndpointTest, UnsignedForgedAndMisdirectedRequestsGetAwsErrors) {
