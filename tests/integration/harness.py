@@ -122,6 +122,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(timeout=5)
+        if not self._reader.is_alive():
+            self.proc.stderr.close()
         return self.proc.returncode
 
     def cleanup(self):

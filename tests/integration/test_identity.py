@@ -1,7 +1,8 @@
 """Identity end to end with real AWS clients: `moatless init`, then Debian's aws CLI and the AWS SDK
 for JavaScript v3 (tests/aws_clients, from npm) against a running `moatless serve` — IAM
 administration, STS, and every way a request must be refused (wrong secret, deactivated key, edited
-session token, replay outside the clock-skew window, unsigned), each checked in the audit log."""
+session token, replay outside the clock-skew window, a client with a skewed clock, an expired
+session, unsigned), each checked in the audit log."""
 import datetime
 import hashlib
 import hmac
@@ -18,6 +19,8 @@ import harness
 from harness import Server, run_cli
 
 AWS = "/usr/bin/aws"  # Debian's awscli (scripts/install-deps); not whatever else is on PATH
+# Debian's libfaketime (scripts/install-deps): runs a process with its clock moved.
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS = os.path.join(os.path.dirname(HERE), "aws_clients")
 ACCOUNT = "000000000000"
@@ -49,6 +52,9 @@ class IdentityTest(unittest.TestCase):
     def setUpClass(cls):
         if not os.access(AWS, os.X_OK):
             raise AssertionError("%s is missing: scripts/install-deps installs Debian's awscli" % AWS)
+        if not os.path.exists(FAKETIME_LIB):
+            raise AssertionError("%s is missing: scripts/install-deps installs Debian's faketime"
+                                 % FAKETIME_LIB)
         if shutil.which("node") is None or shutil.which("npm") is None:
             raise AssertionError("node and npm are required: scripts/install-deps installs them")
         npm_clients_ready()
@@ -80,37 +86,52 @@ class IdentityTest(unittest.TestCase):
                 env["AWS_SESSION_TOKEN"] = keys[2]
         return env
 
-    def aws(self, *args, profile="moatless", keys=None, expect_ok=True):
-        result = subprocess.run([AWS, "--endpoint-url", self.server.url(""), "--output", "json",
-                                 *args], capture_output=True, text=True, timeout=60,
-                                env=self.env(None if keys else profile, keys))
+    def aws(self, *args, profile="moatless", keys=None, expect_ok=True, server=None,
+            clock=None):
+        """Runs the aws CLI; `clock` ("-20m", "+1h") moves the client's clock (libfaketime)."""
+        env = self.env(None if keys else profile, keys)
+        if clock:
+            env.update({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": clock})
+        result = subprocess.run([AWS, "--endpoint-url", (server or self.server).url(""),
+                                 "--output", "json", *args], capture_output=True, text=True,
+                                timeout=60, env=env)
         if expect_ok:
             self.assertEqual(result.returncode, 0, result.stderr)
             return json.loads(result.stdout) if result.stdout.strip() else {}
         self.assertNotEqual(result.returncode, 0, result.stdout)
         return result.stderr
 
-    def sdk(self, *args, keys):
-        result = subprocess.run(["node", os.path.join(CLIENTS, "sts.mjs"), self.server.url(""),
-                                 *args], capture_output=True, text=True, timeout=60,
-                                env=self.env(keys=keys))
+    def sdk(self, *args, keys, server=None, clock=None):
+        env = self.env(keys=keys)
+        if clock:
+            env.update({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": clock})
+        result = subprocess.run(["node", os.path.join(CLIENTS, "sts.mjs"),
+                                 (server or self.server).url(""), *args], capture_output=True,
+                                text=True, timeout=60, env=env)
         self.assertEqual(result.returncode, 0, result.stderr)
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def audit(self):
-        with open(os.path.join(self.data_dir, "audit", "audit.log")) as f:
+    def audit(self, data_dir=None):
+        with open(os.path.join(data_dir or self.data_dir, "audit", "audit.log")) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def secret_of(self, profile):
-        section = None
-        with open(self.creds) as f:
+    def profile_keys(self, profile, path=None):
+        """(access key id, secret) of a profile of an AWS credentials file."""
+        section, found = None, {}
+        with open(path or self.creds) as f:
             for line in f:
                 line = line.strip()
                 if line.startswith("["):
                     section = line[1:-1]
-                elif section == profile and line.startswith("aws_secret_access_key"):
-                    return line.split("=", 1)[1].strip()
-        raise AssertionError("no profile " + profile)
+                elif section == profile and "=" in line:
+                    key, value = (x.strip() for x in line.split("=", 1))
+                    found[key] = value
+        if "aws_secret_access_key" not in found:
+            raise AssertionError("no profile " + profile)
+        return found["aws_access_key_id"], found["aws_secret_access_key"]
+
+    def secret_of(self, profile):
+        return self.profile_keys(profile)[1]
 
     def add_profile(self, name, key_id, secret):
         with open(self.creds, "a") as f:
@@ -333,6 +354,55 @@ class IdentityTest(unittest.TestCase):
         self.assertIn("<Code>MissingAuthenticationToken</Code>", text)
         self.assertTrue([r for r in self.audit() if r["actor"] == "anonymous"
                          and r["outcome"] == "denied"])
+
+    def test_a_skewed_client_clock_is_refused_with_the_aws_cli(self):
+        self.deployer()
+        for clock in ("-20m", "+20m"):
+            err = self.aws("sts", "get-caller-identity", profile="deployer", clock=clock,
+                           expect_ok=False)
+            self.assertIn("RequestTimeTooSkewed", err)
+        # Within the window, the same client is served.
+        self.aws("sts", "get-caller-identity", profile="deployer", clock="-10m")
+        skewed = [r for r in self.audit() if r["reason"].startswith("RequestTimeTooSkewed")]
+        self.assertGreaterEqual(len(skewed), 2)
+        self.assertEqual(skewed[-1]["outcome"], "denied")
+
+    def test_an_expired_session_is_refused_with_the_aws_cli_and_the_javascript_sdk(self):
+        # A server of its own whose clock the test moves: libfaketime rereads the offset file on
+        # every clock read.
+        data_dir = os.path.join(self.tmp, "expiry")
+        creds = os.path.join(self.tmp, "expiry-credentials")
+        self.assertEqual(run_cli("init", "--data-dir", data_dir, "--credentials-file",
+                                 creds).returncode, 0)
+        offset = os.path.join(self.tmp, "expiry-offset")
+        with open(offset, "w") as f:
+            f.write("+0\n")
+        server = Server(data_dir=data_dir, env={"LD_PRELOAD": FAKETIME_LIB,
+                                                "FAKETIME_TIMESTAMP_FILE": offset,
+                                                "FAKETIME_NO_CACHE": "1"})
+        try:
+            root_keys = self.profile_keys("moatless", creds)
+            issued = self.aws("sts", "get-session-token", "--duration-seconds", "900",
+                              keys=root_keys, server=server)["Credentials"]
+            session = (issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
+            self.aws("sts", "get-caller-identity", keys=session, server=server)
+            # An hour later, for the server and the clients alike: no skew, only expiry.
+            with open(offset, "w") as f:
+                f.write("+1h\n")
+            err = self.aws("sts", "get-caller-identity", keys=session, server=server,
+                           clock="+1h", expect_ok=False)
+            self.assertIn("ExpiredToken", err)
+            self.assertEqual(self.sdk("get-caller-identity", keys=session, server=server,
+                                      clock="+1h")["code"], "ExpiredToken")
+            # Long-term credentials still work at that time.
+            self.aws("sts", "get-caller-identity", keys=root_keys, server=server, clock="+1h")
+        finally:
+            server.stop()
+        expired = [r for r in self.audit(data_dir)
+                   if r["actor"] == "access-key:" + issued["AccessKeyId"]
+                   and r["reason"].startswith("ExpiredToken")]
+        self.assertEqual(len(expired), 2, expired)
+        self.assertEqual({r["outcome"] for r in expired}, {"denied"})
 
 
 if __name__ == "__main__":
