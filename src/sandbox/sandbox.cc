@@ -21,9 +21,12 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -460,12 +463,83 @@ std::string ExitStatus::ToString() const {
   return out;
 }
 
+// ---- The init process and the watchdog ------------------------------------------------------
+
+namespace internal {
+
+// The sandbox's init, as the platform holds it: a pidfd (no pid reuse races) and whether the
+// watchdog killed it for its timeout.
+struct InitProcess {
+  explicit InitProcess(int fd) : pidfd(fd) {}
+  ~InitProcess() {
+    if (pidfd >= 0) ::close(pidfd);
+  }
+  InitProcess(const InitProcess&) = delete;
+  InitProcess& operator=(const InitProcess&) = delete;
+  bool Kill() const { return ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0; }
+
+  const int pidfd;
+  std::atomic<bool> timed_out{false};
+};
+
+// One thread that kills environments when their deadline passes.
+class Watchdog {
+ public:
+  Watchdog() : thread_([this] { Run(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Watch(std::weak_ptr<InitProcess> init, std::chrono::steady_clock::time_point deadline) {
+    {
+      std::lock_guard lock(mu_);
+      deadlines_.emplace(deadline, std::move(init));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (deadlines_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const auto next = deadlines_.begin()->first;
+      if (std::chrono::steady_clock::now() < next) {
+        cv_.wait_until(lock, next);
+        continue;
+      }
+      std::weak_ptr<InitProcess> due = std::move(deadlines_.begin()->second);
+      deadlines_.erase(deadlines_.begin());
+      // An environment already destroyed has nothing left to kill.
+      if (const std::shared_ptr<InitProcess> init = due.lock()) {
+        init->timed_out = true;
+        init->Kill();
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<std::chrono::steady_clock::time_point, std::weak_ptr<InitProcess>> deadlines_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started once the rest exists
+};
+
+}  // namespace internal
+
 // ---- Environment ---------------------------------------------------------------------------
 
 Environment::Environment() = default;
 
 Environment::~Environment() {
-  if (!ended_ && pidfd_ >= 0) {
+  if (!ended_ && init_) {
     Kill().IgnoreError();
     Wait().status().IgnoreError();
   }
@@ -473,7 +547,7 @@ Environment::~Environment() {
 }
 
 void Environment::Cleanup() {
-  for (int* fd : {&pidfd_, &status_fd_, &stdout_fd_, &stderr_fd_}) {
+  for (int* fd : {&status_fd_, &stdout_fd_, &stderr_fd_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
@@ -517,7 +591,7 @@ core::Result<ExitStatus> Environment::WaitUntil(
       wait_ms = static_cast<int>(std::max<std::int64_t>(
           0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
     }
-    pollfd pfd{pidfd_, POLLIN, 0};
+    pollfd pfd{init_->pidfd, POLLIN, 0};
     const int rc = ::poll(&pfd, 1, wait_ms);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return core::ErrnoStatus("poll pidfd", errno);
@@ -525,15 +599,16 @@ core::Result<ExitStatus> Environment::WaitUntil(
     if (std::chrono::steady_clock::now() < deadline) continue;  // woke a little early
     // Deadline reached: the environment's own timeout kills it; a caller's WaitFor gives up.
     if (timeout_.count() > 0 && std::chrono::steady_clock::now() >= started_ + timeout_) {
-      timed_out_ = true;
-      ::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+      init_->timed_out = true;
+      init_->Kill();
       has_deadline = false;
       continue;
     }
     return core::DeadlineExceededError("the environment is still running");
   }
   siginfo_t info{};
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_), &info, WEXITED) != 0) {
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(init_->pidfd), &info, WEXITED) !=
+      0) {
     return core::ErrnoStatus("waitid", errno);
   }
   int program_status = 0;
@@ -542,7 +617,7 @@ core::Result<ExitStatus> Environment::WaitUntil(
   const bool oom = cgroups_ && cgroups_->OomKills() > 0;
 
   ExitStatus status;
-  if (timed_out_) {
+  if (init_->timed_out) {
     status.reason = ExitReason::kTimeout;
   } else if (killed_) {
     status.reason = ExitReason::kKilled;
@@ -566,9 +641,9 @@ core::Result<ExitStatus> Environment::WaitUntil(
 }
 
 core::Status Environment::Kill() {
-  if (ended_) return core::Status::Ok();
+  if (ended_ || !init_) return core::Status::Ok();
   killed_ = true;
-  if (::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+  if (!init_->Kill() && errno != ESRCH) {
     return core::ErrnoStatus("kill the sandbox's init", errno);
   }
   if (cgroups_) cgroups_->KillAll();
@@ -602,6 +677,7 @@ Sandboxer::Sandboxer(HostSupport host, core::Random& random, SandboxerOptions op
     : host_(std::move(host)),
       random_(random),
       options_(std::move(options)),
+      watchdog_(std::make_unique<internal::Watchdog>()),
       uids_(std::make_shared<UidPool>()) {
   uids_->next = options_.first_host_uid;
 }
@@ -852,7 +928,10 @@ core::Result<std::unique_ptr<Environment>> Sandboxer::Start(const Spec& spec) {
   if (pid == 0) RunChild(plan);
   if (pid < 0) return core::ErrnoStatus("clone into new namespaces", errno);
   env->init_pid_ = static_cast<pid_t>(pid);
-  env->pidfd_ = pidfd;
+  env->init_ = std::make_shared<internal::InitProcess>(pidfd);
+  if (spec.limits.timeout.count() > 0) {
+    watchdog_->Watch(env->init_, env->started_ + spec.limits.timeout);
+  }
   sync_read.reset();
   error_write.reset();
   status_write.reset();

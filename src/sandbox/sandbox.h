@@ -19,8 +19,10 @@
 //  - limits: a cgroup (v2, or v1 controllers) with memory (hard, no swap), pids and CPU quota;
 //    rlimits on open files, file size and core dumps; a wall-clock timeout enforced by Wait.
 //
-// Threading: a Sandboxer may start environments from several threads. An Environment is used by
-// one thread at a time; destroying it kills what is left and removes its cgroups and directory.
+// Threading: a Sandboxer may start environments from several threads. A watchdog thread of the
+// Sandboxer kills environments whose timeout has passed, whether or not anyone waits for them;
+// destroy the Sandboxer after its environments. An Environment is used by one thread at a time;
+// destroying it kills what is left and removes its cgroups and directory.
 #pragma once
 
 #include <sys/types.h>
@@ -41,7 +43,9 @@
 namespace moatless::sandbox {
 namespace internal {
 class EnvironmentCgroups;
-}
+struct InitProcess;
+class Watchdog;
+}  // namespace internal
 
 inline constexpr uid_t kSandboxUid = 1000;
 inline constexpr gid_t kSandboxGid = 1000;
@@ -137,8 +141,8 @@ class Environment {
 
   std::string id_;
   pid_t init_pid_ = -1;
-  int pidfd_ = -1;
-  int status_fd_ = -1;  // init reports the program's wait status here
+  std::shared_ptr<internal::InitProcess> init_;  // the pidfd; shared with the watchdog
+  int status_fd_ = -1;                           // init reports the program's wait status here
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;
   uid_t host_uid_ = 0;
@@ -147,7 +151,6 @@ class Environment {
   std::chrono::steady_clock::time_point started_;
   std::chrono::milliseconds timeout_{0};
   bool killed_ = false;
-  bool timed_out_ = false;
   std::optional<ExitStatus> ended_;
   std::function<void(uid_t)> release_uid_;
 };
@@ -183,6 +186,7 @@ class Sandboxer {
   HostSupport host_;
   core::Random& random_;
   SandboxerOptions options_;
+  std::unique_ptr<internal::Watchdog> watchdog_;  // kills environments at their timeout
   struct UidPool;
   std::shared_ptr<UidPool> uids_;
 };
