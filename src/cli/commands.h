@@ -14,6 +14,20 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;
 
+// `moatless doctor`: what isolation this host offers and what moatless will use. Exit 0 when
+// functions get full isolation, 1 when they would not (or would only with the insecure opt-in).
+class DoctorCommand {
+ public:
+  explicit DoctorCommand(CLI::App& parent);
+  bool parsed() const { return command_->parsed(); }
+  int Run();
+
+ private:
+  CLI::App* command_;
+  bool insecure_ = false;
+  bool json_ = false;
+};
+
 // `moatless serve`: every key of app::ServeSchema() as a flag, plus --config.
 class ServeCommand {
  public:

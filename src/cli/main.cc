@@ -38,6 +38,7 @@ int Main(int argc, char** argv) {
   AdminCommands admin(cli);
   AuditCommands audit(cli);
   PolicyCommands policy(cli);
+  DoctorCommand doctor(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -60,6 +61,7 @@ int Main(int argc, char** argv) {
   if (admin.parsed()) return admin.Run(ProcessEnvironment());
   if (audit.parsed()) return audit.Run();
   if (policy.parsed()) return policy.Run();
+  if (doctor.parsed()) return doctor.Run();
   return kExitUsage;
 }
 

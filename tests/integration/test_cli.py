@@ -1,4 +1,5 @@
 """The `moatless` command line: help, version, exit codes, configuration errors."""
+import json
 import os
 import socket
 import tempfile
@@ -12,7 +13,7 @@ class CliTest(unittest.TestCase):
     def test_help_documents_every_subcommand(self):
         result = run_cli("--help")
         self.assertEqual(result.returncode, 0, result.stderr)
-        for sub in ("serve", "version", "audit", "policy"):
+        for sub in ("serve", "version", "audit", "policy", "doctor"):
             self.assertIn(sub, result.stdout)
 
     def test_serve_help_documents_its_flags(self):
@@ -21,6 +22,19 @@ class CliTest(unittest.TestCase):
         for flag in ("--data-dir", "--listen", "--gateway-listen", "--config",
                      "--http.max-body-bytes", "--tls.cert-file"):
             self.assertIn(flag, result.stdout)
+
+    def test_doctor_reports_isolation_and_exits_by_it(self):
+        result = run_cli("doctor", "--json")
+        report = json.loads(result.stdout)
+        self.assertEqual(result.returncode, 0 if report["full_isolation"] else 1, result.stdout)
+        self.assertEqual(report["full_isolation"], not report["missing"])
+        self.assertGreater(report["seccomp_denied_syscalls"], 40)
+        text = run_cli("doctor")
+        self.assertIn("user namespaces:", text.stdout)
+        self.assertIn("isolation:", text.stdout)
+        if os.geteuid() == 0 and report["user_namespaces"] and report["cgroup"] != "none":
+            # The CI machine (root, namespaces, cgroups): full isolation.
+            self.assertTrue(report["full_isolation"], report["missing"])
 
     def test_version(self):
         result = run_cli("version")
