@@ -24,6 +24,7 @@
 #include "observe/audit_log.h"
 #include "observe/logger.h"
 #include "observe/metrics.h"
+#include "sandbox/sandbox.h"
 #include "services/aws_endpoint.h"
 #include "store/schema.h"
 #include "store/sqlite/sqlite_database.h"
@@ -84,6 +85,25 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   RaiseFileLimit(log);
 
   ASSIGN_OR_RETURN(std::unique_ptr<DataDir> data_dir, DataDir::Open(settings.data_dir, env));
+
+  // Function isolation: what this host offers. Functions run only with full isolation, or with
+  // the operator's explicit insecure opt-in; the control API serves either way.
+  sandbox::HostSupport host = sandbox::ProbeHost();
+  host.insecure_allowed = settings.insecure_allow_weak_isolation;
+  auto sandboxer = sandbox::Sandboxer::Create(host, env.random());
+  if (sandboxer.ok()) {
+    const std::vector<std::string> missing = host.Missing();
+    std::string weak;
+    for (const std::string& m : missing) weak += (weak.empty() ? "" : "; ") + m;
+    if (missing.empty()) {
+      log.Info("function isolation: full");
+    } else {
+      log.Warn("function isolation: INCOMPLETE, accepted by insecure_allow_weak_isolation",
+               {{"missing", weak}});
+    }
+  } else {
+    log.Error("functions cannot run on this host", {{"error", sandboxer.status().message()}});
+  }
 
   observe::MetricsRegistry metrics;
   metrics.Gauge("moatless_build_info", "Build information; the value is always 1.", {"version"})

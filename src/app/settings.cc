@@ -104,6 +104,11 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kBool,
             .default_value = "true",
             .help = "log one line per request"})
+      .Add({.name = "insecure_allow_weak_isolation",
+            .type = ConfigType::kBool,
+            .default_value = "false",
+            .help = "INSECURE: run functions even where the host cannot give them full isolation "
+                    "(missing cgroup limits or seccomp are skipped); see `moatless doctor`"})
       .Add({.name = "shutdown.drain_timeout",
             .type = ConfigType::kDuration,
             .default_value = "30s",
@@ -161,6 +166,7 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
                                       s.log_level + "\"");
   }
   s.access_log = config.GetBool("log.access");
+  s.insecure_allow_weak_isolation = config.GetBool("insecure_allow_weak_isolation");
   s.service_threads = static_cast<int>(config.GetInt("services.threads"));
   s.account_id = config.GetString("identity.account_id");
   if (core::Status valid = identity::ValidateAccountId(s.account_id); !valid.ok()) {

@@ -39,6 +39,7 @@ struct ServeSettings {
   int service_threads = 4;  // services.threads
   std::string account_id;   // identity.account_id
   std::string region;       // identity.region
+  bool insecure_allow_weak_isolation = false;
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

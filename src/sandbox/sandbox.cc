@@ -458,8 +458,8 @@ std::string_view ExitReasonName(ExitReason reason) {
 
 std::string ExitStatus::ToString() const {
   std::string out(ExitReasonName(reason));
-  if (reason == ExitReason::kExited) out += " " + std::to_string(exit_code);
-  if (reason == ExitReason::kSignalled) out += " by signal " + std::to_string(signal);
+  if (reason == ExitReason::kExited) out.append(" ").append(std::to_string(exit_code));
+  if (reason == ExitReason::kSignalled) out.append(" by signal ").append(std::to_string(signal));
   return out;
 }
 
@@ -706,6 +706,13 @@ core::Result<std::unique_ptr<Sandboxer>> Sandboxer::Create(HostSupport host, cor
   std::error_code ec;
   std::filesystem::create_directories(options.state_dir, ec);
   if (ec) return core::InternalError("create " + options.state_dir + ": " + ec.message());
+  // Ours, a real directory: in a shared place (/tmp) someone else could have made it first.
+  struct stat st {};
+  if (::lstat(options.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+      st.st_uid != ::geteuid()) {
+    return core::FailedPreconditionError(options.state_dir +
+                                         " must be a directory owned by this user, not a symlink");
+  }
   // Searchable, not listable: each environment's root is mounted over a directory in here from
   // inside its user namespace.
   if (::chmod(options.state_dir.c_str(), 0711) != 0) {
@@ -796,7 +803,7 @@ core::Result<std::unique_ptr<Environment>> Sandboxer::Start(const Spec& spec) {
     const std::filesystem::path p(path);
     for (const auto& part : p) {
       if (part == "/") continue;
-      partial += "/" + part.string();
+      partial.append("/").append(part.string());
       ops.push_back({.kind = OpKind::kMkdir, .target = under_root(partial)});
     }
   };

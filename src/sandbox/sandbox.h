@@ -156,8 +156,9 @@ class Environment {
 };
 
 struct SandboxerOptions {
-  // Where each environment's root is assembled (a directory per environment, removed after).
-  std::string state_dir = "/tmp/moatless-sandboxes";
+  // Where each environment's root is assembled (a directory per environment, removed after). It
+  // must be ours (not a symlink, not another user's); it is made 0711.
+  std::string state_dir = "/run/moatless/sandboxes";
   // Host uids/gids handed to environments whose Spec names none: [first, first + count).
   uid_t first_host_uid = 200000;
   std::uint32_t host_uid_count = 65536;

@@ -35,6 +35,13 @@ class CliTest(unittest.TestCase):
         if os.geteuid() == 0 and report["user_namespaces"] and report["cgroup"] != "none":
             # The CI machine (root, namespaces, cgroups): full isolation.
             self.assertTrue(report["full_isolation"], report["missing"])
+        # The daemon probes the same at start-up and says so.
+        with Server() as server:
+            record = server.wait_for_log(lambda r: r.get("msg", "").startswith("function")
+                                         or r.get("msg", "").startswith("functions"))
+        expected = ("function isolation: full" if report["full_isolation"]
+                    else "functions cannot run on this host")
+        self.assertEqual(record["msg"], expected, record)
 
     def test_version(self):
         result = run_cli("version")

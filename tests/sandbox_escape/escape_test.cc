@@ -358,5 +358,58 @@ TEST_F(EscapeTest, TheKillModeEndsTheProgramOnAForbiddenCall) {
   EXPECT_EQ(o.status.signal, SIGSYS);
 }
 
+// Issue 5: "no leaks after 10,000 starts". Every tenth environment is killed mid-run, the rest
+// exit on their own; afterwards nothing of any of them remains.
+TEST_F(EscapeTest, TenThousandStartsLeaveNothingBehind) {
+  const char* override_count = std::getenv("MOATLESS_SANDBOX_LEAK_STARTS");
+  const int starts = override_count != nullptr ? std::atoi(override_count) : 10000;
+  const auto count_entries = [](const std::string& dir) {
+    int n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n;
+  };
+  const auto mountinfo = [] {
+    std::ifstream in("/proc/self/mountinfo");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const int fds_before = count_entries("/proc/self/fd");
+  const std::string mounts_before = mountinfo();
+  Spec quick;
+  quick.program = "/bin/true";
+  Spec slow;
+  slow.program = "/bin/sleep";
+  slow.args = {"30"};
+  for (int i = 0; i < starts; ++i) {
+    auto env = sandboxer_->Start(i % 10 == 9 ? slow : quick);
+    ASSERT_TRUE(env.ok()) << "start " << i << ": " << env.status();
+    if (i % 10 == 9) {
+      ASSERT_TRUE((*env)->Kill().ok());
+    }
+    auto status = (*env)->Wait();
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_EQ(status->reason, i % 10 == 9 ? ExitReason::kKilled : ExitReason::kExited);
+  }
+  const std::string cgroup_parent = "moatless-escape-" + std::to_string(::getpid());
+  for (const char* controller : {"memory", "pids", "cpu", "cpuacct", "freezer"}) {
+    const std::string dir = std::string("/sys/fs/cgroup/") + controller + "/" + cgroup_parent;
+    if (std::filesystem::exists(dir)) {
+      int children = 0;
+      for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        children += entry.is_directory() ? 1 : 0;
+      }
+      EXPECT_EQ(children, 0) << "cgroups left in " << dir;
+    }
+  }
+  EXPECT_EQ(count_entries(*dir_ + "/state"), 0) << "environment roots left behind";
+  EXPECT_EQ(count_entries("/proc/self/fd"), fds_before) << "descriptors leaked";
+  EXPECT_EQ(mountinfo(), mounts_before) << "the host's mount table changed";
+  for (uid_t uid = 200000; uid < 200010; ++uid) EXPECT_EQ(ProcessesOfHostUid(uid), 0);
+  std::cout << "  " << starts << " environments started and ended; nothing left behind\n";
+}
+
 }  // namespace
 }  // namespace moatless::sandbox
