@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <boost/json.hpp>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>

@@ -452,6 +452,8 @@ std::string_view ExitReasonName(ExitReason reason) {
       return "timeout";
     case ExitReason::kKilled:
       return "killed";
+    case ExitReason::kOutputLimit:
+      return "output_limit";
   }
   return "?";
 }
@@ -619,6 +621,8 @@ core::Result<ExitStatus> Environment::WaitUntil(
   ExitStatus status;
   if (init_->timed_out) {
     status.reason = ExitReason::kTimeout;
+  } else if (output_exceeded_) {
+    status.reason = ExitReason::kOutputLimit;
   } else if (killed_) {
     status.reason = ExitReason::kKilled;
   } else if (oom) {
@@ -638,6 +642,40 @@ core::Result<ExitStatus> Environment::WaitUntil(
   if (cgroups_) cgroups_->KillAll();
   ended_ = status;
   return status;
+}
+
+core::Result<Output> Environment::CollectOutput() {
+  Output output;
+  std::array<pollfd, 2> fds{{{stdout_fd_, POLLIN, 0}, {stderr_fd_, POLLIN, 0}}};
+  const std::array<std::string*, 2> sinks{&output.stdout_data, &output.stderr_data};
+  std::uint64_t total = 0;
+  std::array<char, 65536> buffer;
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return core::ErrnoStatus("poll the environment's output", errno);
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[i].fd = -1;  // EOF (or an error: nothing more will come); the Environment closes it
+        continue;
+      }
+      const std::uint64_t room = output_limit_ > total ? output_limit_ - total : 0;
+      sinks[i]->append(buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(
+                                          room, static_cast<std::uint64_t>(n))));
+      total += static_cast<std::uint64_t>(n);
+      if (total > output_limit_ && !output.truncated) {
+        output.truncated = true;
+        output_exceeded_ = true;
+        init_->Kill();
+        if (cgroups_) cgroups_->KillAll();
+      }
+    }
+  }
+  return output;
 }
 
 core::Status Environment::Kill() {
@@ -765,6 +803,7 @@ core::Result<std::unique_ptr<Environment>> Sandboxer::Start(const Spec& spec) {
   }
   const gid_t host_gid = spec.host_gid != 0 ? spec.host_gid : env->host_uid_;
   env->timeout_ = spec.limits.timeout;
+  env->output_limit_ = spec.limits.output_bytes;
 
   // Cgroups first: the program must never run unlimited.
   const bool want_cgroups = host_.cgroup != CgroupVersion::kNone;

@@ -64,6 +64,8 @@ struct Limits {
   std::uint64_t tmp_bytes = 64ull << 20;      // size of /tmp
   std::uint32_t open_files = 1024;            // RLIMIT_NOFILE
   std::uint64_t file_bytes = 64ull << 20;     // RLIMIT_FSIZE: largest file it can write
+  // stdout and stderr together, as Environment::CollectOutput reads them.
+  std::uint64_t output_bytes = 6ull << 20;
 };
 
 struct Spec {
@@ -91,6 +93,7 @@ enum class ExitReason {
   kOutOfMemory,  // the memory limit was hit and the kernel's OOM killer ended it
   kTimeout,      // Limits::timeout passed; the platform killed it
   kKilled,       // Environment::Kill
+  kOutputLimit,  // it wrote more than Limits::output_bytes to stdout and stderr (CollectOutput)
 };
 std::string_view ExitReasonName(ExitReason reason);
 
@@ -99,6 +102,12 @@ struct ExitStatus {
   int exit_code = 0;  // kExited
   int signal = 0;     // kSignalled
   std::string ToString() const;
+};
+
+struct Output {
+  std::string stdout_data;
+  std::string stderr_data;
+  bool truncated = false;  // the limit was reached: the environment was killed
 };
 
 struct Usage {
@@ -126,6 +135,11 @@ class Environment {
   core::Result<ExitStatus> Wait();
   // Like Wait, but returns DeadlineExceeded if it has not ended within `timeout`.
   core::Result<ExitStatus> WaitFor(std::chrono::milliseconds timeout);
+  // Reads stdout and stderr until both are closed (everything in the environment has ended or
+  // closed them), keeping at most Limits::output_bytes of the two together. Past that the
+  // environment is killed and Wait reports kOutputLimit. Call it at most once, instead of reading
+  // the descriptors yourself; then Wait.
+  core::Result<Output> CollectOutput();
   // Kills every process of the environment.
   core::Status Kill();
   // Freezes / thaws every process (cgroup freezer): for idle warm environments.
@@ -151,6 +165,8 @@ class Environment {
   std::chrono::steady_clock::time_point started_;
   std::chrono::milliseconds timeout_{0};
   bool killed_ = false;
+  bool output_exceeded_ = false;
+  std::uint64_t output_limit_ = 0;
   std::optional<ExitStatus> ended_;
   std::function<void(uid_t)> release_uid_;
 };

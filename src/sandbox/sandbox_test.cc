@@ -198,6 +198,33 @@ TEST_F(SandboxTest, TmpIsLimitedToItsSize) {
   EXPECT_NE(run.out.find("No space left on device"), std::string::npos) << run.out;
 }
 
+TEST_F(SandboxTest, CollectOutputStopsAtTheOutputLimit) {
+  Spec spec = Shell("head -c 4000000 /dev/zero; echo done >&2");
+  spec.limits.output_bytes = 1 << 20;
+  auto env = sandboxer_->Start(spec);
+  ASSERT_TRUE(env.ok()) << env.status();
+  auto output = (*env)->CollectOutput();
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_TRUE(output->truncated);
+  EXPECT_EQ(output->stdout_data.size() + output->stderr_data.size(), 1u << 20);
+  auto status = (*env)->Wait();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->reason, ExitReason::kOutputLimit);
+
+  // Within the limit: everything, and the program's own exit status.
+  auto small = sandboxer_->Start(Shell("echo out; echo err >&2; exit 3"));
+  ASSERT_TRUE(small.ok());
+  output = (*small)->CollectOutput();
+  ASSERT_TRUE(output.ok());
+  EXPECT_FALSE(output->truncated);
+  EXPECT_EQ(output->stdout_data, "out\n");
+  EXPECT_EQ(output->stderr_data, "err\n");
+  status = (*small)->Wait();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->reason, ExitReason::kExited);
+  EXPECT_EQ(status->exit_code, 3);
+}
+
 TEST_F(SandboxTest, ATimeoutKillsTheEnvironment) {
   Spec spec = Shell("sleep 30");
   spec.limits.timeout = std::chrono::milliseconds(200);
