@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
     if (usage.ok()) charged += usage->peak_memory_bytes;
   }
   idle_envs.clear();
+  sandboxer->reset();
+  for (const char* controller : {"memory", "pids", "cpu", "cpuacct", "freezer", ""}) {
+    ::rmdir((std::string("/sys/fs/cgroup/") + controller + "/moatless-bench").c_str());
+  }
 
   const double ratio_exec = Percentile(sb_exec, 0.5) / Percentile(fork_exec, 0.5);
   const double ratio_exit = Percentile(sb_exit, 0.5) / Percentile(fork_exit, 0.5);

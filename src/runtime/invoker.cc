@@ -1,0 +1,272 @@
+#include "runtime/invoker.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <future>
+#include <thread>
+
+#include "core/ids.h"
+
+namespace moatless::runtime {
+namespace {
+
+constexpr std::size_t kLogTailBytes = 4096;
+constexpr std::size_t kLogBufferBytes = 64 * 1024;
+
+std::string ErrorBody(std::string_view type, std::string_view message) {
+  return boost::json::serialize(boost::json::object{{"errorMessage", message}, {"errorType", type}});
+}
+
+std::string Seconds(std::chrono::milliseconds ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(ms.count()) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+// One execution environment of one function version.
+struct Invoker::Warm {
+  std::string id;
+  std::string key;
+  std::unique_ptr<sandbox::Environment> env;
+  std::shared_ptr<RuntimeChannel> channel;
+  std::thread monitor;
+
+  std::mutex log_mu;
+  std::string log;  // the most recent output, at most kLogBufferBytes
+  std::atomic<bool> ended{false};
+  std::optional<sandbox::ExitStatus> exit;  // guarded by log_mu
+
+  std::string TakeLog() {
+    std::lock_guard lock(log_mu);
+    std::string out = log.size() > kLogTailBytes ? log.substr(log.size() - kLogTailBytes) : log;
+    log.clear();
+    return out;
+  }
+};
+
+Invoker::Invoker(sandbox::Sandboxer& sandboxer, RuntimeApi& api, core::Random& random,
+                 const core::Clock& clock, InvokerOptions options)
+    : sandboxer_(sandboxer),
+      api_(api),
+      random_(random),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+Invoker::~Invoker() {
+  std::map<std::string, std::vector<std::unique_ptr<Warm>>> idle;
+  {
+    std::lock_guard lock(mu_);
+    idle.swap(idle_);
+  }
+  for (auto& [key, list] : idle) {
+    for (auto& warm : list) Discard(std::move(warm));
+  }
+}
+
+std::string Invoker::PoolKey(const FunctionConfig& function) {
+  return function.name + "\n" + function.version;
+}
+
+std::size_t Invoker::IdleEnvironments(const FunctionConfig& function) const {
+  std::lock_guard lock(mu_);
+  const auto it = idle_.find(PoolKey(function));
+  return it == idle_.end() ? 0 : it->second.size();
+}
+
+core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
+    const FunctionConfig& function) {
+  auto warm = std::make_unique<Warm>();
+  warm->id = core::RandomHex(random_, 8);
+  warm->key = PoolKey(function);
+
+  sandbox::Spec spec;
+  spec.hostname = "moatless";
+  spec.working_dir = "/var/task";
+  spec.mounts.push_back({.source = function.code_dir, .target = "/var/task"});
+  switch (function.runtime) {
+    case RuntimeKind::kNodejs20:
+      spec.program = "/usr/bin/node";
+      spec.args = {"/opt/runtime/bootstrap.mjs"};
+      spec.mounts.push_back({.source = options_.runtimes_dir + "/nodejs20", .target = "/opt/runtime"});
+      break;
+    case RuntimeKind::kPython3:
+      spec.program = "/usr/bin/python3";
+      spec.args = {"-u", "/opt/runtime/bootstrap.py"};
+      spec.mounts.push_back({.source = options_.runtimes_dir + "/python3", .target = "/opt/runtime"});
+      break;
+    case RuntimeKind::kProvided:
+      spec.program = "/var/task/bootstrap";
+      break;
+  }
+  spec.env = LambdaEnvironment(function, options_.region, "moatless/" + warm->id);
+  spec.limits.memory_bytes = static_cast<std::uint64_t>(function.memory_mb) << 20;
+  spec.limits.max_pids = 256;
+  spec.limits.tmp_bytes = 512ull << 20;  // Lambda's default ephemeral storage
+  spec.in_network_namespace = [this, &warm]() -> core::Status {
+    ASSIGN_OR_RETURN(warm->channel, api_.ListenInCurrentNamespace(warm->id));
+    return core::Status::Ok();
+  };
+  auto env = sandboxer_.Start(spec);
+  if (!env.ok()) {
+    api_.Forget(warm->id);
+    return env.status();
+  }
+  warm->env = std::move(*env);
+
+  // The monitor: collects output until the environment closes it, then notes the end and fails
+  // whatever invocation is in progress.
+  Warm* w = warm.get();
+  w->monitor = std::thread([w] {
+    std::array<pollfd, 2> fds{{{w->env->stdout_fd(), POLLIN, 0}, {w->env->stderr_fd(), POLLIN, 0}}};
+    std::array<char, 8192> buffer;
+    while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      for (auto& pfd : fds) {
+        if (pfd.fd < 0 || pfd.revents == 0) continue;
+        const ssize_t n = ::read(pfd.fd, buffer.data(), buffer.size());
+        if (n <= 0) {
+          pfd.fd = -1;
+          continue;
+        }
+        std::lock_guard lock(w->log_mu);
+        w->log.append(buffer.data(), static_cast<std::size_t>(n));
+        if (w->log.size() > kLogBufferBytes) w->log.erase(0, w->log.size() - kLogBufferBytes);
+      }
+    }
+    auto status = w->env->Wait();
+    {
+      std::lock_guard lock(w->log_mu);
+      if (status.ok()) w->exit = *status;
+    }
+    w->ended = true;
+    std::string type = "Runtime.ExitError";
+    std::string message = "Runtime exited";
+    if (status.ok()) {
+      if (status->reason == sandbox::ExitReason::kOutOfMemory) {
+        type = "Runtime.OutOfMemory";
+        message = "Runtime exited with error: signal: killed (out of memory)";
+      } else if (status->reason == sandbox::ExitReason::kExited) {
+        message = "Runtime exited with error: exit status " + std::to_string(status->exit_code);
+      } else if (status->reason == sandbox::ExitReason::kSignalled) {
+        message = "Runtime exited with error: signal " + std::to_string(status->signal);
+      } else {
+        message = "Runtime exited: " + status->ToString();
+      }
+    }
+    if (w->channel) w->channel->Fail(core::UnavailableError(message).WithAwsType(type));
+  });
+  return warm;
+}
+
+void Invoker::Discard(std::unique_ptr<Warm> warm) {
+  if (!warm) return;
+  if (warm->env) warm->env->Kill().IgnoreError();
+  if (warm->monitor.joinable()) warm->monitor.join();
+  api_.Forget(warm->id);
+  warm.reset();  // the Environment's destructor removes its cgroups and root
+}
+
+core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::string payload) {
+  RETURN_IF_ERROR(ValidateFunction(function));
+  InvokeResult result;
+  result.request_id = core::NewUuid(random_);
+
+  std::unique_ptr<Warm> warm;
+  std::vector<std::unique_ptr<Warm>> dead;  // ended while idle: thrown away
+  {
+    std::lock_guard lock(mu_);
+    auto& list = idle_[PoolKey(function)];
+    while (!list.empty() && !warm) {
+      warm = std::move(list.back());
+      list.pop_back();
+      if (warm->ended) dead.push_back(std::move(warm));
+    }
+  }
+  for (auto& d : dead) Discard(std::move(d));
+  const auto started = std::chrono::steady_clock::now();
+  if (!warm) {
+    ASSIGN_OR_RETURN(warm, StartEnvironment(function));
+    result.cold_start = true;
+  }
+
+  auto promise = std::make_shared<std::promise<core::Result<InvocationResult>>>();
+  std::future<core::Result<InvocationResult>> answer = promise->get_future();
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          clock_.Now().time_since_epoch())
+                          .count();
+  warm->TakeLog();  // what came before belongs to no invocation
+  const auto delivered = std::chrono::steady_clock::now();
+  warm->channel->Deliver(
+      Invocation{.request_id = result.request_id,
+                 .payload = std::move(payload),
+                 .deadline_epoch_ms = now_ms + function.timeout.count(),
+                 .function_arn = FunctionArn(function, options_.region, options_.account_id)},
+      [promise](core::Result<InvocationResult> r) { promise->set_value(std::move(r)); });
+
+  const bool in_time = answer.wait_for(function.timeout) == std::future_status::ready;
+  const auto finished = std::chrono::steady_clock::now();
+  result.duration = std::chrono::duration_cast<std::chrono::microseconds>(finished - delivered);
+  if (result.cold_start) {
+    result.init_duration = std::chrono::duration_cast<std::chrono::microseconds>(delivered - started);
+  }
+  if (auto usage = warm->env->ResourceUsage(); usage.ok()) {
+    result.peak_memory_bytes = usage->peak_memory_bytes;
+  }
+
+  bool keep = false;
+  if (!in_time) {
+    // The environment is killed; its monitor fails the invocation, which nobody waits for now.
+    result.function_error = "Unhandled";
+    result.payload = ErrorBody("Sandbox.Timedout", "RequestId: " + result.request_id +
+                                                       " Error: Task timed out after " +
+                                                       Seconds(function.timeout) + " seconds");
+  } else {
+    core::Result<InvocationResult> outcome = answer.get();
+    if (outcome.ok() && !outcome->is_error) {
+      result.payload = std::move(outcome->body);
+      keep = true;
+    } else if (outcome.ok()) {
+      result.function_error = outcome->error_type.empty() ? "Unhandled" : outcome->error_type;
+      result.payload = outcome->body.empty()
+                           ? ErrorBody(*result.function_error, "the function failed")
+                           : std::move(outcome->body);
+      // A handled error leaves the runtime ready for more; an init error does not.
+      keep = !outcome->error_type.starts_with("Runtime.");
+    } else {
+      result.function_error = "Unhandled";
+      result.payload = ErrorBody(outcome.status().aws_type(),
+                                 "RequestId: " + result.request_id + " Error: " +
+                                     outcome.status().message());
+    }
+  }
+  if (!keep) {
+    warm->env->Kill().IgnoreError();
+    if (warm->monitor.joinable()) warm->monitor.join();
+  }
+  result.log_tail = warm->TakeLog();
+  if (!keep || warm->ended) {
+    Discard(std::move(warm));
+    return result;
+  }
+  std::unique_lock lock(mu_);
+  auto& list = idle_[PoolKey(function)];
+  if (list.size() < options_.max_idle_per_version) {
+    list.push_back(std::move(warm));
+  } else {
+    lock.unlock();
+    Discard(std::move(warm));
+  }
+  return result;
+}
+
+}  // namespace moatless::runtime

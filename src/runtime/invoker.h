@@ -1,0 +1,88 @@
+// Invoker: runs invocations of functions in sandboxed execution environments through the Runtime
+// API, and keeps initialised environments warm for later invocations of the same function
+// version — never another function's or another version's.
+//
+// An invocation takes an idle warm environment of its function version, or starts a new one (a
+// cold start: the sandbox starts, the runtime initialises and asks for its first invocation). The
+// invocation is handed to the runtime; its response or error comes back through the Runtime API.
+// The function's timeout kills the environment ("Task timed out after N.NN seconds"); an
+// environment whose runtime exits, crashes or runs out of memory is discarded and the invocation
+// reports why; an init error is reported to the invocation that started the environment.
+//
+// Threading: Invoke is thread-safe and blocks the calling thread until the invocation is over.
+// Each environment has a monitor thread that reads its stdout/stderr and notices its end.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/random.h"
+#include "core/status.h"
+#include "runtime/function.h"
+#include "runtime/runtime_api.h"
+#include "sandbox/sandbox.h"
+
+namespace moatless::runtime {
+
+struct InvokeResult {
+  std::string request_id;
+  // The response, or the Lambda error body {errorMessage, errorType[, stackTrace]}.
+  std::string payload;
+  // Set when the function failed (X-Amz-Function-Error): "Unhandled", or the runtime's type.
+  std::optional<std::string> function_error;
+  bool cold_start = false;
+  std::chrono::microseconds init_duration{0};  // cold starts: sandbox start to first /next
+  std::chrono::microseconds duration{0};       // the invocation itself
+  std::uint64_t peak_memory_bytes = 0;
+  // What the environment wrote to stdout/stderr during this invocation (the last 4 KiB).
+  std::string log_tail;
+};
+
+struct InvokerOptions {
+  // Holds nodejs20/bootstrap.mjs and python3/bootstrap.py (the repository's runtimes/).
+  std::string runtimes_dir;
+  std::string region = "local";
+  std::string account_id = "000000000000";
+  // Idle warm environments per function version beyond this are discarded.
+  std::size_t max_idle_per_version = 8;
+};
+
+class Invoker {
+ public:
+  Invoker(sandbox::Sandboxer& sandboxer, RuntimeApi& api, core::Random& random,
+          const core::Clock& clock, InvokerOptions options);
+  ~Invoker();  // discards every environment
+  Invoker(const Invoker&) = delete;
+  Invoker& operator=(const Invoker&) = delete;
+
+  // Runs one invocation to its end. A function error is an OK result with function_error set;
+  // an error Status means the platform could not run it (bad config, sandbox start failed).
+  core::Result<InvokeResult> Invoke(const FunctionConfig& function, std::string payload);
+
+  // Idle warm environments of a function version (for tests and metrics).
+  std::size_t IdleEnvironments(const FunctionConfig& function) const;
+
+ private:
+  struct Warm;
+  core::Result<std::unique_ptr<Warm>> StartEnvironment(const FunctionConfig& function);
+  void Discard(std::unique_ptr<Warm> warm);
+  static std::string PoolKey(const FunctionConfig& function);
+
+  sandbox::Sandboxer& sandboxer_;
+  RuntimeApi& api_;
+  core::Random& random_;
+  const core::Clock& clock_;
+  InvokerOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Warm>>> idle_;  // by function version
+};
+
+}  // namespace moatless::runtime

@@ -1,0 +1,258 @@
+#include "runtime/invoker.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "core/clock.h"
+#include "core/random.h"
+#include "http/io_pool.h"
+
+namespace moatless::runtime {
+namespace {
+
+namespace json = boost::json;
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { host_ = new sandbox::HostSupport(sandbox::ProbeHost()); }
+  static void TearDownTestSuite() { delete host_; }
+
+  void SetUp() override {
+    if (!host_->Missing().empty()) {
+      std::string missing;
+      for (const auto& m : host_->Missing()) missing += m + "; ";
+      GTEST_SKIP() << "functions cannot run on this host: " << missing;
+    }
+    char dir[] = "/tmp/runtime_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    ::chmod(dir, 0755);
+    auto sandboxer = sandbox::Sandboxer::Create(
+        *host_, random_,
+        {.state_dir = dir_ + "/state",
+         .cgroup_parent = "moatless-runtime-test-" + std::to_string(::getpid())});
+    ASSERT_TRUE(sandboxer.ok()) << sandboxer.status();
+    sandboxer_ = std::move(*sandboxer);
+    pool_ = std::make_unique<http::IoPool>(2);
+    pool_->Start();
+    api_ = std::make_unique<RuntimeApi>(*pool_, random_, clock_);
+    invoker_ = std::make_unique<Invoker>(*sandboxer_, *api_, random_, clock_,
+                                         InvokerOptions{.runtimes_dir = MOATLESS_RUNTIMES_DIR});
+  }
+  void TearDown() override {
+    invoker_.reset();
+    api_.reset();
+    if (pool_) {
+      pool_->Stop();
+      pool_->Join();
+    }
+    pool_.reset();
+    sandboxer_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer", ""}) {
+      ::rmdir((std::string("/sys/fs/cgroup/") + c + "/moatless-runtime-test-" +
+               std::to_string(::getpid()))
+                  .c_str());
+    }
+  }
+
+  // A function whose code directory holds `files`.
+  FunctionConfig Function(std::string name, RuntimeKind runtime, std::string handler,
+                          std::map<std::string, std::string> files) {
+    const std::string code = dir_ + "/" + name;
+    std::filesystem::create_directories(code);
+    ::chmod(code.c_str(), 0755);
+    for (const auto& [file, content] : files) {
+      std::ofstream(code + "/" + file) << content;
+      ::chmod((code + "/" + file).c_str(), 0755);
+    }
+    FunctionConfig f;
+    f.name = std::move(name);
+    f.runtime = runtime;
+    f.handler = std::move(handler);
+    f.code_dir = code;
+    f.timeout = std::chrono::seconds(10);
+    return f;
+  }
+
+  InvokeResult Invoke(const FunctionConfig& f, std::string payload = "{}") {
+    auto result = invoker_->Invoke(f, std::move(payload));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : InvokeResult{};
+  }
+
+  static sandbox::HostSupport* host_;
+  core::SecureRandom random_;
+  core::RealClock clock_;
+  std::string dir_;
+  std::unique_ptr<sandbox::Sandboxer> sandboxer_;
+  std::unique_ptr<http::IoPool> pool_;
+  std::unique_ptr<RuntimeApi> api_;
+  std::unique_ptr<Invoker> invoker_;
+};
+
+sandbox::HostSupport* RuntimeTest::host_ = nullptr;
+
+TEST_F(RuntimeTest, NodeAsyncHandlerSeesItsEventAndContext) {
+  const FunctionConfig f = Function("node-echo", RuntimeKind::kNodejs20, "index.handler",
+                                    {{"index.mjs", R"(
+export const handler = async (event, context) => ({
+  echo: event,
+  requestId: context.awsRequestId,
+  fn: context.functionName,
+  arn: context.invokedFunctionArn,
+  remaining: context.getRemainingTimeInMillis() > 0,
+  memory: context.memoryLimitInMB,
+  uid: process.getuid(),
+});)"}});
+  InvokeResult first = Invoke(f, R"({"n":1})");
+  ASSERT_FALSE(first.function_error) << first.payload << first.log_tail;
+  const json::object out = json::parse(first.payload).as_object();
+  EXPECT_EQ(out.at("echo"), json::parse(R"({"n":1})"));
+  EXPECT_EQ(out.at("requestId").as_string(), first.request_id);
+  EXPECT_EQ(out.at("fn").as_string(), "node-echo");
+  EXPECT_EQ(out.at("arn").as_string(), "arn:aws:lambda:local:000000000000:function:node-echo");
+  EXPECT_TRUE(out.at("remaining").as_bool());
+  EXPECT_EQ(out.at("memory").as_string(), "128");
+  EXPECT_EQ(out.at("uid").as_int64(), 1000);
+  EXPECT_TRUE(first.cold_start);
+  // The second invocation reuses the warm environment.
+  InvokeResult second = Invoke(f, R"({"n":2})");
+  EXPECT_FALSE(second.cold_start);
+  EXPECT_EQ(json::parse(second.payload).as_object().at("echo"), json::parse(R"({"n":2})"));
+  EXPECT_EQ(invoker_->IdleEnvironments(f), 1u);
+}
+
+TEST_F(RuntimeTest, NodeCallbackAndCommonJsAndThrownErrors) {
+  const FunctionConfig cb = Function("node-cb", RuntimeKind::kNodejs20, "app.main",
+                                     {{"app.js", R"(
+exports.main = (event, context, callback) => {
+  if (event.fail) return callback(new TypeError("bad input"));
+  setTimeout(() => callback(null, { ok: true }), 10);
+};)"}});
+  EXPECT_EQ(Invoke(cb).payload, R"({"ok":true})");
+  InvokeResult failed = Invoke(cb, R"({"fail":true})");
+  ASSERT_TRUE(failed.function_error);
+  EXPECT_EQ(*failed.function_error, "Unhandled");
+  const json::object error = json::parse(failed.payload).as_object();
+  EXPECT_EQ(error.at("errorType").as_string(), "TypeError");
+  EXPECT_EQ(error.at("errorMessage").as_string(), "bad input");
+  EXPECT_TRUE(error.at("stackTrace").is_array());
+  // A handled error leaves the environment warm.
+  EXPECT_EQ(invoker_->IdleEnvironments(cb), 1u);
+}
+
+TEST_F(RuntimeTest, PythonHandlerAndItsErrors) {
+  const FunctionConfig f = Function("py", RuntimeKind::kPython3, "app.handler", {{"app.py", R"(
+import os
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("no good")
+    print("log line from", context.aws_request_id)
+    return {"sum": event["a"] + event["b"], "fn": context.function_name,
+            "remaining": context.get_remaining_time_in_millis() > 0, "uid": os.getuid()}
+)"}});
+  InvokeResult ok = Invoke(f, R"({"a":2,"b":3})");
+  ASSERT_FALSE(ok.function_error) << ok.payload << ok.log_tail;
+  EXPECT_EQ(json::parse(ok.payload),
+            json::parse(R"({"sum":5,"fn":"py","remaining":true,"uid":1000})"));
+  EXPECT_NE(ok.log_tail.find("log line from " + ok.request_id), std::string::npos) << ok.log_tail;
+  InvokeResult failed = Invoke(f, R"({"fail":true})");
+  ASSERT_TRUE(failed.function_error);
+  const json::object error = json::parse(failed.payload).as_object();
+  EXPECT_EQ(error.at("errorType").as_string(), "ValueError");
+  EXPECT_EQ(error.at("errorMessage").as_string(), "no good");
+}
+
+TEST_F(RuntimeTest, AProvidedRuntimeInShell) {
+  const FunctionConfig f = Function("custom", RuntimeKind::kProvided, "", {{"bootstrap", R"(#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  HEADERS=/tmp/headers
+  EVENT=$(curl -sS -D "$HEADERS" "$API/invocation/next")
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "{\"custom\":$EVENT}"
+done
+)"}});
+  InvokeResult r = Invoke(f, R"([1,2,3])");
+  ASSERT_FALSE(r.function_error) << r.payload << r.log_tail;
+  EXPECT_EQ(json::parse(r.payload), json::parse(R"({"custom":[1,2,3]})"));
+}
+
+TEST_F(RuntimeTest, ATimeoutKillsTheEnvironmentAndReportsIt) {
+  FunctionConfig f = Function("slow", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
+export const handler = () => new Promise(() => {});)"}});
+  f.timeout = std::chrono::milliseconds(500);
+  InvokeResult r = Invoke(f);
+  ASSERT_TRUE(r.function_error);
+  EXPECT_NE(r.payload.find("Task timed out after 0.50 seconds"), std::string::npos) << r.payload;
+  EXPECT_EQ(invoker_->IdleEnvironments(f), 0u);
+  // The next invocation gets a fresh environment.
+  EXPECT_TRUE(Invoke(f).cold_start);
+}
+
+TEST_F(RuntimeTest, InitErrorsCrashesAndOutOfMemoryAreReported) {
+  const FunctionConfig missing =
+      Function("missing", RuntimeKind::kPython3, "nothere.handler", {{"app.py", "x = 1\n"}});
+  InvokeResult r = Invoke(missing);
+  ASSERT_TRUE(r.function_error);
+  EXPECT_EQ(json::parse(r.payload).as_object().at("errorType").as_string(),
+            "Runtime.ImportModuleError")
+      << r.payload;
+
+  const FunctionConfig crash = Function("crash", RuntimeKind::kNodejs20, "index.handler",
+                                        {{"index.mjs", R"(
+export const handler = async () => { process.exit(3); };)"}});
+  r = Invoke(crash);
+  ASSERT_TRUE(r.function_error);
+  EXPECT_NE(r.payload.find("Runtime exited with error: exit status 3"), std::string::npos)
+      << r.payload;
+  EXPECT_EQ(invoker_->IdleEnvironments(crash), 0u);
+
+  const FunctionConfig hog = Function("hog", RuntimeKind::kPython3, "app.handler", {{"app.py", R"(
+def handler(event, context):
+    blocks = []
+    while True:
+        blocks.append(bytearray(16 * 1024 * 1024))
+)"}});
+  r = Invoke(hog);
+  ASSERT_TRUE(r.function_error);
+  EXPECT_EQ(json::parse(r.payload).as_object().at("errorType").as_string(), "Runtime.OutOfMemory")
+      << r.payload;
+}
+
+TEST_F(RuntimeTest, FunctionsAndVersionsNeverShareAnEnvironment) {
+  const char* code = R"(
+import os
+def handler(event, context):
+    seen = os.path.exists("/tmp/marker")
+    with open("/tmp/marker", "w") as f:
+        f.write(event["who"])
+    return {"seen": seen}
+)";
+  FunctionConfig a = Function("a", RuntimeKind::kPython3, "app.handler", {{"app.py", code}});
+  FunctionConfig b = Function("b", RuntimeKind::kPython3, "app.handler", {{"app.py", code}});
+  EXPECT_EQ(Invoke(a, R"({"who":"a"})").payload, R"({"seen": false})");
+  EXPECT_EQ(Invoke(a, R"({"who":"a"})").payload, R"({"seen": true})");  // warm: same /tmp
+  EXPECT_EQ(Invoke(b, R"({"who":"b"})").payload, R"({"seen": false})");  // never a's
+  a.version = "2";
+  EXPECT_EQ(Invoke(a, R"({"who":"a2"})").payload, R"({"seen": false})");  // never version 1's
+}
+
+TEST_F(RuntimeTest, BadConfigurationsAreRejected) {
+  FunctionConfig f = Function("ok", RuntimeKind::kNodejs20, "index.handler", {});
+  f.environment["AWS_SECRET_ACCESS_KEY"] = "x";
+  EXPECT_EQ(invoker_->Invoke(f, "{}").status().code(), core::StatusCode::kInvalidArgument);
+  f.environment.clear();
+  f.name = "bad name";
+  EXPECT_EQ(invoker_->Invoke(f, "{}").status().code(), core::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace moatless::runtime
