@@ -76,6 +76,30 @@ AuditRecord MakeRecord(int i) {
   return r;
 }
 
+// Lets this process write files only up to `bytes` (RLIMIT_FSIZE, with SIGXFSZ ignored so that
+// a write past it fails with EFBIG) until destroyed.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(std::uint64_t bytes) : old_handler_(std::signal(SIGXFSZ, SIG_IGN)) {
+    ok_ = ::getrlimit(RLIMIT_FSIZE, &old_) == 0;
+    rlimit limit = old_;
+    limit.rlim_cur = static_cast<rlim_t>(bytes);
+    ok_ = ok_ && ::setrlimit(RLIMIT_FSIZE, &limit) == 0;
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int);
+  bool ok_ = false;
+};
+
 class AuditLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -533,16 +557,13 @@ TEST_F(AuditLogTest, FailedWriteIsStickyAndReopenRepairs) {
   auto log = OpenLog();
   struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
-  // Let the next write store only 10 bytes, then fail (EFBIG).
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = static_cast<rlim_t>(st.st_size + 10);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-  const core::Status failed = log->Append(MakeRecord(3));
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  std::signal(SIGXFSZ, old_handler);
+  core::Status failed;
+  {
+    // Let the next write store only 10 bytes, then fail (EFBIG).
+    const FileSizeLimit limit(static_cast<std::uint64_t>(st.st_size) + 10);
+    ASSERT_TRUE(limit.ok());
+    failed = log->Append(MakeRecord(3));
+  }
 
   EXPECT_FALSE(failed.ok());
   EXPECT_FALSE(log->Health().ok());
@@ -626,25 +647,22 @@ TEST_F(AuditLogTest, FailedWriteFailsEveryPendingWaiter) {
   auto log = OpenLog();
   struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = static_cast<rlim_t>(st.st_size + 10);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   std::atomic<int> failed{0};
   std::uint64_t last = 0;
-  for (int i = 3; i <= 6; ++i) {
-    auto seq = log->Sequence(MakeRecord(i));
-    if (!seq.ok()) break;  // the first batch may already have failed
-    last = *seq;
-    log->WhenDurable(*seq, [&](const core::Status& status) {
-      if (status.code() == core::StatusCode::kUnavailable) failed.fetch_add(1);
-    });
+  core::Status waited;
+  {
+    const FileSizeLimit limit(static_cast<std::uint64_t>(st.st_size) + 10);
+    ASSERT_TRUE(limit.ok());
+    for (int i = 3; i <= 6; ++i) {
+      auto seq = log->Sequence(MakeRecord(i));
+      if (!seq.ok()) break;  // the first batch may already have failed
+      last = *seq;
+      log->WhenDurable(*seq, [&](const core::Status& status) {
+        if (status.code() == core::StatusCode::kUnavailable) failed.fetch_add(1);
+      });
+    }
+    waited = log->WaitDurable(last);
   }
-  const core::Status waited = log->WaitDurable(last);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  std::signal(SIGXFSZ, old_handler);
 
   EXPECT_EQ(waited.code(), core::StatusCode::kUnavailable) << waited;
   EXPECT_EQ(log->Head().seq, 2u);

@@ -8,14 +8,28 @@
 namespace moatless::runtime {
 namespace {
 
-constexpr std::array<std::string_view, 22> kReserved = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL",
-    "TZ"};
+constexpr std::array<std::string_view, 22> kReserved = {"_HANDLER",
+                                                        "_X_AMZN_TRACE_ID",
+                                                        "AWS_DEFAULT_REGION",
+                                                        "AWS_REGION",
+                                                        "AWS_EXECUTION_ENV",
+                                                        "AWS_LAMBDA_FUNCTION_NAME",
+                                                        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                                        "AWS_LAMBDA_FUNCTION_VERSION",
+                                                        "AWS_LAMBDA_INITIALIZATION_TYPE",
+                                                        "AWS_LAMBDA_LOG_GROUP_NAME",
+                                                        "AWS_LAMBDA_LOG_STREAM_NAME",
+                                                        "AWS_ACCESS_KEY",
+                                                        "AWS_ACCESS_KEY_ID",
+                                                        "AWS_SECRET_ACCESS_KEY",
+                                                        "AWS_SESSION_TOKEN",
+                                                        "AWS_LAMBDA_RUNTIME_API",
+                                                        "LAMBDA_TASK_ROOT",
+                                                        "LAMBDA_RUNTIME_DIR",
+                                                        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                                        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                                        "AWS_ENDPOINT_URL",
+                                                        "TZ"};
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||

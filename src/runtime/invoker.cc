@@ -19,7 +19,8 @@ constexpr std::size_t kLogTailBytes = 4096;
 constexpr std::size_t kLogBufferBytes = 64 * 1024;
 
 std::string ErrorBody(std::string_view type, std::string_view message) {
-  return boost::json::serialize(boost::json::object{{"errorMessage", message}, {"errorType", type}});
+  return boost::json::serialize(
+      boost::json::object{{"errorMessage", message}, {"errorType", type}});
 }
 
 std::string Seconds(std::chrono::milliseconds ms) {
@@ -94,12 +95,14 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
     case RuntimeKind::kNodejs20:
       spec.program = "/usr/bin/node";
       spec.args = {"/opt/runtime/bootstrap.mjs"};
-      spec.mounts.push_back({.source = options_.runtimes_dir + "/nodejs20", .target = "/opt/runtime"});
+      spec.mounts.push_back(
+          {.source = options_.runtimes_dir + "/nodejs20", .target = "/opt/runtime"});
       break;
     case RuntimeKind::kPython3:
       spec.program = "/usr/bin/python3";
       spec.args = {"-u", "/opt/runtime/bootstrap.py"};
-      spec.mounts.push_back({.source = options_.runtimes_dir + "/python3", .target = "/opt/runtime"});
+      spec.mounts.push_back(
+          {.source = options_.runtimes_dir + "/python3", .target = "/opt/runtime"});
       break;
     case RuntimeKind::kProvided:
       spec.program = "/var/task/bootstrap";
@@ -201,9 +204,9 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
 
   auto promise = std::make_shared<std::promise<core::Result<InvocationResult>>>();
   std::future<core::Result<InvocationResult>> answer = promise->get_future();
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          clock_.Now().time_since_epoch())
-                          .count();
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+          .count();
   warm->TakeLog();  // what came before belongs to no invocation
   const auto delivered = std::chrono::steady_clock::now();
   warm->channel->Deliver(
@@ -217,7 +220,8 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
   const auto finished = std::chrono::steady_clock::now();
   result.duration = std::chrono::duration_cast<std::chrono::microseconds>(finished - delivered);
   if (result.cold_start) {
-    result.init_duration = std::chrono::duration_cast<std::chrono::microseconds>(delivered - started);
+    result.init_duration =
+        std::chrono::duration_cast<std::chrono::microseconds>(delivered - started);
   }
   if (auto usage = warm->env->ResourceUsage(); usage.ok()) {
     result.peak_memory_bytes = usage->peak_memory_bytes;
@@ -244,9 +248,9 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
       keep = !outcome->error_type.starts_with("Runtime.");
     } else {
       result.function_error = "Unhandled";
-      result.payload = ErrorBody(outcome.status().aws_type(),
-                                 "RequestId: " + result.request_id + " Error: " +
-                                     outcome.status().message());
+      result.payload =
+          ErrorBody(outcome.status().aws_type(),
+                    "RequestId: " + result.request_id + " Error: " + outcome.status().message());
     }
   }
   if (!keep) {

@@ -22,8 +22,8 @@ namespace {
 constexpr std::string_view kListenerPrefix = "rapi:";
 
 http::Response ApiError(http::HttpStatus status, std::string_view type, std::string_view message) {
-  return http::JsonResponse(status, boost::json::object{{"errorMessage", message},
-                                                        {"errorType", type}});
+  return http::JsonResponse(status,
+                            boost::json::object{{"errorMessage", message}, {"errorType", type}});
 }
 
 http::Response Accepted() {
@@ -37,9 +37,9 @@ http::Response Accepted() {
 void RuntimeChannel::Deliver(Invocation invocation, InvocationDone done) {
   std::unique_lock lock(mu_);
   if (!failed_.ok() || init_error_) {
-    const core::Result<InvocationResult> result =
-        init_error_ ? core::Result<InvocationResult>(*init_error_)
-                    : core::Result<InvocationResult>(failed_);
+    const core::Result<InvocationResult> result = init_error_
+                                                      ? core::Result<InvocationResult>(*init_error_)
+                                                      : core::Result<InvocationResult>(failed_);
     lock.unlock();
     done(result);
     return;
@@ -128,20 +128,14 @@ RuntimeApi::RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clo
   add("GET", "/2018-06-01/runtime/invocation/next",
       [this](http::Request& req, http::RequestContext& ctx) { return Next(req, ctx); });
   add("POST", "/2018-06-01/runtime/invocation/{id}/response",
-      [this](http::Request& req,
-             http::RequestContext& ctx) -> http::asio::awaitable<http::Response> {
-        co_return Post(req, ctx, false);
-      });
+      [this](http::Request& req, http::RequestContext& ctx)
+          -> http::asio::awaitable<http::Response> { co_return Post(req, ctx, false); });
   add("POST", "/2018-06-01/runtime/invocation/{id}/error",
-      [this](http::Request& req,
-             http::RequestContext& ctx) -> http::asio::awaitable<http::Response> {
-        co_return Post(req, ctx, true);
-      });
+      [this](http::Request& req, http::RequestContext& ctx)
+          -> http::asio::awaitable<http::Response> { co_return Post(req, ctx, true); });
   add("POST", "/2018-06-01/runtime/init/error",
-      [this](http::Request& req,
-             http::RequestContext& ctx) -> http::asio::awaitable<http::Response> {
-        co_return InitError(req, ctx);
-      });
+      [this](http::Request& req, http::RequestContext& ctx)
+          -> http::asio::awaitable<http::Response> { co_return InitError(req, ctx); });
   http::ServerOptions options;
   options.random = &random;
   options.clock = &clock;
@@ -197,8 +191,7 @@ std::shared_ptr<RuntimeChannel> RuntimeApi::ChannelFor(const http::RequestContex
   return it == channels_.end() ? nullptr : it->second;
 }
 
-http::asio::awaitable<http::Response> RuntimeApi::Next(http::Request&,
-                                                       http::RequestContext& ctx) {
+http::asio::awaitable<http::Response> RuntimeApi::Next(http::Request&, http::RequestContext& ctx) {
   const std::shared_ptr<RuntimeChannel> channel = ChannelFor(ctx);
   if (!channel) {
     co_return ApiError(http::HttpStatus::forbidden, "Forbidden", "unknown execution environment");
@@ -252,10 +245,10 @@ http::Response RuntimeApi::InitError(const http::Request& req, const http::Reque
     return ApiError(http::HttpStatus::forbidden, "Forbidden", "unknown execution environment");
   }
   const auto type = req.find("Lambda-Runtime-Function-Error-Type");
-  channel->InitError({.is_error = true,
-                      .body = req.body(),
-                      .error_type = type == req.end() ? "Runtime.Unknown"
-                                                      : std::string(type->value())});
+  channel->InitError(
+      {.is_error = true,
+       .body = req.body(),
+       .error_type = type == req.end() ? "Runtime.Unknown" : std::string(type->value())});
   return Accepted();
 }
 

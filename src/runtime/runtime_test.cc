@@ -1,5 +1,3 @@
-#include "runtime/invoker.h"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +9,8 @@
 #include "core/clock.h"
 #include "core/random.h"
 #include "http/io_pool.h"
+#include "runtime/invoker.h"
+#include "sandbox/test_support.h"
 
 namespace moatless::runtime {
 namespace {
@@ -23,9 +23,7 @@ class RuntimeTest : public ::testing::Test {
   static void TearDownTestSuite() { delete host_; }
 
   void SetUp() override {
-    if (!host_->Missing().empty()) {
-      std::string missing;
-      for (const auto& m : host_->Missing()) missing += m + "; ";
+    if (const std::string missing = sandbox::testing::MissingIsolation(*host_); !missing.empty()) {
       GTEST_SKIP() << "functions cannot run on this host: " << missing;
     }
     char dir[] = "/tmp/runtime_test_XXXXXX";
@@ -54,11 +52,7 @@ class RuntimeTest : public ::testing::Test {
     pool_.reset();
     sandboxer_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
-    for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer", ""}) {
-      ::rmdir((std::string("/sys/fs/cgroup/") + c + "/moatless-runtime-test-" +
-               std::to_string(::getpid()))
-                  .c_str());
-    }
+    sandbox::testing::RemoveCgroupParent("moatless-runtime-test-" + std::to_string(::getpid()));
   }
 
   // A function whose code directory holds `files`.
@@ -99,8 +93,8 @@ class RuntimeTest : public ::testing::Test {
 sandbox::HostSupport* RuntimeTest::host_ = nullptr;
 
 TEST_F(RuntimeTest, NodeAsyncHandlerSeesItsEventAndContext) {
-  const FunctionConfig f = Function("node-echo", RuntimeKind::kNodejs20, "index.handler",
-                                    {{"index.mjs", R"(
+  const FunctionConfig f =
+      Function("node-echo", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
 export const handler = async (event, context) => ({
   echo: event,
   requestId: context.awsRequestId,
@@ -129,8 +123,7 @@ export const handler = async (event, context) => ({
 }
 
 TEST_F(RuntimeTest, NodeCallbackAndCommonJsAndThrownErrors) {
-  const FunctionConfig cb = Function("node-cb", RuntimeKind::kNodejs20, "app.main",
-                                     {{"app.js", R"(
+  const FunctionConfig cb = Function("node-cb", RuntimeKind::kNodejs20, "app.main", {{"app.js", R"(
 exports.main = (event, context, callback) => {
   if (event.fail) return callback(new TypeError("bad input"));
   setTimeout(() => callback(null, { ok: true }), 10);
@@ -170,7 +163,8 @@ def handler(event, context):
 }
 
 TEST_F(RuntimeTest, AProvidedRuntimeInShell) {
-  const FunctionConfig f = Function("custom", RuntimeKind::kProvided, "", {{"bootstrap", R"(#!/bin/sh
+  const FunctionConfig f =
+      Function("custom", RuntimeKind::kProvided, "", {{"bootstrap", R"(#!/bin/sh
 set -eu
 API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
 while true; do
@@ -206,8 +200,8 @@ TEST_F(RuntimeTest, InitErrorsCrashesAndOutOfMemoryAreReported) {
             "Runtime.ImportModuleError")
       << r.payload;
 
-  const FunctionConfig crash = Function("crash", RuntimeKind::kNodejs20, "index.handler",
-                                        {{"index.mjs", R"(
+  const FunctionConfig crash =
+      Function("crash", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
 export const handler = async () => { process.exit(3); };)"}});
   r = Invoke(crash);
   ASSERT_TRUE(r.function_error);
@@ -239,7 +233,7 @@ def handler(event, context):
   FunctionConfig a = Function("a", RuntimeKind::kPython3, "app.handler", {{"app.py", code}});
   FunctionConfig b = Function("b", RuntimeKind::kPython3, "app.handler", {{"app.py", code}});
   EXPECT_EQ(Invoke(a, R"({"who":"a"})").payload, R"({"seen": false})");
-  EXPECT_EQ(Invoke(a, R"({"who":"a"})").payload, R"({"seen": true})");  // warm: same /tmp
+  EXPECT_EQ(Invoke(a, R"({"who":"a"})").payload, R"({"seen": true})");   // warm: same /tmp
   EXPECT_EQ(Invoke(b, R"({"who":"b"})").payload, R"({"seen": false})");  // never a's
   a.version = "2";
   EXPECT_EQ(Invoke(a, R"({"who":"a2"})").payload, R"({"seen": false})");  // never version 1's

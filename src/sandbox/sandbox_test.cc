@@ -13,18 +13,12 @@
 #include <thread>
 
 #include "core/random.h"
+#include "sandbox/test_support.h"
 
 namespace moatless::sandbox {
 namespace {
 
-// Reads a descriptor to EOF.
-std::string Drain(int fd) {
-  std::string out;
-  char buf[4096];
-  ssize_t n = 0;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  return out;
-}
+using testing::Drain;
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -32,13 +26,7 @@ class SandboxTest : public ::testing::Test {
   static void TearDownTestSuite() { delete host_; }
 
   void SetUp() override {
-    if (!host_->user_namespaces) {
-      GTEST_SKIP() << "this host cannot create user namespaces (" << host_->user_namespaces_detail
-                   << "): the sandbox cannot run here";
-    }
-    if (!host_->Missing().empty()) {
-      std::string missing;
-      for (const auto& m : host_->Missing()) missing += m + "; ";
+    if (const std::string missing = testing::MissingIsolation(*host_); !missing.empty()) {
       GTEST_SKIP() << "this host cannot give full isolation: " << missing;
     }
     char dir[] = "/tmp/sandbox_test_XXXXXX";
@@ -56,11 +44,7 @@ class SandboxTest : public ::testing::Test {
     sandboxer_.reset();
     if (!dir_.empty()) {
       ASSERT_EQ(std::system(("rm -rf '" + dir_ + "'").c_str()), 0);
-      for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer", ""}) {
-        const std::string parent =
-            std::string("/sys/fs/cgroup/") + c + "/moatless-test-" + std::to_string(::getpid());
-        ::rmdir(parent.c_str());
-      }
+      testing::RemoveCgroupParent("moatless-test-" + std::to_string(::getpid()));
     }
   }
 

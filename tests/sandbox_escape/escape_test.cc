@@ -23,6 +23,7 @@
 
 #include "core/random.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/test_support.h"
 
 namespace moatless::sandbox {
 namespace {
@@ -33,13 +34,7 @@ struct Outcome {
   std::string err;
 };
 
-std::string Drain(int fd) {
-  std::string out;
-  char buf[4096];
-  ssize_t n = 0;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  return out;
-}
+using testing::Drain;
 
 // Host processes running as `uid`.
 int ProcessesOfHostUid(uid_t uid) {
@@ -94,9 +89,7 @@ class EscapeTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!host_->Missing().empty()) {
-      std::string missing;
-      for (const auto& m : host_->Missing()) missing += m + "; ";
+    if (const std::string missing = testing::MissingIsolation(*host_); !missing.empty()) {
       GTEST_SKIP() << "this host cannot give full isolation, so the escape suite cannot run: "
                    << missing;
     }
@@ -111,11 +104,7 @@ class EscapeTest : public ::testing::Test {
   }
   void TearDown() override {
     sandboxer_.reset();
-    for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer", ""}) {
-      ::rmdir(
-          (std::string("/sys/fs/cgroup/") + c + "/moatless-escape-" + std::to_string(::getpid()))
-              .c_str());
-    }
+    testing::RemoveCgroupParent("moatless-escape-" + std::to_string(::getpid()));
   }
 
   Spec Hostile(std::vector<std::string> args) {
