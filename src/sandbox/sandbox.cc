@@ -679,7 +679,8 @@ core::Result<Output> Environment::CollectOutput() {
 }
 
 core::Status Environment::Kill() {
-  if (ended_ || !init_) return core::Status::Ok();
+  if (!init_) return core::Status::Ok();
+  // Once Wait has reaped init, the pidfd answers ESRCH and Wait keeps the reason it found.
   killed_ = true;
   if (!init_->Kill() && errno != ESRCH) {
     return core::ErrnoStatus("kill the sandbox's init", errno);

@@ -21,12 +21,14 @@
 //
 // Threading: a Sandboxer may start environments from several threads. A watchdog thread of the
 // Sandboxer kills environments whose timeout has passed, whether or not anyone waits for them;
-// destroy the Sandboxer after its environments. An Environment is used by one thread at a time;
-// destroying it kills what is left and removes its cgroups and directory.
+// destroy the Sandboxer after its environments. One thread at a time waits for an Environment or
+// reads its output; Kill, Freeze, Thaw and ResourceUsage may be called from other threads
+// meanwhile. Destroying it kills what is left and removes its cgroups and directory.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -164,8 +166,8 @@ class Environment {
   std::unique_ptr<internal::EnvironmentCgroups> cgroups_;  // null: no cgroup (insecure mode)
   std::chrono::steady_clock::time_point started_;
   std::chrono::milliseconds timeout_{0};
-  bool killed_ = false;
-  bool output_exceeded_ = false;
+  std::atomic<bool> killed_{false};
+  std::atomic<bool> output_exceeded_{false};
   std::uint64_t output_limit_ = 0;
   std::optional<ExitStatus> ended_;
   std::function<void(uid_t)> release_uid_;
