@@ -349,6 +349,34 @@ TEST_F(AuthenticatorTest, EnvironmentBoundCredentialsWorkOnlyFromTheirEnvironmen
   ExpectAwsError(Authenticate(r, {}).status(), "InvalidClientTokenId");
 }
 
+TEST_F(AuthenticatorTest, FunctionCredentialsNeedALambdaTrustAndStayInTheirEnvironment) {
+  constexpr char kTrustLambda[] = R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]})";
+  ASSERT_TRUE(directory_->CreateRole("fn-orders", kTrustLambda).ok());
+  StsDecision decision;
+  auto issued = sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/fn-orders",
+                                                "orders-env1", "env1", 900, &decision);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_TRUE(decision.result.allowed());
+  const TemporaryCredentials& creds = issued->credentials;
+  const SignedRequest r =
+      Sign(creds.access_key_id, creds.secret_access_key, std::string_view(creds.session_token));
+  auto caller = Authenticate(r, {.environment = "env1"});
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->arn, "arn:aws:sts::000000000000:assumed-role/fn-orders/orders-env1");
+  // Copied out of the environment: refused, from the host or from another environment.
+  ExpectAwsError(Authenticate(r, {}).status(), "InvalidClientTokenId");
+  ExpectAwsError(Authenticate(r, {.environment = "env2"}).status(), "InvalidClientTokenId");
+  // A role that does not trust the service is not handed out, nor is a role that does not exist.
+  ExpectAwsError(
+      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/deployer", "s", "env1")
+          .status(),
+      "AccessDenied");
+  ExpectAwsError(
+      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/nope", "s", "env1").status(),
+      "AccessDenied");
+}
+
 TEST_F(AuthenticatorTest, GetSessionTokenGivesAUserTemporaryCredentialsWithItsOwnPermissions) {
   auto alice = Authenticate(Sign(alice_key_.info.id, alice_key_.secret));
   ASSERT_TRUE(alice.ok());

@@ -14,6 +14,7 @@ constexpr std::int64_t kMinDuration = 900;
 constexpr std::int64_t kChainedMaxDuration = 3600;
 constexpr std::int64_t kUserSessionMaxDuration = 129600;  // 36 h
 constexpr std::size_t kMaxSessionPolicyBytes = 2048;
+constexpr std::string_view kLambdaServicePrincipal = "lambda.amazonaws.com";
 
 core::Status Validation(std::string message) {
   return core::InvalidArgumentError(std::move(message)).WithAwsType("ValidationError");
@@ -107,6 +108,59 @@ core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRole
   AssumedRole out;
   out.assumed_role_arn = claims.principal_arn;
   out.assumed_role_id = role->id + ":" + request.role_session_name;
+  out.credentials = tokens_.Issue(std::move(claims), env_.random());
+  return out;
+}
+
+core::Result<AssumedRole> Sts::CredentialsForEnvironment(const std::string& role_arn,
+                                                         const std::string& session_name,
+                                                         const std::string& environment,
+                                                         std::int64_t duration_seconds,
+                                                         StsDecision* decision) const {
+  if (environment.empty()) return core::InvalidArgumentError("no execution environment");
+  auto role = directory_.GetByArn(role_arn);
+  if (!role.ok() && role.status().code() != core::StatusCode::kNotFound) return role.status();
+  policy::RequestContext context;
+  context.principal_arn = std::string(kLambdaServicePrincipal);
+  context.principal_kind = policy::PrincipalKind::kService;
+  context.action = "sts:AssumeRole";
+  context.resource = role_arn;
+  context.context.Set("aws:CurrentTime", core::FormatRfc3339(env_.clock().Now()));
+  context.context.Set("aws:PrincipalServiceName", std::string(kLambdaServicePrincipal));
+  policy::EvaluationResult result;
+  result.missing_allow = policy::Layer::kResource;
+  if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {
+    auto trust = policy::CompiledPolicy::FromJson(*role->trust_policy, "trust policy",
+                                                  {.type = policy::PolicyType::kTrust});
+    if (!trust.ok()) return core::InternalError("a stored trust policy does not compile");
+    policy::PolicySet set;
+    set.resource = *trust;
+    set.resource_policy_must_allow = true;
+    result = policy::Evaluate(context, set);
+  }
+  if (decision != nullptr) {
+    *decision = {.action = "sts:AssumeRole", .resource = role_arn, .result = result};
+  }
+  if (!result.allowed()) {
+    return core::PermissionDeniedError("the trust policy of " + role_arn +
+                                       " does not allow lambda.amazonaws.com to assume it")
+        .WithAwsType("AccessDenied");
+  }
+  if (duration_seconds < kMinDuration || duration_seconds > role->max_session_seconds) {
+    return Validation("DurationSeconds must be between " + std::to_string(kMinDuration) + " and " +
+                      std::to_string(role->max_session_seconds) + " for this role");
+  }
+  SessionClaims claims;
+  claims.principal_arn = "arn:aws:sts::" + directory_.account_id() + ":assumed-role/" + role->name +
+                         "/" + session_name;
+  claims.source_arn = role->arn;
+  claims.session_name = session_name;
+  claims.issued_at = UnixNow(env_);
+  claims.expires_at = claims.issued_at + duration_seconds;
+  claims.bound_environment = environment;
+  AssumedRole out;
+  out.assumed_role_arn = claims.principal_arn;
+  out.assumed_role_id = role->id + ":" + session_name;
   out.credentials = tokens_.Issue(std::move(claims), env_.random());
   return out;
 }

@@ -8,7 +8,9 @@
 //                      (900 s to the role's maximum; 1 h when chaining from a role session),
 //                      inline session policy and session tags are validated as AWS does;
 //   GetSessionToken    temporary credentials for a user (or the root) with its own permissions;
-//                      refused for temporary credentials.
+//                      refused for temporary credentials;
+//   and, not an STS operation, the credentials of a function's execution environment, bound to
+//   it.
 //
 // Every authorization decision, allowed or not, is returned with its policy-engine result so the
 // protocol layer can audit it. Thread-safe as Directory and SessionTokens are.
@@ -68,6 +70,16 @@ class Sts {
                                        StsDecision* decision = nullptr) const;
   core::Result<TemporaryCredentials> GetSessionToken(
       const Caller& caller, std::optional<std::int64_t> duration_seconds) const;
+  // Credentials the platform issues to a function's execution environment: a session of
+  // `role_arn` named `session_name`, bound to `environment` (valid only for requests that arrive
+  // from it), for `duration_seconds` (900 s to the role's maximum). The role's trust policy must
+  // allow the service principal lambda.amazonaws.com to assume it (AccessDenied otherwise);
+  // `decision` receives that decision.
+  core::Result<AssumedRole> CredentialsForEnvironment(const std::string& role_arn,
+                                                      const std::string& session_name,
+                                                      const std::string& environment,
+                                                      std::int64_t duration_seconds = 900,
+                                                      StsDecision* decision = nullptr) const;
 
  private:
   Directory& directory_;
