@@ -53,6 +53,10 @@ struct RequestContext {
   PathParams path_params;
   // Set for connections accepted on a Unix socket.
   std::optional<PeerCredentials> peer;
+  // The execution environment (a function's sandbox) the connection comes from, when the listener
+  // belongs to one: set by the runtime for requests on a sandbox's own in-namespace listener,
+  // which nothing outside that sandbox can reach. Empty otherwise.
+  std::string environment;
 };
 
 using Handler = std::function<asio::awaitable<Response>(Request&, RequestContext&)>;

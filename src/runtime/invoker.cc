@@ -43,6 +43,8 @@ struct Invoker::Warm {
   std::string log;  // the most recent output, at most kLogBufferBytes
   std::atomic<bool> ended{false};
   std::optional<sandbox::ExitStatus> exit;  // guarded by log_mu
+  // When the credentials in its environment variables expire (unix seconds); 0: it has none.
+  std::int64_t env_credentials_expire = 0;
 
   std::string TakeLog() {
     std::lock_guard lock(log_mu);
@@ -109,11 +111,54 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
       break;
   }
   spec.env = LambdaEnvironment(function, options_.region, "moatless/" + warm->id);
+  const std::string listener = "http://127.0.0.1:" + std::to_string(kRuntimeApiPort);
+  spec.env.push_back("AWS_ENDPOINT_URL=" + listener);
+  CredentialSource credential_source;
+  core::SecretBytes credentials_token;
+  if (!function.role_arn.empty() && options_.credentials) {
+    auto first = options_.credentials(function, warm->id);
+    if (!first.ok()) {
+      return first.status().Annotate("the credentials of the function's role " + function.role_arn);
+    }
+    warm->env_credentials_expire = first->expires_at;
+    spec.env.push_back("AWS_ACCESS_KEY_ID=" + first->access_key_id);
+    spec.env.push_back("AWS_SECRET_ACCESS_KEY=" + std::string(first->secret_access_key.Reveal()));
+    spec.env.push_back("AWS_SESSION_TOKEN=" + first->session_token);
+    const std::string token = core::RandomHex(random_, 32);
+    spec.env.push_back("AWS_CONTAINER_CREDENTIALS_FULL_URI=" + listener +
+                       std::string(kCredentialsPath));
+    spec.env.push_back("AWS_CONTAINER_AUTHORIZATION_TOKEN=" + token);
+    credentials_token = core::SecretBytes(token);
+    // The endpoint's credentials: the first ones until they near expiry, then fresh ones.
+    struct Cache {
+      std::mutex mu;
+      ContainerCredentials current;
+    };
+    auto cache = std::make_shared<Cache>();
+    cache->current = std::move(*first);
+    credential_source = [cache, issue = options_.credentials, function, id = warm->id,
+                         margin = options_.credentials_refresh_margin,
+                         &clock = clock_]() -> core::Result<ContainerCredentials> {
+      std::lock_guard lock(cache->mu);
+      const std::int64_t now =
+          std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count();
+      if (cache->current.expires_at - now < margin.count()) {
+        ASSIGN_OR_RETURN(cache->current, issue(function, id));
+      }
+      return ContainerCredentials{.access_key_id = cache->current.access_key_id,
+                                  .secret_access_key = cache->current.secret_access_key.Copy(),
+                                  .session_token = cache->current.session_token,
+                                  .expires_at = cache->current.expires_at};
+    };
+  }
   spec.limits.memory_bytes = static_cast<std::uint64_t>(function.memory_mb) << 20;
   spec.limits.max_pids = 256;
   spec.limits.tmp_bytes = 512ull << 20;  // Lambda's default ephemeral storage
-  spec.in_network_namespace = [this, &warm]() -> core::Status {
+  spec.in_network_namespace = [&]() -> core::Status {
     ASSIGN_OR_RETURN(warm->channel, api_.ListenInCurrentNamespace(warm->id));
+    if (credential_source) {
+      warm->channel->SetCredentialSource(std::move(credentials_token), credential_source);
+    }
     return core::Status::Ok();
   };
   auto env = sandboxer_.Start(spec);
@@ -189,10 +234,18 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
   {
     std::lock_guard lock(mu_);
     auto& list = idle_[PoolKey(function)];
+    // An environment whose variable credentials would expire during this invocation is retired.
+    const std::int64_t latest_end = std::chrono::duration_cast<std::chrono::seconds>(
+                                        clock_.Now().time_since_epoch() + function.timeout)
+                                        .count() +
+                                    60;
     while (!list.empty() && !warm) {
       warm = std::move(list.back());
       list.pop_back();
-      if (warm->ended) dead.push_back(std::move(warm));
+      if (warm->ended ||
+          (warm->env_credentials_expire != 0 && warm->env_credentials_expire < latest_end)) {
+        dead.push_back(std::move(warm));
+      }
     }
   }
   for (auto& d : dead) Discard(std::move(d));

@@ -9,6 +9,13 @@
 // environment whose runtime exits, crashes or runs out of memory is discarded and the invocation
 // reports why; an init error is reported to the invocation that started the environment.
 //
+// A function with a role gets that role's short-lived credentials, bound to its environment: from
+// the container-credentials endpoint on its own listener (AWS_CONTAINER_CREDENTIALS_FULL_URI and
+// AWS_CONTAINER_AUTHORIZATION_TOKEN, refreshed before expiry) and, for compatibility, in
+// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, which do not refresh: an
+// environment is reused only while those are valid for a whole invocation. AWS_ENDPOINT_URL
+// points the SDKs at the same listener, where the platform's service endpoint answers.
+//
 // Threading: Invoke is thread-safe and blocks the calling thread until the invocation is over.
 // Each environment has a monitor thread that reads its stdout/stderr and notices its end.
 #pragma once
@@ -16,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +61,13 @@ struct InvokerOptions {
   std::string account_id = "000000000000";
   // Idle warm environments per function version beyond this are discarded.
   std::size_t max_idle_per_version = 8;
+  // Issues the credentials of a function's role for one environment, bound to it
+  // (identity::Sts::CredentialsForEnvironment in the daemon). Null: functions get none.
+  std::function<core::Result<ContainerCredentials>(const FunctionConfig& function,
+                                                   const std::string& environment_id)>
+      credentials;
+  // Credentials are refreshed when less than this is left (the SDKs refresh earlier still).
+  std::chrono::seconds credentials_refresh_margin{300};
 };
 
 class Invoker {

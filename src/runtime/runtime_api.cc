@@ -118,9 +118,31 @@ void RuntimeChannel::InitError(InvocationResult error) {
   if (done) done(std::move(error));
 }
 
+void RuntimeChannel::SetCredentialSource(core::SecretBytes token, CredentialSource source) {
+  std::lock_guard lock(mu_);
+  credentials_token_ = std::move(token);
+  credentials_ = std::move(source);
+}
+
+core::Result<ContainerCredentials> RuntimeChannel::Credentials(
+    std::string_view authorization) const {
+  CredentialSource source;
+  {
+    std::lock_guard lock(mu_);
+    if (!credentials_ || credentials_token_.empty() ||
+        !credentials_token_.ConstantTimeEquals(core::SecretBytes(std::string(authorization)))) {
+      return core::PermissionDeniedError("missing or wrong authorization token");
+    }
+    source = credentials_;
+  }
+  return source();
+}
+
 // ---- RuntimeApi ------------------------------------------------------------------------------
 
-RuntimeApi::RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clock& clock) {
+RuntimeApi::RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clock& clock,
+                       http::Handler services)
+    : services_(std::move(services)) {
   const auto add = [this](std::string_view method, std::string_view pattern, http::Handler h) {
     const core::Status added = router_.Add(method, pattern, std::move(h));
     MOATLESS_CHECK(added.ok(), added.ToString());
@@ -133,6 +155,9 @@ RuntimeApi::RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clo
   add("POST", "/2018-06-01/runtime/invocation/{id}/error",
       [this](http::Request& req, http::RequestContext& ctx)
           -> http::asio::awaitable<http::Response> { co_return Post(req, ctx, true); });
+  add("GET", kCredentialsPath,
+      [this](http::Request& req, http::RequestContext& ctx)
+          -> http::asio::awaitable<http::Response> { co_return Credentials(req, ctx); });
   add("POST", "/2018-06-01/runtime/init/error",
       [this](http::Request& req, http::RequestContext& ctx)
           -> http::asio::awaitable<http::Response> { co_return InitError(req, ctx); });
@@ -144,7 +169,9 @@ RuntimeApi::RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clo
   options.max_requests_per_connection = 0;
   // A runtime frozen between invocations keeps its connection.
   options.idle_timeout = std::chrono::hours(24);
-  server_ = std::make_unique<http::Server>(pool, options, router_.AsHandler());
+  server_ = std::make_unique<http::Server>(
+      pool, options,
+      [this](http::Request& req, http::RequestContext& ctx) { return Dispatch(req, ctx); });
 }
 
 RuntimeApi::~RuntimeApi() {
@@ -183,6 +210,44 @@ core::Result<std::shared_ptr<RuntimeChannel>> RuntimeApi::ListenInCurrentNamespa
 void RuntimeApi::Forget(const std::string& environment_id) {
   std::lock_guard lock(mu_);
   channels_.erase(std::string(kListenerPrefix) + environment_id);
+}
+
+http::asio::awaitable<http::Response> RuntimeApi::Dispatch(http::Request& req,
+                                                           http::RequestContext& ctx) {
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  const bool ours = path.starts_with("/2018-06-01/") || path == kCredentialsPath;
+  if (ours || !services_) co_return co_await router_.Dispatch(req, ctx);
+  // Only an environment's own listener gets here: the request comes from inside it.
+  if (!ChannelFor(ctx)) {
+    co_return ApiError(http::HttpStatus::forbidden, "Forbidden", "unknown execution environment");
+  }
+  ctx.environment = ctx.listener_name.substr(kListenerPrefix.size());
+  co_return co_await services_(req, ctx);
+}
+
+http::Response RuntimeApi::Credentials(const http::Request& req, const http::RequestContext& ctx) {
+  const std::shared_ptr<RuntimeChannel> channel = ChannelFor(ctx);
+  if (!channel) {
+    return ApiError(http::HttpStatus::forbidden, "Forbidden", "unknown execution environment");
+  }
+  const auto authorization = req.find(http::Field::authorization);
+  const std::string_view presented =
+      authorization == req.end() ? std::string_view() : std::string_view(authorization->value());
+  auto creds = channel->Credentials(presented);
+  if (!creds.ok()) {
+    const bool denied = creds.status().code() == core::StatusCode::kPermissionDenied;
+    return ApiError(denied ? http::HttpStatus::forbidden : http::HttpStatus::internal_server_error,
+                    denied ? "AccessDenied" : "CredentialsUnavailable", creds.status().message());
+  }
+  boost::json::object body;
+  body["AccessKeyId"] = creds->access_key_id;
+  body["SecretAccessKey"] = std::string(creds->secret_access_key.Reveal());
+  body["Token"] = creds->session_token;
+  body["Expiration"] = core::FormatRfc3339(core::WallTime(std::chrono::seconds(creds->expires_at)));
+  http::Response res = http::JsonResponse(http::HttpStatus::ok, body);
+  res.set(http::Field::cache_control, "no-store");
+  return res;
 }
 
 std::shared_ptr<RuntimeChannel> RuntimeApi::ChannelFor(const http::RequestContext& ctx) const {

@@ -7,6 +7,12 @@
 //   POST /2018-06-01/runtime/invocation/{id}/response   202; 413 above the payload limit
 //   POST /2018-06-01/runtime/invocation/{id}/error      202; Lambda-Runtime-Function-Error-Type
 //   POST /2018-06-01/runtime/init/error                 202; the first invocation fails with it
+//   GET  /moatless/credentials                           the environment's role credentials, for
+//                                                        the AWS SDKs' container-credentials
+//                                                        provider (Authorization: its token)
+//   anything else                                        the platform's service endpoint (the
+//                                                        SDKs' AWS_ENDPOINT_URL), with
+//                                                        RequestContext::environment set
 //
 // Threading: RuntimeApi and RuntimeChannel are thread-safe. The HTTP side runs on the IoPool (which
 // the owner starts and stops; destroy the RuntimeApi while the pool still runs).
@@ -22,6 +28,7 @@
 
 #include "core/clock.h"
 #include "core/random.h"
+#include "core/secret_bytes.h"
 #include "core/status.h"
 #include "http/io_pool.h"
 #include "http/router.h"
@@ -50,6 +57,17 @@ struct InvocationResult {
 
 using InvocationDone = std::function<void(core::Result<InvocationResult>)>;
 
+inline constexpr std::string_view kCredentialsPath = "/moatless/credentials";
+
+// What the container-credentials endpoint hands out.
+struct ContainerCredentials {
+  std::string access_key_id;
+  core::SecretBytes secret_access_key;
+  std::string session_token;
+  std::int64_t expires_at = 0;  // unix seconds
+};
+using CredentialSource = std::function<core::Result<ContainerCredentials>()>;
+
 // One environment's end of the Runtime API.
 class RuntimeChannel {
  public:
@@ -70,6 +88,11 @@ class RuntimeChannel {
   bool Complete(const std::string& request_id, InvocationResult result);
   void InitError(InvocationResult error);
 
+  // The credentials endpoint: requests must carry `token` as their Authorization header.
+  void SetCredentialSource(core::SecretBytes token, CredentialSource source);
+  // The credentials, if `authorization` is the token; PermissionDenied otherwise.
+  core::Result<ContainerCredentials> Credentials(std::string_view authorization) const;
+
  private:
   mutable std::mutex mu_;
   std::optional<Invocation> queued_;  // delivered, not yet fetched by /next
@@ -79,12 +102,16 @@ class RuntimeChannel {
   core::Status failed_;
   bool waiting_ = false;  // a /next is waiting
   std::shared_ptr<http::asio::steady_timer> waiter_;
+  core::SecretBytes credentials_token_;
+  CredentialSource credentials_;
 };
 
 class RuntimeApi {
  public:
   // `random` and `clock` are the HTTP server's (request ids, Date headers); all must outlive it.
-  RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clock& clock);
+  // `services` answers every other request on an environment's listener (null: 404).
+  RuntimeApi(http::IoPool& pool, core::Random& random, const core::Clock& clock,
+             http::Handler services = nullptr);
   ~RuntimeApi();
   RuntimeApi(const RuntimeApi&) = delete;
   RuntimeApi& operator=(const RuntimeApi&) = delete;
@@ -100,11 +127,14 @@ class RuntimeApi {
   http::asio::awaitable<http::Response> Next(http::Request& req, http::RequestContext& ctx);
   http::Response Post(const http::Request& req, const http::RequestContext& ctx, bool is_error);
   http::Response InitError(const http::Request& req, const http::RequestContext& ctx);
+  http::Response Credentials(const http::Request& req, const http::RequestContext& ctx);
+  http::asio::awaitable<http::Response> Dispatch(http::Request& req, http::RequestContext& ctx);
   std::shared_ptr<RuntimeChannel> ChannelFor(const http::RequestContext& ctx) const;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<RuntimeChannel>> channels_;  // by listener name
   http::Router router_;
+  http::Handler services_;
   std::unique_ptr<http::Server> server_;
 };
 

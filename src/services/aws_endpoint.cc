@@ -126,6 +126,7 @@ core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string act
   record.request_id = context.request_id;
   record.reason = std::move(reason);
   record.fields["source_ip"] = SourceIp(context.remote);
+  if (!context.environment.empty()) record.fields["environment"] = context.environment;
   auto seq = deps_.audit.Sequence(record);
   if (!seq.ok()) return AuditFailure(seq.status());
   ex.audit_seq = std::max(ex.audit_seq, *seq);
@@ -203,6 +204,7 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
   }
   identity::RequestOrigin origin{.source_ip = SourceIp(context.remote),
                                  .secure_transport = context.tls};
+  if (!context.environment.empty()) origin.environment = context.environment;
   auto caller = deps_.authenticator.Authenticate(view, *signature, origin, service);
   if (!caller.ok()) {
     const core::Status audited = Audit(
