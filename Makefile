@@ -17,7 +17,8 @@ FUZZ_SECONDS ?= 600
 CI_FUZZ_SECONDS ?= 20
 FUZZERS := http_request policy_parser
 MOATLESS := $(BUILD)/src/cli/moatless
-SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find src tests bench -name '*.cc' -o -name '*.h')
+# Tracked and new (untracked, not ignored) sources alike, so that new files are formatted too.
+SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src tests bench -name '*.cc' -o -name '*.h')
 
 .PHONY: deps configure build check test test-asan fuzz-ci fuzz demo bench format-check format clean
 

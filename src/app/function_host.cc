@@ -10,14 +10,13 @@ FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
       });
   invoker_ = std::make_unique<runtime::Invoker>(
       deps_.sandboxer, *api_, deps_.env.random(), deps_.env.clock(),
-      runtime::InvokerOptions{
-          .runtimes_dir = deps_.runtimes_dir,
-          .region = deps_.region,
-          .account_id = deps_.account_id,
-          .credentials = [this](const runtime::FunctionConfig& function,
-                                const std::string& environment_id) {
-            return IssueCredentials(function, environment_id);
-          }});
+      runtime::InvokerOptions{.runtimes_dir = deps_.runtimes_dir,
+                              .region = deps_.region,
+                              .account_id = deps_.account_id,
+                              .credentials = [this](const runtime::FunctionConfig& function,
+                                                    const std::string& environment_id) {
+                                return IssueCredentials(function, environment_id);
+                              }});
 }
 
 FunctionHost::~FunctionHost() {
@@ -30,8 +29,8 @@ core::Result<runtime::ContainerCredentials> FunctionHost::IssueCredentials(
   // The session name says which function and which environment, as the audit log shows it.
   const std::string session = function.name.substr(0, 40) + "-" + environment_id;
   identity::StsDecision decision;
-  auto issued = deps_.sts.CredentialsForEnvironment(function.role_arn, session, environment_id,
-                                                    900, &decision);
+  auto issued = deps_.sts.CredentialsForEnvironment(function.role_arn, session, environment_id, 900,
+                                                    &decision);
   observe::AuditRecord record;
   record.actor = "lambda.amazonaws.com";
   record.action = "sts:AssumeRole";

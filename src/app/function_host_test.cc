@@ -57,23 +57,33 @@ class FunctionHostTest : public identity::IdentityStoreTest {
     auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
     sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_, "local");
     iam_ = std::make_unique<services::IamApi>(*directory_);
-    aws_ = std::make_unique<services::AwsEndpoint>(services::AwsEndpoint::Deps{
-        .authenticator = *auth_, .sts = *sts_, .iam = *iam_, .audit = *audit_,
-        .clock = *clock_, .region = "local"});
+    aws_ =
+        std::make_unique<services::AwsEndpoint>(services::AwsEndpoint::Deps{.authenticator = *auth_,
+                                                                            .sts = *sts_,
+                                                                            .iam = *iam_,
+                                                                            .audit = *audit_,
+                                                                            .clock = *clock_,
+                                                                            .region = "local"});
     io_ = std::make_unique<http::IoPool>(2);
     io_->Start();
     auto sandboxer = sandbox::Sandboxer::Create(
-        host_, env_->random(),
-        {.state_dir = dir_ + "/sandboxes", .cgroup_parent = CgroupParent()});
+        host_, env_->random(), {.state_dir = dir_ + "/sandboxes", .cgroup_parent = CgroupParent()});
     ASSERT_TRUE(sandboxer.ok()) << sandboxer.status();
     sandboxer_ = std::move(*sandboxer);
-    functions_ = std::make_unique<FunctionHost>(FunctionHost::Deps{
-        .sandboxer = *sandboxer_, .io = *io_, .env = *env_, .sts = *sts_, .aws = *aws_,
-        .audit = *audit_, .runtimes_dir = MOATLESS_RUNTIMES_DIR});
+    functions_ =
+        std::make_unique<FunctionHost>(FunctionHost::Deps{.sandboxer = *sandboxer_,
+                                                          .io = *io_,
+                                                          .env = *env_,
+                                                          .sts = *sts_,
+                                                          .aws = *aws_,
+                                                          .audit = *audit_,
+                                                          .runtimes_dir = MOATLESS_RUNTIMES_DIR});
     ASSERT_TRUE(directory_->CreateRole("fn-orders", kTrustLambda).ok());
-    ASSERT_TRUE(directory_->CreateRole("not-for-lambda", R"({"Version":"2012-10-17",
+    ASSERT_TRUE(directory_
+                    ->CreateRole("not-for-lambda", R"({"Version":"2012-10-17",
       "Statement":[{"Effect":"Allow","Principal":{"AWS":"000000000000"},
-      "Action":"sts:AssumeRole"}]})").ok());
+      "Action":"sts:AssumeRole"}]})")
+                    .ok());
   }
   void TearDown() override {
     functions_.reset();
@@ -150,11 +160,13 @@ TEST_F(FunctionHostTest, AFunctionActsAsItsRoleAndItsCredentialsWorkNowhereElse)
   identity::HttpRequestView view{
       .method = req.method_string(), .target = req.target(), .body = req.body()};
   for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
-  auto headers = identity::SignRequest(
-      view,
-      {.access_key_id = key_id, .region = "local", .service = "sts", .time = clock_->Now(),
-       .security_token = std::string_view(token)},
-      secret);
+  auto headers = identity::SignRequest(view,
+                                       {.access_key_id = key_id,
+                                        .region = "local",
+                                        .service = "sts",
+                                        .time = clock_->Now(),
+                                        .security_token = std::string_view(token)},
+                                       secret);
   ASSERT_TRUE(headers.ok());
   for (const auto& [k, v] : *headers) req.set(k, v);
   for (const std::string& from : {std::string(), std::string("another-environment")}) {
