@@ -369,12 +369,17 @@ TEST_F(AuthenticatorTest, FunctionCredentialsNeedALambdaTrustAndStayInTheirEnvir
   ExpectAwsError(Authenticate(r, {.environment = "env2"}).status(), "InvalidClientTokenId");
   // A role that does not trust the service is not handed out, nor is a role that does not exist.
   ExpectAwsError(
-      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/deployer", "s", "env1")
+      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/deployer", "s1", "env1")
           .status(),
       "AccessDenied");
   ExpectAwsError(
-      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/nope", "s", "env1").status(),
+      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/nope", "s1", "env1").status(),
       "AccessDenied");
+  // Session names follow AssumeRole's rules.
+  ExpectAwsError(
+      sts_->CredentialsForEnvironment("arn:aws:iam::000000000000:role/fn-orders", "bad name", "e1")
+          .status(),
+      "ValidationError");
 }
 
 TEST_F(AuthenticatorTest, GetSessionTokenGivesAUserTemporaryCredentialsWithItsOwnPermissions) {

@@ -33,6 +33,27 @@ std::int64_t UnixNow(core::Env& env) {
       .count();
 }
 
+// The sts:AssumeRole decision on `role`: its trust policy is the resource policy that must allow,
+// `policies` (the caller's own; none for a service principal) the identity side. A missing role,
+// or one without a trust policy, is denied like a refused one, so the answer does not reveal
+// which roles exist.
+core::Result<policy::EvaluationResult> TrustDecision(const core::Result<Principal>& role,
+                                                     const policy::RequestContext& context,
+                                                     policy::PolicySet policies) {
+  if (!role.ok() && role.status().code() != core::StatusCode::kNotFound) return role.status();
+  policy::EvaluationResult result;
+  result.missing_allow = policy::Layer::kResource;
+  if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {
+    auto trust = policy::CompiledPolicy::FromJson(*role->trust_policy, "trust policy",
+                                                  {.type = policy::PolicyType::kTrust});
+    if (!trust.ok()) return core::InternalError("a stored trust policy does not compile");
+    policies.resource = *trust;
+    policies.resource_policy_must_allow = true;
+    result = policy::Evaluate(context, policies);
+  }
+  return result;
+}
+
 }  // namespace
 
 Sts::Sts(Directory& directory, const SessionTokens& tokens, core::Env& env, std::string region)
@@ -65,20 +86,8 @@ core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRole
   auto role = directory_.GetByArn(request.role_arn);
   const policy::RequestContext context = RequestContextFor(
       caller, origin, "sts:AssumeRole", request.role_arn, env_.clock().Now(), region_);
-  policy::EvaluationResult result;
-  result.missing_allow = policy::Layer::kResource;
-  if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {
-    auto trust = policy::CompiledPolicy::FromJson(*role->trust_policy, "trust policy",
-                                                  {.type = policy::PolicyType::kTrust});
-    if (!trust.ok()) return core::InternalError("a stored trust policy does not compile");
-    policy::PolicySet set = caller.policies;
-    set.resource = *trust;
-    set.resource_policy_must_allow = true;
-    result = policy::Evaluate(context, set);
-  } else if (!role.ok() && role.status().code() != core::StatusCode::kNotFound) {
-    return role.status();
-  }
-  // A missing role is denied like a refused one, so the answer does not reveal which roles exist.
+  ASSIGN_OR_RETURN(const policy::EvaluationResult result,
+                   TrustDecision(role, context, caller.policies));
   if (decision != nullptr) {
     *decision = {.action = "sts:AssumeRole", .resource = request.role_arn, .result = result};
   }
@@ -97,17 +106,22 @@ core::Result<AssumedRole> Sts::AssumeRole(const Caller& caller, const AssumeRole
   }
 
   SessionClaims claims;
-  claims.principal_arn = "arn:aws:sts::" + directory_.account_id() + ":assumed-role/" + role->name +
-                         "/" + request.role_session_name;
-  claims.source_arn = role->arn;
-  claims.session_name = request.role_session_name;
   claims.session_policy = request.policy;
   claims.tags = request.tags;
+  return RoleSession(*role, request.role_session_name, duration, std::move(claims));
+}
+
+AssumedRole Sts::RoleSession(const Principal& role, const std::string& session_name,
+                             std::int64_t duration_seconds, SessionClaims claims) const {
+  claims.principal_arn =
+      "arn:aws:sts::" + directory_.account_id() + ":assumed-role/" + role.name + "/" + session_name;
+  claims.source_arn = role.arn;
+  claims.session_name = session_name;
   claims.issued_at = UnixNow(env_);
-  claims.expires_at = claims.issued_at + duration;
+  claims.expires_at = claims.issued_at + duration_seconds;
   AssumedRole out;
   out.assumed_role_arn = claims.principal_arn;
-  out.assumed_role_id = role->id + ":" + request.role_session_name;
+  out.assumed_role_id = role.id + ":" + session_name;
   out.credentials = tokens_.Issue(std::move(claims), env_.random());
   return out;
 }
@@ -118,8 +132,8 @@ core::Result<AssumedRole> Sts::CredentialsForEnvironment(const std::string& role
                                                          std::int64_t duration_seconds,
                                                          StsDecision* decision) const {
   if (environment.empty()) return core::InvalidArgumentError("no execution environment");
+  RETURN_IF_ERROR(ValidateSessionName(session_name));
   auto role = directory_.GetByArn(role_arn);
-  if (!role.ok() && role.status().code() != core::StatusCode::kNotFound) return role.status();
   policy::RequestContext context;
   context.principal_arn = std::string(kLambdaServicePrincipal);
   context.principal_kind = policy::PrincipalKind::kService;
@@ -127,17 +141,8 @@ core::Result<AssumedRole> Sts::CredentialsForEnvironment(const std::string& role
   context.resource = role_arn;
   context.context.Set("aws:CurrentTime", core::FormatRfc3339(env_.clock().Now()));
   context.context.Set("aws:PrincipalServiceName", std::string(kLambdaServicePrincipal));
-  policy::EvaluationResult result;
-  result.missing_allow = policy::Layer::kResource;
-  if (role.ok() && role->type == PrincipalType::kRole && role->trust_policy) {
-    auto trust = policy::CompiledPolicy::FromJson(*role->trust_policy, "trust policy",
-                                                  {.type = policy::PolicyType::kTrust});
-    if (!trust.ok()) return core::InternalError("a stored trust policy does not compile");
-    policy::PolicySet set;
-    set.resource = *trust;
-    set.resource_policy_must_allow = true;
-    result = policy::Evaluate(context, set);
-  }
+  // A service principal has no identity policies: the trust policy alone decides.
+  ASSIGN_OR_RETURN(const policy::EvaluationResult result, TrustDecision(role, context, {}));
   if (decision != nullptr) {
     *decision = {.action = "sts:AssumeRole", .resource = role_arn, .result = result};
   }
@@ -151,18 +156,8 @@ core::Result<AssumedRole> Sts::CredentialsForEnvironment(const std::string& role
                       std::to_string(role->max_session_seconds) + " for this role");
   }
   SessionClaims claims;
-  claims.principal_arn = "arn:aws:sts::" + directory_.account_id() + ":assumed-role/" + role->name +
-                         "/" + session_name;
-  claims.source_arn = role->arn;
-  claims.session_name = session_name;
-  claims.issued_at = UnixNow(env_);
-  claims.expires_at = claims.issued_at + duration_seconds;
   claims.bound_environment = environment;
-  AssumedRole out;
-  out.assumed_role_arn = claims.principal_arn;
-  out.assumed_role_id = role->id + ":" + session_name;
-  out.credentials = tokens_.Issue(std::move(claims), env_.random());
-  return out;
+  return RoleSession(*role, session_name, duration_seconds, std::move(claims));
 }
 
 core::Result<TemporaryCredentials> Sts::GetSessionToken(

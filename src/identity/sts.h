@@ -82,6 +82,11 @@ class Sts {
                                                       StsDecision* decision = nullptr) const;
 
  private:
+  // Issues a session of `role` named `session_name`; fills in the session's identity, issue time
+  // and expiry of `claims` (which may carry a session policy, tags, an environment binding).
+  AssumedRole RoleSession(const Principal& role, const std::string& session_name,
+                          std::int64_t duration_seconds, SessionClaims claims) const;
+
   Directory& directory_;
   const SessionTokens& tokens_;
   core::Env& env_;
