@@ -8,9 +8,8 @@
 #include <fstream>
 
 #include "identity/sigv4.h"
-#include "identity/test_fixture.h"
 #include "sandbox/test_support.h"
-#include "services/iam_api.h"
+#include "services/test_fixture.h"
 
 namespace moatless::app {
 namespace {
@@ -39,31 +38,17 @@ def handler(event, context):
             "copied": [env[k] for k in keys]}
 )";
 
-class FunctionHostTest : public identity::IdentityStoreTest {
+class FunctionHostTest : public services::AwsEndpointStoreTest {
  protected:
   void SetUp() override {
     host_ = sandbox::ProbeHost();
     if (const std::string missing = sandbox::testing::MissingIsolation(host_); !missing.empty()) {
       GTEST_SKIP() << "functions cannot run on this host: " << missing;
     }
-    ASSERT_NO_FATAL_FAILURE(IdentityStoreTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(AwsEndpointStoreTest::SetUp());
     ::chmod(dir_.c_str(), 0755);
     // Real clients sign with the real time.
     clock_->SetWallTime(core::RealClock().Now());
-    auto audit = observe::AuditLog::Open(dir_ + "/audit.log",
-                                         core::SecretBytes(std::string(32, 'k')), *clock_);
-    ASSERT_TRUE(audit.ok()) << audit.status();
-    audit_ = std::move(*audit);
-    auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
-    sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_, "local");
-    iam_ = std::make_unique<services::IamApi>(*directory_);
-    aws_ =
-        std::make_unique<services::AwsEndpoint>(services::AwsEndpoint::Deps{.authenticator = *auth_,
-                                                                            .sts = *sts_,
-                                                                            .iam = *iam_,
-                                                                            .audit = *audit_,
-                                                                            .clock = *clock_,
-                                                                            .region = "local"});
     io_ = std::make_unique<http::IoPool>(2);
     io_->Start();
     auto sandboxer = sandbox::Sandboxer::Create(
@@ -75,7 +60,7 @@ class FunctionHostTest : public identity::IdentityStoreTest {
                                                           .io = *io_,
                                                           .env = *env_,
                                                           .sts = *sts_,
-                                                          .aws = *aws_,
+                                                          .aws = *endpoint_,
                                                           .audit = *audit_,
                                                           .runtimes_dir = MOATLESS_RUNTIMES_DIR});
     ASSERT_TRUE(directory_->CreateRole("fn-orders", kTrustLambda).ok());
@@ -92,10 +77,8 @@ class FunctionHostTest : public identity::IdentityStoreTest {
       io_->Stop();
       io_->Join();
     }
-    aws_.reset();
-    audit_.reset();
     sandbox::testing::RemoveCgroupParent(CgroupParent());
-    if (env_) IdentityStoreTest::TearDown();
+    if (env_) AwsEndpointStoreTest::TearDown();
   }
   static std::string CgroupParent() {
     return "moatless-functionhost-test-" + std::to_string(::getpid());
@@ -118,18 +101,13 @@ class FunctionHostTest : public identity::IdentityStoreTest {
   }
 
   std::vector<json::object> AuditRecords() {
-    std::ifstream in(dir_ + "/audit.log");
+    std::ifstream in(AuditPath());
     std::vector<json::object> out;
     for (std::string line; std::getline(in, line);) out.push_back(json::parse(line).as_object());
     return out;
   }
 
   sandbox::HostSupport host_;
-  std::unique_ptr<observe::AuditLog> audit_;
-  std::unique_ptr<identity::Authenticator> auth_;
-  std::unique_ptr<identity::Sts> sts_;
-  std::unique_ptr<services::IamApi> iam_;
-  std::unique_ptr<services::AwsEndpoint> aws_;
   std::unique_ptr<http::IoPool> io_;
   std::unique_ptr<sandbox::Sandboxer> sandboxer_;
   std::unique_ptr<FunctionHost> functions_;
@@ -172,7 +150,7 @@ TEST_F(FunctionHostTest, AFunctionActsAsItsRoleAndItsCredentialsWorkNowhereElse)
   for (const std::string& from : {std::string(), std::string("another-environment")}) {
     http::RequestContext ctx{.request_id = "stolen-" + from, .remote = "127.0.0.1:40000"};
     ctx.environment = from;
-    const http::Response refused = aws_->Handle(req, ctx);
+    const http::Response refused = endpoint_->Handle(req, ctx);
     EXPECT_EQ(refused.result_int(), 403);
     EXPECT_NE(refused.body().find("<Code>InvalidClientTokenId</Code>"), std::string::npos);
   }

@@ -14,7 +14,7 @@
 #include <fstream>
 #include <list>
 
-#include "identity/test_fixture.h"
+#include "services/test_fixture.h"
 
 namespace moatless::services {
 namespace {
@@ -34,24 +34,10 @@ std::string Element(const std::string& xml, const std::string& tag) {
   return xml.substr(from, xml.find("</" + tag + ">", from) - from);
 }
 
-class AwsEndpointTest : public identity::IdentityStoreTest {
+class AwsEndpointTest : public AwsEndpointStoreTest {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(IdentityStoreTest::SetUp());
-    auto audit = observe::AuditLog::Open(dir_ + "/audit.log",
-                                         core::SecretBytes(std::string(32, 'k')), *clock_);
-    ASSERT_TRUE(audit.ok()) << audit.status();
-    audit_ = std::move(*audit);
-    auth_ = std::make_unique<identity::Authenticator>(*directory_, *tokens_, *clock_);
-    sts_ = std::make_unique<identity::Sts>(*directory_, *tokens_, *env_, "local");
-    iam_ = std::make_unique<IamApi>(*directory_);
-    endpoint_ = std::make_unique<AwsEndpoint>(AwsEndpoint::Deps{.authenticator = *auth_,
-                                                                .sts = *sts_,
-                                                                .iam = *iam_,
-                                                                .audit = *audit_,
-                                                                .clock = *clock_,
-                                                                .region = "local"});
-
+    ASSERT_NO_FATAL_FAILURE(AwsEndpointStoreTest::SetUp());
     ASSERT_TRUE(directory_->CreateUser("alice").ok());
     ASSERT_TRUE(
         directory_->PutPolicy(identity::PrincipalType::kUser, "alice", "assume", kAllowAssume)
@@ -67,11 +53,6 @@ class AwsEndpointTest : public identity::IdentityStoreTest {
     auto root = directory_->CreateRootAccessKey();
     ASSERT_TRUE(root.ok());
     root_ = {root->info.id, std::move(root->secret), ""};
-  }
-  void TearDown() override {
-    endpoint_.reset();
-    audit_.reset();
-    IdentityStoreTest::TearDown();
   }
 
   struct Credentials {
@@ -116,15 +97,10 @@ class AwsEndpointTest : public identity::IdentityStoreTest {
   }
 
   std::string AuditText() {
-    std::ifstream in(dir_ + "/audit.log");
+    std::ifstream in(AuditPath());
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
 
-  std::unique_ptr<observe::AuditLog> audit_;
-  std::unique_ptr<identity::Authenticator> auth_;
-  std::unique_ptr<identity::Sts> sts_;
-  std::unique_ptr<IamApi> iam_;
-  std::unique_ptr<AwsEndpoint> endpoint_;
   Credentials alice_, bob_, root_;
   int calls_ = 0;
 };
@@ -164,7 +140,7 @@ TEST_F(AwsEndpointTest, ServeReleasesEachResponseOnlyOnceItsRecordIsDurable) {
   io.run();
   work.join();
   EXPECT_EQ(answered, kRequests);
-  auto report = observe::VerifyAuditLog(dir_ + "/audit.log");
+  auto report = observe::VerifyAuditLog(AuditPath());
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok()) << report->ToString();
   EXPECT_EQ(report->records, audit_->Head().seq);
@@ -173,7 +149,7 @@ TEST_F(AwsEndpointTest, ServeReleasesEachResponseOnlyOnceItsRecordIsDurable) {
 
 TEST_F(AwsEndpointTest, ARequestThatCannotBeRecordedIsRefusedWithoutItsAnswer) {
   struct stat st {};
-  ASSERT_EQ(::stat((dir_ + "/audit.log").c_str(), &st), 0);
+  ASSERT_EQ(::stat((AuditPath()).c_str(), &st), 0);
   struct rlimit old_limit {};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
   const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
