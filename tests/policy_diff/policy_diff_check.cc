@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/case_stream.h"
 #include "policy/compiled.h"
 #include "policy/evaluator.h"
 
@@ -376,23 +377,12 @@ core::Status Load(const json::object& c, RequestContext* request, PolicySet* set
 
 int Run(int show) {
   Stats stats;
-  std::optional<std::size_t> trailer_count;
   std::map<std::string_view, int> shown_divergences;
   int shown = 0;
+  testing::CaseStream input(std::cin, "policy_diff_check");
   std::string line;
-  while (std::getline(std::cin, line)) {
-    if (line.empty()) continue;
-    boost::system::error_code ec;
-    json::value parsed = json::parse(line, ec);
-    if (ec || !parsed.is_object()) {
-      std::cerr << "policy_diff_check: input line is not a JSON object: " << ec.message() << "\n";
-      return 1;
-    }
-    const json::object& c = parsed.as_object();
-    if (c.contains("end")) {
-      trailer_count = static_cast<std::size_t>(c.at("count").to_number<std::int64_t>());
-      break;
-    }
+  while (const std::optional<json::object> next = input.Next(line)) {
+    const json::object& c = *next;
     ++stats.cases;
     const std::string oracle(c.at("oracle").as_string());
     RequestContext request;
@@ -447,15 +437,7 @@ int Run(int show) {
     std::cout << "  recorded divergence " << d.name << ": " << stats.divergences[d.name]
               << " cases; " << d.reason << "\n";
   }
-  if (!trailer_count) {
-    std::cout << "FAIL: the input ended without the generator's trailer (did it die?)\n";
-    return 1;
-  }
-  if (*trailer_count != stats.cases) {
-    std::cout << "FAIL: the generator wrote " << *trailer_count << " cases, " << stats.cases
-              << " arrived\n";
-    return 1;
-  }
+  if (!input.Complete()) return 1;
   return stats.mismatches == 0 && stats.errors == 0 ? 0 : 1;
 }
 

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/case_stream.h"
 #include "core/secret_bytes.h"
 #include "core/status.h"
 #include "identity/sigv4.h"
@@ -406,28 +407,16 @@ struct Stats {
 
 int Run(int show) {
   Stats stats;
-  std::optional<std::size_t> trailer_count;
   int shown = 0;
   const auto report = [&](const std::string& what, const std::string& line) {
     ++stats.failures;
     if (shown++ < show) std::cout << "FAIL " << what << "\n  case: " << line << "\n";
   };
+  testing::CaseStream input(std::cin, "sigv4_diff_check");
   std::string line;
-  while (std::getline(std::cin, line)) {
-    if (line.empty()) continue;
-    boost::system::error_code ec;
-    json::value parsed_line = json::parse(line, ec);
-    if (ec || !parsed_line.is_object()) {
-      std::cerr << "sigv4_diff_check: input line is not a JSON object: " << ec.message() << "\n";
-      return 1;
-    }
-    const json::object& object = parsed_line.as_object();
-    if (object.contains("end")) {
-      trailer_count = static_cast<std::size_t>(object.at("count").to_number<std::int64_t>());
-      break;
-    }
+  while (const std::optional<json::object> object = input.Next(line)) {
     ++stats.cases;
-    const std::optional<Case> c = LoadCase(object);
+    const std::optional<Case> c = LoadCase(*object);
     if (!c) {
       report("unreadable case", line);
       continue;
@@ -485,15 +474,7 @@ int Run(int show) {
   for (const auto& [type, n] : stats.refused_by_type) {
     std::cout << "  refusals as " << type << ": " << n << "\n";
   }
-  if (!trailer_count) {
-    std::cout << "FAIL: the input ended without the generator's trailer (did it die?)\n";
-    return 1;
-  }
-  if (*trailer_count != stats.cases) {
-    std::cout << "FAIL: the generator wrote " << *trailer_count << " cases, " << stats.cases
-              << " arrived\n";
-    return 1;
-  }
+  if (!input.Complete()) return 1;
   return stats.failures == 0 ? 0 : 1;
 }
 
