@@ -179,6 +179,85 @@ done
   EXPECT_EQ(json::parse(r.payload), json::parse(R"({"custom":[1,2,3]})"));
 }
 
+// The Runtime API answers only the invocation in progress, and refuses oversized responses.
+TEST_F(RuntimeTest, TheRuntimeApiRefusesOtherRequestIdsAndOversizedResponses) {
+  const FunctionConfig f = Function("probe", RuntimeKind::kProvided, "", {{"bootstrap", R"(#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  curl -sS -D /tmp/headers -o /tmp/event "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' /tmp/headers | cut -d: -f2 | tr -d '[:space:]')
+  OTHER=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/invocation/not-$ID/response" -d 1)
+  head -c 7000000 /dev/zero | tr '\0' 'a' > /tmp/big
+  BIG=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/invocation/$ID/response" \
+        --data-binary @/tmp/big)
+  PREVIOUS=$(cat /tmp/again 2>/dev/null || echo 0)
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" \
+       -d "{\"other_id\":$OTHER,\"oversized\":$BIG,\"answered_twice\":$PREVIOUS}"
+  curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/invocation/$ID/response" -d 2 > /tmp/again
+done
+)"}});
+  InvokeResult r = Invoke(f);
+  ASSERT_FALSE(r.function_error) << r.payload << r.log_tail;
+  EXPECT_EQ(json::parse(r.payload),
+            json::parse(R"({"other_id":403,"oversized":413,"answered_twice":0})"));
+  // The second invocation reports what answering the first one a second time got.
+  InvokeResult next = Invoke(f);
+  EXPECT_EQ(json::parse(next.payload),
+            json::parse(R"({"other_id":403,"oversized":413,"answered_twice":403})"));
+}
+
+TEST_F(RuntimeTest, TheCredentialsEndpointWantsItsTokenAndRefreshesNearExpiry) {
+  // Credentials that expire 100 s after issue: always within the refresh margin (300 s), and too
+  // short for the environment to be reused for an invocation of up to 60 s.
+  int issued = 0;
+  invoker_ = std::make_unique<Invoker>(
+      *sandboxer_, *api_, random_, clock_,
+      InvokerOptions{.runtimes_dir = MOATLESS_RUNTIMES_DIR,
+                     .credentials = [&](const FunctionConfig&, const std::string& environment) {
+                       ++issued;
+                       return core::Result<ContainerCredentials>(ContainerCredentials{
+                           .access_key_id = "ASIATEST" + std::to_string(issued),
+                           .secret_access_key = core::SecretBytes(std::string("s")),
+                           .session_token = "token-for-" + environment,
+                           .expires_at = std::chrono::duration_cast<std::chrono::seconds>(
+                                             clock_.Now().time_since_epoch())
+                                             .count() +
+                                         100});
+                     }});
+  FunctionConfig f = Function("creds", RuntimeKind::kProvided, "", {{"bootstrap", R"(#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+get() { curl -sS -o /tmp/creds -w '%{http_code}' "$@" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"; }
+while true; do
+  curl -sS -D /tmp/headers -o /tmp/event "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' /tmp/headers | cut -d: -f2 | tr -d '[:space:]')
+  NONE=$(get)
+  WRONG=$(get -H "Authorization: wrong")
+  get -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" > /dev/null
+  FIRST=$(cat /tmp/creds)
+  get -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" > /dev/null
+  SECOND=$(cat /tmp/creds)
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "{\"none\":$NONE,\
+\"wrong\":$WRONG,\"first\":$FIRST,\"second\":$SECOND,\"variable\":\"$AWS_ACCESS_KEY_ID\"}"
+done
+)"}});
+  f.role_arn = "arn:aws:iam::000000000000:role/fn";
+  f.timeout = std::chrono::seconds(60);  // with the 60 s margin, longer than the credentials last
+  InvokeResult r = Invoke(f);
+  ASSERT_FALSE(r.function_error) << r.log_tail;
+  const json::object out = json::parse(r.payload).as_object();
+  EXPECT_EQ(out.at("none").as_int64(), 403);
+  EXPECT_EQ(out.at("wrong").as_int64(), 403);
+  EXPECT_EQ(out.at("variable").as_string(), "ASIATEST1");
+  // Each fetch found the credentials near expiry and got fresh ones.
+  EXPECT_EQ(out.at("first").at("AccessKeyId").as_string(), "ASIATEST2");
+  EXPECT_EQ(out.at("second").at("AccessKeyId").as_string(), "ASIATEST3");
+  EXPECT_TRUE(std::string(out.at("first").at("Token").as_string()).starts_with("token-for-"));
+  // The variables' credentials would expire during another invocation: a fresh environment.
+  EXPECT_TRUE(Invoke(f).cold_start);
+}
+
 TEST_F(RuntimeTest, ATimeoutKillsTheEnvironmentAndReportsIt) {
   FunctionConfig f = Function("slow", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
 export const handler = () => new Promise(() => {});)"}});
