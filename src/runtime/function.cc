@@ -8,7 +8,7 @@
 namespace moatless::runtime {
 namespace {
 
-constexpr std::array<std::string_view, 22> kReserved = {"_HANDLER",
+constexpr std::array<std::string_view, 28> kReserved = {"_HANDLER",
                                                         "_X_AMZN_TRACE_ID",
                                                         "AWS_DEFAULT_REGION",
                                                         "AWS_REGION",
@@ -29,7 +29,13 @@ constexpr std::array<std::string_view, 22> kReserved = {"_HANDLER",
                                                         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                                         "AWS_CONTAINER_AUTHORIZATION_TOKEN",
                                                         "AWS_ENDPOINT_URL",
-                                                        "TZ"};
+                                                        "TZ",
+                                                        "HTTP_PROXY",
+                                                        "HTTPS_PROXY",
+                                                        "NO_PROXY",
+                                                        "http_proxy",
+                                                        "https_proxy",
+                                                        "no_proxy"};
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -99,6 +105,10 @@ core::Status ValidateFunction(const FunctionConfig& f) {
     total += key.size() + value.size();
   }
   if (total > 4096) return core::InvalidArgumentError("environment variables exceed 4 KB");
+  if (f.reserved_concurrency && *f.reserved_concurrency > 1000) {
+    return core::InvalidArgumentError("reserved concurrency must be 0-1000");
+  }
+  if (f.egress.size() > 64) return core::InvalidArgumentError("at most 64 egress entries");
   return core::Status::Ok();
 }
 

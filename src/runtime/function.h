@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,12 @@ struct FunctionConfig {
   std::chrono::milliseconds timeout{3000};
   std::map<std::string, std::string> environment;  // not secret: visible to the function only
   std::string role_arn;
+  // At most this many invocations of the function at once (a share of the platform's limit);
+  // unset: no cap of its own. 0 turns the function off (every invocation is throttled).
+  std::optional<std::uint32_t> reserved_concurrency;
+  // Outbound destinations, "scheme://host:port" with Spin's wildcards (runtime/egress.h); empty:
+  // no network beyond the environment's own loopback.
+  std::vector<std::string> egress;
 };
 
 // InvalidArgument naming the field: name shape, memory 128–10240 MB, timeout 1 ms–900 s, an
