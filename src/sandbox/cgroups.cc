@@ -210,10 +210,11 @@ void EnvironmentCgroups::KillAll() {
     WriteFile(Dir("") + "/cgroup.kill", "1").IgnoreError();
     return;
   }
-  // Frozen processes cannot fork while we kill them one by one.
-  const bool frozen = Freeze(true).ok();
+  // Frozen processes cannot fork while we kill them one by one. Thaw whatever the freeze reached,
+  // even when it did not finish in time: a cgroup left FREEZING never lets its killed tasks exit.
+  Freeze(true).IgnoreError();
   for (const pid_t pid : Processes()) ::kill(pid, SIGKILL);
-  if (frozen) Freeze(false).IgnoreError();
+  Freeze(false).IgnoreError();
 }
 
 core::Status EnvironmentCgroups::Remove(std::chrono::milliseconds patience) {
