@@ -7,32 +7,13 @@
 #include <chrono>
 #include <utility>
 
+#include "core/base64.h"
 #include "core/ids.h"
 
 namespace moatless::identity {
 namespace {
 
 constexpr std::string_view kTokenPurpose = "moatless.identity.session-token.v1";
-constexpr int kVariant = sodium_base64_VARIANT_ORIGINAL;
-
-std::string Base64(std::string_view bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), kVariant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), kVariant);
-  out.resize(std::char_traits<char>::length(out.c_str()));
-  return out;
-}
-
-std::optional<std::string> FromBase64(std::string_view text) {
-  std::string out(text.size(), '\0');
-  std::size_t written = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
-                        text.size(), nullptr, &written, nullptr, kVariant) != 0) {
-    return std::nullopt;
-  }
-  out.resize(written);
-  return out;
-}
 
 core::Status Invalid() {
   return core::UnauthenticatedError("The security token included in the request is invalid.")
@@ -51,7 +32,7 @@ TemporaryCredentials SessionTokens::Issue(SessionClaims claims, core::Random& ra
   std::array<std::uint8_t, 30> raw{};
   random.Fill(raw);
   std::string secret =
-      Base64(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+      core::Base64Encode(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   sodium_memzero(raw.data(), raw.size());
 
   boost::json::object o{{"v", 1},
@@ -68,7 +49,7 @@ TemporaryCredentials SessionTokens::Issue(SessionClaims claims, core::Random& ra
   for (const auto& [k, v] : claims.tags) tags[k] = v;
   o["tags"] = std::move(tags);
   std::string plain = boost::json::serialize(o);
-  out.session_token = Base64(key_.Seal(plain, out.access_key_id, random));
+  out.session_token = core::Base64Encode(key_.Seal(plain, out.access_key_id, random));
   sodium_memzero(plain.data(), plain.size());
   out.secret_access_key = core::SecretBytes::TakeFrom(secret);
   out.expires_at = claims.expires_at;
@@ -79,7 +60,7 @@ core::Result<OpenedSession> SessionTokens::Open(std::string_view token,
                                                 std::string_view access_key_id,
                                                 core::WallTime now) const {
   if (token.empty() || token.size() > 16 * 1024) return Invalid();
-  std::optional<std::string> sealed = FromBase64(token);
+  std::optional<std::string> sealed = core::Base64Decode(token);
   if (!sealed) return Invalid();
   auto plain = key_.Open(*sealed, access_key_id);
   if (!plain.ok()) return Invalid();
