@@ -334,9 +334,10 @@ bool RunOp(const MountOp& op) {
   if (program < 0) Fail(plan, Step::kForkProgram);
   if (program == 0) RunProgram(plan);
 
-  ::close(plan.error_write);
-  ::close(plan.stdout_write);
-  ::close(plan.stderr_write);
+  // init was cloned with every descriptor the platform had open (listeners, the store, other
+  // environments' pipes): it keeps its status pipe and nothing else.
+  if (plan.status_write > 0) ::syscall(SYS_close_range, 0u, plan.status_write - 1, 0u);
+  ::syscall(SYS_close_range, plan.status_write + 1, ~0u, 0u);
   // init needs no privilege to reap.
   DropAllCapabilities();
   ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

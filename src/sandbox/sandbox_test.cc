@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -294,6 +295,24 @@ TEST_F(SandboxTest, TheNetworkNamespaceCallbackListensOnTheSandboxLoopback) {
   ::close(listener);
   EXPECT_EQ(Drain((*env)->stdout_fd()), "sent\n");
   // The host's own 127.0.0.1:9001 is another namespace: nothing of the host listens there.
+}
+
+TEST_F(SandboxTest, InitHoldsNoneOfThePlatformsDescriptors) {
+  // A descriptor of the platform's without O_CLOEXEC: init, cloned without an execve, must not
+  // keep it (nor anything else of the daemon's but its status pipe).
+  int leaked[2];
+  ASSERT_EQ(::pipe(leaked), 0);
+  auto env = sandboxer_->Start(Shell("sleep 30"));
+  ASSERT_TRUE(env.ok()) << env.status();
+  const std::string fd_dir = "/proc/" + std::to_string((*env)->init_pid()) + "/fd";
+  std::vector<std::string> open_fds;
+  for (const auto& entry : std::filesystem::directory_iterator(fd_dir)) {
+    open_fds.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(open_fds.size(), 1u) << "init holds " << open_fds.size() << " descriptors";
+  ASSERT_TRUE((*env)->Kill().ok());
+  ::close(leaked[0]);
+  ::close(leaked[1]);
 }
 
 TEST_F(SandboxTest, AMissingProgramIsAClearError) {
