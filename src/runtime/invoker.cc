@@ -1,5 +1,6 @@
 #include "runtime/invoker.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -29,6 +30,42 @@ std::string Seconds(std::chrono::milliseconds ms) {
   return buf;
 }
 
+std::string Millis(std::chrono::microseconds us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", static_cast<double>(us.count()) / 1000.0);
+  return buf;
+}
+
+// The REPORT line of an invocation, as Lambda writes it.
+std::string ReportLine(const FunctionConfig& function, const InvokeResult& r,
+                       std::string_view status, std::string_view error_type) {
+  const auto billed = (r.duration.count() + 999) / 1000;  // whole milliseconds, rounded up
+  std::string line = "REPORT RequestId: " + r.request_id + "\tDuration: " + Millis(r.duration) +
+                     "\tBilled Duration: " + std::to_string(std::max<long>(billed, 1)) +
+                     " ms\tMemory Size: " + std::to_string(function.memory_mb) +
+                     " MB\tMax Memory Used: " + std::to_string(r.peak_memory_bytes >> 20) + " MB";
+  if (r.cold_start) line += "\tInit Duration: " + Millis(r.init_duration);
+  if (!status.empty()) line += "\tStatus: " + std::string(status);
+  if (!error_type.empty()) line += "\tError Type: " + std::string(error_type);
+  return line;
+}
+
+// Reads whatever is in `fd` (non-blocking) onto `out`, keeping the latest kLogBufferBytes; false
+// once the pipe is closed.
+bool DrainInto(int fd, std::string& out) {
+  std::array<char, 8192> buffer;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n > 0) {
+      out.append(buffer.data(), static_cast<std::size_t>(n));
+      if (out.size() > kLogBufferBytes) out.erase(0, out.size() - kLogBufferBytes);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+}
+
 }  // namespace
 
 // One execution environment of one function version.
@@ -39,20 +76,33 @@ struct Invoker::Warm {
   std::shared_ptr<RuntimeChannel> channel;
   std::thread monitor;
 
+  // Output is read under log_mu (by the monitor, and by TakeLog for what is still in the pipes),
+  // so it stays in order.
   std::mutex log_mu;
-  std::string log;  // the most recent output, at most kLogBufferBytes
+  std::string log;                       // the most recent output, at most kLogBufferBytes
+  std::array<bool, 2> open{true, true};  // stdout, stderr not yet at EOF; guarded by log_mu
   std::atomic<bool> ended{false};
   std::optional<sandbox::ExitStatus> exit;  // guarded by log_mu
   // When the credentials in its environment variables expire (unix seconds); 0: it has none.
   std::int64_t env_credentials_expire = 0;
+  // Idle bookkeeping, guarded by the Invoker's mu_.
+  std::chrono::steady_clock::time_point idle_since;
+  bool frozen = false;
 
+  // Everything written so far, including what is still in the pipes.
   std::string TakeLog() {
     std::lock_guard lock(log_mu);
-    std::string out = log.size() > kLogTailBytes ? log.substr(log.size() - kLogTailBytes) : log;
-    log.clear();
-    return out;
+    const std::array<int, 2> fds{env->stdout_fd(), env->stderr_fd()};
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (open[i]) open[i] = DrainInto(fds[i], log);
+    }
+    return std::exchange(log, std::string());
   }
 };
+
+std::string InvokeResult::LogTail() const {
+  return log.size() > kLogTailBytes ? log.substr(log.size() - kLogTailBytes) : log;
+}
 
 Invoker::Invoker(sandbox::Sandboxer& sandboxer, RuntimeApi& api, core::Random& random,
                  const core::Clock& clock, InvokerOptions options)
@@ -60,14 +110,20 @@ Invoker::Invoker(sandbox::Sandboxer& sandboxer, RuntimeApi& api, core::Random& r
       api_(api),
       random_(random),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      gate_(options_.concurrency) {
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
 
 Invoker::~Invoker() {
   std::map<std::string, std::vector<std::unique_ptr<Warm>>> idle;
   {
     std::lock_guard lock(mu_);
+    stopping_ = true;
     idle.swap(idle_);
   }
+  reaper_wake_.notify_all();
+  reaper_.join();
   for (auto& [key, list] : idle) {
     for (auto& warm : list) Discard(std::move(warm));
   }
@@ -81,6 +137,87 @@ std::size_t Invoker::IdleEnvironments(const FunctionConfig& function) const {
   std::lock_guard lock(mu_);
   const auto it = idle_.find(PoolKey(function));
   return it == idle_.end() ? 0 : it->second.size();
+}
+
+std::size_t Invoker::FrozenEnvironments(const FunctionConfig& function) const {
+  std::lock_guard lock(mu_);
+  const auto it = idle_.find(PoolKey(function));
+  if (it == idle_.end()) return 0;
+  return static_cast<std::size_t>(
+      std::count_if(it->second.begin(), it->second.end(), [](const auto& w) { return w->frozen; }));
+}
+
+void Invoker::ReapLoop() {
+  const auto tick = std::clamp<std::chrono::milliseconds>(
+      std::min(options_.freeze_after, options_.idle_timeout) / 2, std::chrono::milliseconds(10),
+      std::chrono::milliseconds(1000));
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    reaper_wake_.wait_for(lock, tick);
+    if (stopping_) break;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::unique_ptr<Warm>> expired, to_freeze;
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      auto& list = it->second;
+      for (auto w = list.begin(); w != list.end();) {
+        const auto idle_for = now - (*w)->idle_since;
+        if ((*w)->ended || idle_for >= options_.idle_timeout) {
+          expired.push_back(std::move(*w));
+          w = list.erase(w);
+        } else if (!(*w)->frozen && idle_for >= options_.freeze_after) {
+          to_freeze.push_back(std::move(*w));
+          w = list.erase(w);
+        } else {
+          ++w;
+        }
+      }
+      it = list.empty() && to_freeze.empty() ? idle_.erase(it) : std::next(it);
+    }
+    if (expired.empty() && to_freeze.empty()) continue;
+    lock.unlock();
+    for (auto& w : expired) Discard(std::move(w));
+    // Frozen outside the lock (it can take a while); meanwhile an invocation may start another.
+    for (auto& w : to_freeze) w->frozen = w->env->Freeze().ok();
+    lock.lock();
+    for (auto& w : to_freeze) {
+      if (!w->frozen || stopping_) {
+        lock.unlock();
+        Discard(std::move(w));
+        lock.lock();
+        continue;
+      }
+      // Least recently used: at the front.
+      auto& list = idle_[w->key];
+      list.insert(list.begin(), std::move(w));
+    }
+  }
+}
+
+std::unique_ptr<Invoker::Warm> Invoker::TakeIdle(const FunctionConfig& function) {
+  // An environment whose variable credentials would expire during this invocation is retired.
+  const std::int64_t latest_end = std::chrono::duration_cast<std::chrono::seconds>(
+                                      clock_.Now().time_since_epoch() + function.timeout)
+                                      .count() +
+                                  60;
+  for (;;) {
+    std::unique_ptr<Warm> warm;
+    {
+      std::lock_guard lock(mu_);
+      const auto it = idle_.find(PoolKey(function));
+      if (it == idle_.end() || it->second.empty()) return nullptr;
+      warm = std::move(it->second.back());
+      it->second.pop_back();
+    }
+    const bool usable =
+        !warm->ended &&
+        (warm->env_credentials_expire == 0 || warm->env_credentials_expire >= latest_end) &&
+        (!warm->frozen || warm->env->Thaw().ok());
+    if (usable) {
+      warm->frozen = false;
+      return warm;
+    }
+    Discard(std::move(warm));
+  }
 }
 
 core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
@@ -170,26 +307,23 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
 
   // The monitor: collects output until the environment closes it, then notes the end and fails
   // whatever invocation is in progress.
+  for (const int fd : {warm->env->stdout_fd(), warm->env->stderr_fd()}) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
   Warm* w = warm.get();
   w->monitor = std::thread([w] {
     std::array<pollfd, 2> fds{{{w->env->stdout_fd(), POLLIN, 0}, {w->env->stderr_fd(), POLLIN, 0}}};
-    std::array<char, 8192> buffer;
-    while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-      if (::poll(fds.data(), fds.size(), -1) < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      for (auto& pfd : fds) {
-        if (pfd.fd < 0 || pfd.revents == 0) continue;
-        const ssize_t n = ::read(pfd.fd, buffer.data(), buffer.size());
-        if (n <= 0) {
-          pfd.fd = -1;
-          continue;
-        }
+    for (;;) {
+      {
         std::lock_guard lock(w->log_mu);
-        w->log.append(buffer.data(), static_cast<std::size_t>(n));
-        if (w->log.size() > kLogBufferBytes) w->log.erase(0, w->log.size() - kLogBufferBytes);
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+          if (w->open[i] && fds[i].revents != 0) w->open[i] = DrainInto(fds[i].fd, w->log);
+          if (!w->open[i]) fds[i].fd = -1;
+          fds[i].revents = 0;
+        }
+        if (!w->open[0] && !w->open[1]) break;
       }
+      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
     }
     auto status = w->env->Wait();
     {
@@ -224,32 +358,17 @@ void Invoker::Discard(std::unique_ptr<Warm> warm) {
   warm.reset();  // the Environment's destructor removes its cgroups and root
 }
 
-core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::string payload) {
+core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::string payload,
+                                           std::string request_id) {
   RETURN_IF_ERROR(ValidateFunction(function));
+  ASSIGN_OR_RETURN(ConcurrencyGate::Slot slot,
+                   gate_.Acquire(function.name, function.reserved_concurrency));
   InvokeResult result;
-  result.request_id = core::NewUuid(random_);
+  result.request_id = request_id.empty() ? core::NewUuid(random_) : std::move(request_id);
+  result.version = function.version;
 
-  std::unique_ptr<Warm> warm;
-  std::vector<std::unique_ptr<Warm>> dead;  // ended while idle: thrown away
-  {
-    std::lock_guard lock(mu_);
-    auto& list = idle_[PoolKey(function)];
-    // An environment whose variable credentials would expire during this invocation is retired.
-    const std::int64_t latest_end = std::chrono::duration_cast<std::chrono::seconds>(
-                                        clock_.Now().time_since_epoch() + function.timeout)
-                                        .count() +
-                                    60;
-    while (!list.empty() && !warm) {
-      warm = std::move(list.back());
-      list.pop_back();
-      if (warm->ended ||
-          (warm->env_credentials_expire != 0 && warm->env_credentials_expire < latest_end)) {
-        dead.push_back(std::move(warm));
-      }
-    }
-  }
-  for (auto& d : dead) Discard(std::move(d));
   const auto started = std::chrono::steady_clock::now();
+  std::unique_ptr<Warm> warm = TakeIdle(function);
   if (!warm) {
     ASSIGN_OR_RETURN(warm, StartEnvironment(function));
     result.cold_start = true;
@@ -260,7 +379,7 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
   const auto now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
           .count();
-  warm->TakeLog();  // what came before belongs to no invocation
+  const std::string init_output = warm->TakeLog();  // a cold start's init belongs to this one
   const auto delivered = std::chrono::steady_clock::now();
   warm->channel->Deliver(
       Invocation{.request_id = result.request_id,
@@ -281,9 +400,11 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
   }
 
   bool keep = false;
+  std::string status;  // the REPORT line's Status for failures
   if (!in_time) {
     // The environment is killed; its monitor fails the invocation, which nobody waits for now.
     result.function_error = "Unhandled";
+    status = "timeout";
     result.payload = ErrorBody("Sandbox.Timedout", "RequestId: " + result.request_id +
                                                        " Error: Task timed out after " +
                                                        Seconds(function.timeout) + " seconds");
@@ -299,8 +420,10 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
                            : std::move(outcome->body);
       // A handled error leaves the runtime ready for more; an init error does not.
       keep = !outcome->error_type.starts_with("Runtime.");
+      if (!keep) status = "error";
     } else {
       result.function_error = "Unhandled";
+      status = "error";
       result.payload =
           ErrorBody(outcome.status().aws_type(),
                     "RequestId: " + result.request_id + " Error: " + outcome.status().message());
@@ -310,14 +433,28 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
     warm->env->Kill().IgnoreError();
     if (warm->monitor.joinable()) warm->monitor.join();
   }
-  result.log_tail = warm->TakeLog();
+  std::string error_type;
+  if (!status.empty()) {
+    boost::system::error_code ec;
+    const boost::json::value parsed = boost::json::parse(result.payload, ec);
+    const auto* object = ec ? nullptr : parsed.if_object();
+    const auto* type = object != nullptr ? object->if_contains("errorType") : nullptr;
+    if (in_time && type != nullptr && type->is_string()) error_type = type->as_string().c_str();
+  }
+  result.report = ReportLine(function, result, status, error_type);
+  result.log = (result.cold_start ? init_output : std::string()) +
+               "START RequestId: " + result.request_id + " Version: " + function.version + "\n" +
+               warm->TakeLog() + "END RequestId: " + result.request_id + "\n" + result.report +
+               "\n";
+  if (options_.on_invocation) options_.on_invocation(function, result);
   if (!keep || warm->ended) {
     Discard(std::move(warm));
     return result;
   }
   std::unique_lock lock(mu_);
   auto& list = idle_[PoolKey(function)];
-  if (list.size() < options_.max_idle_per_version) {
+  if (list.size() < options_.max_idle_per_version && !stopping_) {
+    warm->idle_since = std::chrono::steady_clock::now();
     list.push_back(std::move(warm));
   } else {
     lock.unlock();

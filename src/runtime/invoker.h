@@ -16,8 +16,18 @@
 // environment is reused only while those are valid for a whole invocation. AWS_ENDPOINT_URL
 // points the SDKs at the same listener, where the platform's service endpoint answers.
 //
+// Every invocation first takes a slot of the ConcurrencyGate (the platform's limit, the function's
+// reserved concurrency, a bounded wait) or is throttled (TooManyRequestsException). An idle
+// environment is frozen (cgroup freezer: it uses no CPU) after `freeze_after` and discarded after
+// `idle_timeout`; it is thawed when an invocation takes it.
+//
+// Each invocation yields a Lambda-style log: START, what the function wrote, END and REPORT
+// (duration, billed duration, memory size, max memory used, init duration on cold starts, and the
+// status of a failed one).
+//
 // Threading: Invoke is thread-safe and blocks the calling thread until the invocation is over.
-// Each environment has a monitor thread that reads its stdout/stderr and notices its end.
+// Each environment has a monitor thread that reads its stdout/stderr and notices its end; one
+// reaper thread freezes and discards idle environments.
 #pragma once
 
 #include <chrono>
@@ -29,11 +39,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/random.h"
 #include "core/status.h"
+#include "runtime/concurrency.h"
 #include "runtime/function.h"
 #include "runtime/runtime_api.h"
 #include "sandbox/sandbox.h"
@@ -50,8 +62,13 @@ struct InvokeResult {
   std::chrono::microseconds init_duration{0};  // cold starts: sandbox start to first /next
   std::chrono::microseconds duration{0};       // the invocation itself
   std::uint64_t peak_memory_bytes = 0;
-  // What the environment wrote to stdout/stderr during this invocation (the last 4 KiB).
-  std::string log_tail;
+  std::string version;  // the function version that ran
+  // START, what the environment wrote during this invocation (at most 64 KiB, the latest), END
+  // and REPORT lines, as Lambda logs them.
+  std::string log;
+  std::string report;  // the REPORT line alone (no newline)
+  // The last 4 KiB of `log` (what X-Amz-Log-Result carries).
+  std::string LogTail() const;
 };
 
 struct InvokerOptions {
@@ -61,6 +78,13 @@ struct InvokerOptions {
   std::string account_id = "000000000000";
   // Idle warm environments per function version beyond this are discarded.
   std::size_t max_idle_per_version = 8;
+  ConcurrencyLimits concurrency;
+  // An idle environment is frozen after this, and discarded after idle_timeout.
+  std::chrono::milliseconds freeze_after{1000};
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
+  // Called at the end of every invocation that ran (not for throttled or invalid ones), on the
+  // invoking thread: the platform's logs and metrics.
+  std::function<void(const FunctionConfig& function, const InvokeResult& result)> on_invocation;
   // Issues the credentials of a function's role for one environment, bound to it
   // (identity::Sts::CredentialsForEnvironment in the daemon). Null: functions get none.
   std::function<core::Result<ContainerCredentials>(const FunctionConfig& function,
@@ -79,16 +103,25 @@ class Invoker {
   Invoker& operator=(const Invoker&) = delete;
 
   // Runs one invocation to its end. A function error is an OK result with function_error set;
-  // an error Status means the platform could not run it (bad config, sandbox start failed).
-  core::Result<InvokeResult> Invoke(const FunctionConfig& function, std::string payload);
+  // an error Status means the platform could not run it: an invalid config, a throttle
+  // (ResourceExhausted, TooManyRequestsException), a sandbox that did not start. `request_id`:
+  // the invocation's id (empty: a new UUID).
+  core::Result<InvokeResult> Invoke(const FunctionConfig& function, std::string payload,
+                                    std::string request_id = "");
 
-  // Idle warm environments of a function version (for tests and metrics).
+  // Idle warm environments of a function version, and how many of them are frozen (for tests and
+  // metrics).
   std::size_t IdleEnvironments(const FunctionConfig& function) const;
+  std::size_t FrozenEnvironments(const FunctionConfig& function) const;
+  ConcurrencyGate& gate() { return gate_; }
 
  private:
   struct Warm;
   core::Result<std::unique_ptr<Warm>> StartEnvironment(const FunctionConfig& function);
+  // An idle environment of the function version, thawed; null if there is none.
+  std::unique_ptr<Warm> TakeIdle(const FunctionConfig& function);
   void Discard(std::unique_ptr<Warm> warm);
+  void ReapLoop();
   static std::string PoolKey(const FunctionConfig& function);
 
   sandbox::Sandboxer& sandboxer_;
@@ -96,8 +129,13 @@ class Invoker {
   core::Random& random_;
   const core::Clock& clock_;
   InvokerOptions options_;
+  ConcurrencyGate gate_;
   mutable std::mutex mu_;
-  std::map<std::string, std::vector<std::unique_ptr<Warm>>> idle_;  // by function version
+  // By function version; the most recently used last.
+  std::map<std::string, std::vector<std::unique_ptr<Warm>>> idle_;
+  std::condition_variable reaper_wake_;
+  bool stopping_ = false;
+  std::thread reaper_;
 };
 
 }  // namespace moatless::runtime

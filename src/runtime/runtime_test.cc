@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "core/clock.h"
 #include "core/random.h"
@@ -45,6 +47,18 @@ class RuntimeTest : public ::testing::Test {
   void TearDown() override {
     invoker_.reset();
     api_.reset();
+    // Every environment is gone with the invoker: no cgroup, no root left behind.
+    const std::string parent = "moatless-runtime-test-" + std::to_string(::getpid());
+    for (const char* controller : {"pids", "memory", "freezer"}) {
+      const std::string dir = std::string("/sys/fs/cgroup/") + controller + "/" + parent;
+      if (!std::filesystem::exists(dir)) continue;
+      for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        EXPECT_FALSE(entry.is_directory()) << "left behind: " << entry.path();
+      }
+    }
+    if (std::filesystem::exists(dir_ + "/state")) {
+      EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/state")) << "an environment root is left";
+    }
     if (pool_) {
       pool_->Stop();
       pool_->Join();
@@ -74,8 +88,27 @@ class RuntimeTest : public ::testing::Test {
     return f;
   }
 
-  InvokeResult Invoke(const FunctionConfig& f, std::string payload = "{}") {
-    auto result = invoker_->Invoke(f, std::move(payload));
+  // A fresh invoker with other options (the runtimes directory is filled in).
+  void Reopen(InvokerOptions options) {
+    invoker_.reset();
+    options.runtimes_dir = MOATLESS_RUNTIMES_DIR;
+    invoker_ = std::make_unique<Invoker>(*sandboxer_, *api_, random_, clock_, std::move(options));
+  }
+
+  // Waits up to 30 s for `condition`.
+  template <typename Condition>
+  static bool Eventually(Condition condition) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!condition()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
+  InvokeResult Invoke(const FunctionConfig& f, std::string payload = "{}",
+                      std::string request_id = "") {
+    auto result = invoker_->Invoke(f, std::move(payload), std::move(request_id));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : InvokeResult{};
   }
@@ -105,7 +138,7 @@ export const handler = async (event, context) => ({
   uid: process.getuid(),
 });)"}});
   InvokeResult first = Invoke(f, R"({"n":1})");
-  ASSERT_FALSE(first.function_error) << first.payload << first.log_tail;
+  ASSERT_FALSE(first.function_error) << first.payload << first.log;
   const json::object out = json::parse(first.payload).as_object();
   EXPECT_EQ(out.at("echo"), json::parse(R"({"n":1})"));
   EXPECT_EQ(out.at("requestId").as_string(), first.request_id);
@@ -151,10 +184,10 @@ def handler(event, context):
             "remaining": context.get_remaining_time_in_millis() > 0, "uid": os.getuid()}
 )"}});
   InvokeResult ok = Invoke(f, R"({"a":2,"b":3})");
-  ASSERT_FALSE(ok.function_error) << ok.payload << ok.log_tail;
+  ASSERT_FALSE(ok.function_error) << ok.payload << ok.log;
   EXPECT_EQ(json::parse(ok.payload),
             json::parse(R"({"sum":5,"fn":"py","remaining":true,"uid":1000})"));
-  EXPECT_NE(ok.log_tail.find("log line from " + ok.request_id), std::string::npos) << ok.log_tail;
+  EXPECT_NE(ok.log.find("log line from " + ok.request_id), std::string::npos) << ok.log;
   InvokeResult failed = Invoke(f, R"({"fail":true})");
   ASSERT_TRUE(failed.function_error);
   const json::object error = json::parse(failed.payload).as_object();
@@ -175,7 +208,7 @@ while true; do
 done
 )"}});
   InvokeResult r = Invoke(f, R"([1,2,3])");
-  ASSERT_FALSE(r.function_error) << r.payload << r.log_tail;
+  ASSERT_FALSE(r.function_error) << r.payload << r.log;
   EXPECT_EQ(json::parse(r.payload), json::parse(R"({"custom":[1,2,3]})"));
 }
 
@@ -198,7 +231,7 @@ while true; do
 done
 )"}});
   InvokeResult r = Invoke(f);
-  ASSERT_FALSE(r.function_error) << r.payload << r.log_tail;
+  ASSERT_FALSE(r.function_error) << r.payload << r.log;
   EXPECT_EQ(json::parse(r.payload),
             json::parse(R"({"other_id":403,"oversized":413,"answered_twice":0})"));
   // The second invocation reports what answering the first one a second time got.
@@ -245,7 +278,7 @@ done
   f.role_arn = "arn:aws:iam::000000000000:role/fn";
   f.timeout = std::chrono::seconds(60);  // with the 60 s margin, longer than the credentials last
   InvokeResult r = Invoke(f);
-  ASSERT_FALSE(r.function_error) << r.log_tail;
+  ASSERT_FALSE(r.function_error) << r.log;
   const json::object out = json::parse(r.payload).as_object();
   EXPECT_EQ(out.at("none").as_int64(), 403);
   EXPECT_EQ(out.at("wrong").as_int64(), 403);
@@ -316,6 +349,159 @@ def handler(event, context):
   EXPECT_EQ(Invoke(b, R"({"who":"b"})").payload, R"({"seen": false})");  // never a's
   a.version = "2";
   EXPECT_EQ(Invoke(a, R"({"who":"a2"})").payload, R"({"seen": false})");  // never version 1's
+}
+
+TEST_F(RuntimeTest, EachInvocationLogsStartEndAndReport) {
+  const FunctionConfig f =
+      Function("logger", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
+export const handler = async (event) => {
+  console.log("to stdout", event.n);
+  console.error("to stderr", event.n);
+  return "ok";
+};)"}});
+  InvokeResult cold = Invoke(f, R"({"n":1})");
+  ASSERT_FALSE(cold.function_error) << cold.payload << cold.log;
+  const std::string start = "START RequestId: " + cold.request_id + " Version: $LATEST\n";
+  const std::size_t at = cold.log.find(start);
+  ASSERT_NE(at, std::string::npos) << cold.log;
+  const std::string after = cold.log.substr(at + start.size());
+  EXPECT_NE(after.find("to stdout 1"), std::string::npos) << cold.log;
+  EXPECT_NE(after.find("to stderr 1"), std::string::npos) << cold.log;
+  EXPECT_NE(after.find("END RequestId: " + cold.request_id + "\n"), std::string::npos) << cold.log;
+  EXPECT_TRUE(cold.report.starts_with("REPORT RequestId: " + cold.request_id + "\tDuration: "))
+      << cold.report;
+  EXPECT_NE(cold.report.find("\tMemory Size: 128 MB\tMax Memory Used: "), std::string::npos);
+  EXPECT_NE(cold.report.find("\tInit Duration: "), std::string::npos) << cold.report;
+  EXPECT_TRUE(cold.log.ends_with(cold.report + "\n"));
+  EXPECT_GT(cold.peak_memory_bytes, 0u);
+
+  InvokeResult warm = Invoke(f, R"({"n":2})", "given-request-id");
+  EXPECT_EQ(warm.request_id, "given-request-id");
+  EXPECT_EQ(warm.report.find("Init Duration"), std::string::npos) << warm.report;
+  EXPECT_EQ(warm.log.find("to stdout 1"), std::string::npos) << "another invocation's output";
+  EXPECT_NE(warm.log.find("to stdout 2"), std::string::npos) << warm.log;
+  EXPECT_EQ(warm.LogTail(), warm.log);  // under 4 KiB
+
+  FunctionConfig slow =
+      Function("slow-report", RuntimeKind::kNodejs20, "index.handler",
+               {{"index.mjs", "export const handler = () => new Promise(() => {});"}});
+  slow.timeout = std::chrono::milliseconds(300);
+  EXPECT_NE(Invoke(slow).report.find("\tStatus: timeout"), std::string::npos);
+}
+
+TEST_F(RuntimeTest, LargePayloadsBothWays) {
+  const FunctionConfig f = Function("big", RuntimeKind::kPython3, "app.handler", {{"app.py", R"(
+def handler(event, context):
+    return {"len": len(event["data"]), "back": "y" * event["want"]}
+)"}});
+  const std::string data(5 * 1024 * 1024, 'x');
+  InvokeResult r = Invoke(f, R"({"want":5000000,"data":")" + data + "\"}");
+  ASSERT_FALSE(r.function_error) << r.payload.substr(0, 300);
+  const json::object out = json::parse(r.payload).as_object();
+  EXPECT_EQ(out.at("len").as_int64(), static_cast<std::int64_t>(data.size()));
+  EXPECT_EQ(out.at("back").as_string().size(), 5000000u);
+}
+
+TEST_F(RuntimeTest, AProvidedRuntimeInC) {
+  // A custom runtime compiled from C: the Runtime API over a plain socket.
+  const FunctionConfig f = Function("c-runtime", RuntimeKind::kProvided, "unused", {{"main.c", R"(
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int Connect(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(9001);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) exit(1);
+  return fd;
+}
+
+static int Exchange(const char* request, char* reply, int size) {
+  int fd = Connect(), got = 0, n;
+  if (write(fd, request, strlen(request)) < 0) exit(2);
+  while (got < size - 1 && (n = read(fd, reply + got, size - 1 - got)) > 0) got += n;
+  reply[got] = 0;
+  close(fd);
+  return got;
+}
+
+int main(void) {
+  static char reply[65536], request[66000];
+  for (;;) {
+    Exchange("GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\n"
+             "Connection: close\r\n\r\n", reply, sizeof reply);
+    char* id = strstr(reply, "Lambda-Runtime-Aws-Request-Id: ");
+    char* body = strstr(reply, "\r\n\r\n");
+    if (!id || !body) return 3;
+    id += strlen("Lambda-Runtime-Aws-Request-Id: ");
+    *strchr(id, '\r') = 0;
+    char response[1024];
+    snprintf(response, sizeof response, "{\"from\":\"c\",\"event\":%s}", body + 4);
+    snprintf(request, sizeof request,
+             "POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: r\r\n"
+             "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", id, strlen(response), response);
+    Exchange(request, reply, sizeof reply);
+  }
+}
+)"}});
+  const std::string build = "cc -O1 -o " + f.code_dir + "/bootstrap " + f.code_dir + "/main.c";
+  ASSERT_EQ(std::system(build.c_str()), 0) << build;
+  InvokeResult r = Invoke(f, R"({"k":[1,2]})");
+  ASSERT_FALSE(r.function_error) << r.payload << r.log;
+  EXPECT_EQ(json::parse(r.payload), json::parse(R"({"from":"c","event":{"k":[1,2]}})"));
+  EXPECT_FALSE(Invoke(f, "{}").cold_start);
+}
+
+TEST_F(RuntimeTest, IdleEnvironmentsAreFrozenThenReaped) {
+  Reopen({.freeze_after = std::chrono::milliseconds(50),
+          .idle_timeout = std::chrono::milliseconds(1500)});
+  const FunctionConfig f =
+      Function("idle", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
+let calls = 0;
+export const handler = async () => ++calls;)"}});
+  EXPECT_EQ(Invoke(f).payload, "1");
+  ASSERT_TRUE(Eventually([&] { return invoker_->FrozenEnvironments(f) == 1; }));
+  // A frozen environment is thawed and reused: the module state is still there.
+  InvokeResult thawed = Invoke(f);
+  EXPECT_FALSE(thawed.cold_start);
+  EXPECT_EQ(thawed.payload, "2");
+  // Past the idle timeout it is discarded; the next invocation is a cold start.
+  ASSERT_TRUE(Eventually([&] { return invoker_->IdleEnvironments(f) == 0; }));
+  InvokeResult fresh = Invoke(f);
+  EXPECT_TRUE(fresh.cold_start);
+  EXPECT_EQ(fresh.payload, "1");
+}
+
+TEST_F(RuntimeTest, ConcurrencyLimitsThrottleWithTooManyRequests) {
+  Reopen({.concurrency = {.platform_limit = 4, .max_queued = 0}});
+  FunctionConfig f = Function("gate", RuntimeKind::kNodejs20, "index.handler", {{"index.mjs", R"(
+export const handler = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, event.ms));
+  return "done";
+};)"}});
+  f.reserved_concurrency = 1;
+  auto busy = std::async(std::launch::async, [&] { return invoker_->Invoke(f, R"({"ms":3000})"); });
+  ASSERT_TRUE(Eventually([&] { return invoker_->gate().running(f.name) == 1; }));
+  auto throttled = invoker_->Invoke(f, R"({"ms":0})");
+  ASSERT_FALSE(throttled.ok());
+  EXPECT_EQ(throttled.status().code(), core::StatusCode::kResourceExhausted);
+  EXPECT_EQ(throttled.status().aws_type(), "TooManyRequestsException");
+  // Another function is not held back by f's reservation.
+  FunctionConfig other = f;
+  other.name = "gate-other";
+  other.reserved_concurrency.reset();
+  EXPECT_EQ(Invoke(other, R"({"ms":0})").payload, "\"done\"");
+  auto finished = busy.get();
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(finished->payload, "\"done\"");
+  f.reserved_concurrency = 0;
+  EXPECT_EQ(invoker_->Invoke(f, "{}").status().aws_type(), "TooManyRequestsException");
 }
 
 TEST_F(RuntimeTest, BadConfigurationsAreRejected) {
