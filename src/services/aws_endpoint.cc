@@ -114,6 +114,16 @@ std::string Statements(const policy::EvaluationResult& result) {
 
 AwsEndpoint::AwsEndpoint(Deps deps) : deps_(deps) {}
 
+void AwsEndpoint::AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool) {
+  lambda_ = lambda;
+  lambda_pool_ = pool;
+}
+
+http::Response AwsEndpoint::ErrorFor(const Exchange& ex, const core::Status& status) {
+  if (ex.rest_json) return LambdaApi::Error(ex.request, ex.context, status);
+  return QueryError(ex.request, ex.context, status, ex.ns);
+}
+
 core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string action,
                                 std::string resource, observe::AuditOutcome outcome,
                                 std::string reason) {
@@ -137,7 +147,10 @@ AwsEndpoint::Answer AwsEndpoint::Process(const http::Request& request,
                                          const http::RequestContext& context) {
   Exchange ex{.request = request, .context = context};
   http::Response response = Dispatch(ex);
-  return Answer{.response = std::move(response), .audit_seq = ex.audit_seq, .ns = ex.ns};
+  return Answer{.response = std::move(response),
+                .audit_seq = ex.audit_seq,
+                .ns = ex.ns,
+                .rest_json = ex.rest_json};
 }
 
 http::Response AwsEndpoint::Handle(const http::Request& request,
@@ -145,8 +158,11 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
   Answer answer = Process(request, context);
   if (answer.audit_seq == 0) return std::move(answer.response);
   const core::Status durable = AuditFailure(deps_.audit.WaitDurable(answer.audit_seq));
-  return durable.ok() ? std::move(answer.response)
-                      : QueryError(request, context, durable, answer.ns);
+  if (durable.ok()) return std::move(answer.response);
+  return ErrorFor(
+      Exchange{
+          .request = request, .context = context, .ns = answer.ns, .rest_json = answer.rest_json},
+      durable);
 }
 
 http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
@@ -155,6 +171,8 @@ http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
   // request and context outlive the spawned work: this coroutine waits for it. (No co_await
   // inside a conditional expression or a call's arguments: g++ 12 mis-destroys such temporaries.)
   Answer answer;
+  // Lambda invocations block for as long as they run: they have a pool of their own.
+  if (lambda_pool_ != nullptr && LambdaApi::Handles(request)) blocking = lambda_pool_;
   if (blocking == nullptr) {
     answer = Process(request, context);
   } else {
@@ -169,7 +187,12 @@ http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
   const core::Status written =
       co_await AsyncWaitDurable(deps_.audit, answer.audit_seq, http::asio::use_awaitable);
   const core::Status durable = AuditFailure(written);
-  if (!durable.ok()) co_return QueryError(request, context, durable, answer.ns);
+  if (!durable.ok()) {
+    co_return ErrorFor(
+        Exchange{
+            .request = request, .context = context, .ns = answer.ns, .rest_json = answer.rest_json},
+        durable);
+  }
   co_return std::move(answer.response);
 }
 
@@ -182,25 +205,39 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
 
   // Decode the operation first (no trust needed for that), so that even a refused request is
   // audited with the action it asked for.
-  auto query = ParseQueryRequest(FormOf(request));
+  ex.rest_json = LambdaApi::Handles(request);
   auto signature = identity::ParseSignature(view);
-  const std::string service = signature.ok() ? signature->service : "sts";
+  core::Result<QueryRequest> query = core::InvalidArgumentError("not a Query request");
+  core::Result<LambdaApi::Target> lambda_target =
+      core::UnavailableError("functions cannot run on this host").WithAwsType("ServiceException");
+  std::string action;
+  std::string service;
+  if (ex.rest_json) {
+    service = "lambda";
+    if (lambda_ != nullptr) lambda_target = lambda_->Decode(request);
+    action = lambda_target.ok() ? lambda_target->action : "lambda:InvokeFunction";
+  } else {
+    query = ParseQueryRequest(FormOf(request));
+    service = signature.ok() ? signature->service : "sts";
+    action = service + ":" + (query.ok() ? query->action : std::string("*"));
+  }
   const std::string_view ns = NamespaceOf(service);
   ex.ns = ns;
-  const std::string action = service + ":" + (query.ok() ? query->action : std::string("*"));
 
   if (!signature.ok()) {
     const core::Status audited = Audit(ex, "anonymous", action, "", observe::AuditOutcome::kDenied,
                                        signature.status().message());
-    return QueryError(request, context, audited.ok() ? signature.status() : audited);
+    return ErrorFor(ex, audited.ok() ? signature.status() : audited);
   }
-  if (service != "sts" && service != "iam") {
+  const bool served = ex.rest_json ? signature->service == "lambda"
+                                   : (signature->service == "sts" || signature->service == "iam");
+  if (!served) {
     core::Status unknown = core::InvalidArgumentError("moatless does not serve the service '" +
                                                       signature->service + "' here")
                                .WithAwsType("InvalidAction");
     const core::Status audited = Audit(ex, "access-key:" + signature->access_key_id, action, "",
                                        observe::AuditOutcome::kDenied, unknown.message());
-    return QueryError(request, context, audited.ok() ? unknown : audited, ns);
+    return ErrorFor(ex, audited.ok() ? unknown : audited);
   }
   identity::RequestOrigin origin{.source_ip = SourceIp(context.remote),
                                  .secure_transport = context.tls};
@@ -210,12 +247,20 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
     const core::Status audited = Audit(
         ex, "access-key:" + signature->access_key_id, action, "", observe::AuditOutcome::kDenied,
         std::string(caller.status().aws_type()) + ": " + caller.status().message());
-    return QueryError(request, context, audited.ok() ? caller.status() : audited, ns);
+    return ErrorFor(ex, audited.ok() ? caller.status() : audited);
+  }
+  if (ex.rest_json) {
+    if (!lambda_target.ok()) {
+      const core::Status audited = Audit(ex, caller->arn, action, "", observe::AuditOutcome::kError,
+                                         lambda_target.status().message());
+      return ErrorFor(ex, audited.ok() ? lambda_target.status() : audited);
+    }
+    return HandleLambda(ex, *caller, origin, *lambda_target);
   }
   if (!query.ok()) {
     const core::Status audited =
         Audit(ex, caller->arn, action, "", observe::AuditOutcome::kError, query.status().message());
-    return QueryError(request, context, audited.ok() ? query.status() : audited, ns);
+    return ErrorFor(ex, audited.ok() ? query.status() : audited);
   }
   if (service == "iam") return HandleIam(ex, *caller, origin, *query);
   return HandleSts(ex, *caller, origin, *query);
@@ -353,6 +398,31 @@ http::Response AwsEndpoint::HandleIam(Exchange& ex, const identity::Caller& call
   }
   xml.Begin("ResponseMetadata").Leaf("RequestId", context.request_id).End();
   return XmlResponse(request, http::HttpStatus::ok, context, xml.Finish());
+}
+
+http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& caller,
+                                         const identity::RequestOrigin& origin,
+                                         const LambdaApi::Target& target) {
+  policy::RequestContext decision_context = identity::RequestContextFor(
+      caller, origin, target.action, target.resource, deps_.clock.Now(), deps_.region);
+  const policy::EvaluationResult decision = policy::Evaluate(decision_context, caller.policies);
+  const std::string deciding = Statements(decision);
+  if (!decision.allowed()) {
+    core::Status denied = core::PermissionDeniedError(decision.Message(decision_context))
+                              .WithAwsType("AccessDeniedException");
+    const core::Status audited =
+        Audit(ex, caller.arn, target.action, target.resource, observe::AuditOutcome::kDenied,
+              denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +
+                  (decision.error.empty() ? "" : " (" + decision.error + ")"));
+    return ErrorFor(ex, audited.ok() ? denied : audited);
+  }
+  // The function runs with effects of its own: the allowed decision is durable before it does.
+  if (core::Status s = Audit(ex, caller.arn, target.action, target.resource,
+                             observe::AuditOutcome::kAllowed, deciding);
+      !s.ok() || !(s = AuditFailure(deps_.audit.WaitDurable(ex.audit_seq))).ok()) {
+    return ErrorFor(ex, s);
+  }
+  return lambda_->Run(ex.request, ex.context, target);
 }
 
 }  // namespace moatless::services

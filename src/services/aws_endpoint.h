@@ -8,7 +8,9 @@
 //
 // Served today, over the Query protocol: STS (GetCallerIdentity, AssumeRole, GetSessionToken) and
 // IAM administration (iam_api.h), every IAM operation authorised by the policy engine against
-// the caller's identity policies, boundary and session policy.
+// the caller's identity policies, boundary and session policy; over REST-JSON, once attached,
+// Lambda's Invoke (lambda_api.h: requests under /2015-03-31/functions/), authorised as
+// lambda:InvokeFunction on the function's ARN and run on the pool attached with it.
 //
 // Every response waits for the request's audit records to be durable (a decision is on disk before
 // anyone learns of it); operations that change stored state wait for the allowed decision's record
@@ -26,6 +28,7 @@
 #include "identity/sts.h"
 #include "observe/audit_log.h"
 #include "services/iam_api.h"
+#include "services/lambda_api.h"
 #include "services/query_protocol.h"
 
 namespace moatless::services {
@@ -53,6 +56,12 @@ class AwsEndpoint {
   // The same, blocking the calling thread.
   http::Response Handle(const http::Request& request, const http::RequestContext& context);
 
+  // Serves the Lambda API from now on; its requests run on `pool` (invocations block a thread
+  // for as long as they run). Until then, and after DetachLambda, they are answered 503. Attach
+  // and detach while no request is being served (at start-up and shutdown).
+  void AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool);
+  void DetachLambda() { AttachLambda(nullptr, nullptr); }
+
  private:
   // One request on its way through the endpoint.
   struct Exchange {
@@ -60,12 +69,14 @@ class AwsEndpoint {
     const http::RequestContext& context;
     std::uint64_t audit_seq = 0;          // the last audit record appended; 0: none
     std::string_view ns = kStsNamespace;  // the XML namespace of the service's errors
+    bool rest_json = false;               // errors in REST-JSON shape (Lambda), not Query XML
   };
   // What the work produced: the response, to be released once record audit_seq is durable.
   struct Answer {
     http::Response response;
     std::uint64_t audit_seq = 0;
     std::string_view ns = kStsNamespace;
+    bool rest_json = false;
   };
   Answer Process(const http::Request& request, const http::RequestContext& context);
   http::Response Dispatch(Exchange& ex);
@@ -73,12 +84,19 @@ class AwsEndpoint {
                            const identity::RequestOrigin& origin, const QueryRequest& query);
   http::Response HandleIam(Exchange& ex, const identity::Caller& caller,
                            const identity::RequestOrigin& origin, const QueryRequest& query);
+  http::Response HandleLambda(Exchange& ex, const identity::Caller& caller,
+                              const identity::RequestOrigin& origin,
+                              const LambdaApi::Target& target);
+  // The error in the exchange's protocol.
+  static http::Response ErrorFor(const Exchange& ex, const core::Status& status);
   // Sequences the audit record of a decision (Exchange::audit_seq); a failure fails the request
   // (nothing is done that is not recorded).
   core::Status Audit(Exchange& ex, std::string actor, std::string action, std::string resource,
                      observe::AuditOutcome outcome, std::string reason);
 
   Deps deps_;
+  LambdaApi* lambda_ = nullptr;
+  boost::asio::thread_pool* lambda_pool_ = nullptr;
 };
 
 }  // namespace moatless::services

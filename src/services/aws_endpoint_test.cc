@@ -14,6 +14,7 @@
 #include <fstream>
 #include <list>
 
+#include "core/base64.h"
 #include "services/test_fixture.h"
 
 namespace moatless::services {
@@ -413,6 +414,212 @@ TEST_F(AwsEndpointTest, RolesCanBeCreatedAndThenAssumed) {
   EXPECT_EQ(assumed.result_int(), 200) << assumed.body();
   http::Response listed = Call("Action=ListRoles", &root_, "iam");
   EXPECT_NE(listed.body().find("<RoleName>reader</RoleName>"), std::string::npos);
+}
+
+// A backend with two functions, "orders" (versions 1 and 2) and "reports", that answers with what
+// it was asked, and counts what ran.
+class FakeFunctions final : public FunctionBackend {
+ public:
+  core::Result<runtime::FunctionConfig> Resolve(std::string_view name,
+                                                std::string_view qualifier) override {
+    const bool known = name == "orders" || name == "reports";
+    const bool version_ok = qualifier.empty() || qualifier == "$LATEST" || qualifier == "1" ||
+                            (qualifier == "2" && name == "orders");
+    if (!known || !version_ok) {
+      return core::NotFoundError("Function not found: " + std::string(name))
+          .WithAwsType("ResourceNotFoundException");
+    }
+    runtime::FunctionConfig f;
+    f.name = name;
+    f.version = qualifier.empty() || qualifier == "$LATEST" ? (name == "orders" ? "2" : "1")
+                                                            : std::string(qualifier);
+    return f;
+  }
+  core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
+                                             std::string payload, std::string request_id) override {
+    ++runs;
+    if (function.name == "reports" && payload.find("busy") != std::string::npos) {
+      return core::ResourceExhaustedError("Rate Exceeded").WithAwsType("TooManyRequestsException");
+    }
+    runtime::InvokeResult r;
+    r.request_id = std::move(request_id);
+    r.version = function.version;
+    r.payload =
+        R"({"ran":")" + function.name + ":" + function.version + R"(","event":)" + payload + "}";
+    if (payload.find("fail") != std::string::npos) r.function_error = "Unhandled";
+    r.log = "START RequestId: " + r.request_id + "\nhello\nEND RequestId: " + r.request_id + "\n";
+    return r;
+  }
+  core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
+                                    std::string payload) override {
+    ASSIGN_OR_RETURN(const runtime::FunctionConfig f, Resolve(name, qualifier));
+    queued.push_back(f.name + ":" + payload);
+    return std::string("event-") + std::to_string(queued.size());
+  }
+  int runs = 0;
+  std::vector<std::string> queued;
+};
+
+class LambdaEndpointTest : public AwsEndpointTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(AwsEndpointTest::SetUp());
+    lambda_ = std::make_unique<LambdaApi>(
+        LambdaApi::Deps{.functions = functions_, .region = "local", .account_id = "000000000000"});
+    endpoint_->AttachLambda(lambda_.get(), nullptr);
+    // bob may invoke orders (any version) and nothing else.
+    ASSERT_TRUE(directory_
+                    ->PutPolicy(identity::PrincipalType::kUser, "bob", "invoke-orders",
+                                R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"lambda:InvokeFunction",
+        "Resource":"arn:aws:lambda:local:000000000000:function:orders*"}]})")
+                    .ok());
+  }
+  void TearDown() override {
+    if (endpoint_) endpoint_->DetachLambda();
+    AwsEndpointTest::TearDown();
+  }
+
+  http::Response Invoke(const std::string& function, const std::string& payload,
+                        const Credentials* creds, std::map<std::string, std::string> headers = {},
+                        std::string_view service = "lambda") {
+    http::Request req(http::Verb::post, "/2015-03-31/functions/" + function + "/invocations", 11);
+    req.set(http::Field::host, "127.0.0.1:9000");
+    req.set(http::Field::content_type, "application/json");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = payload;
+    req.prepare_payload();
+    if (creds != nullptr) {
+      identity::HttpRequestView view{
+          .method = req.method_string(), .target = req.target(), .body = req.body()};
+      for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
+      auto signed_headers = identity::SignRequest(view,
+                                                  {.access_key_id = creds->id,
+                                                   .region = "local",
+                                                   .service = service,
+                                                   .time = clock_->Now()},
+                                                  creds->secret);
+      EXPECT_TRUE(signed_headers.ok()) << signed_headers.status();
+      for (const auto& [k, v] : *signed_headers) req.set(k, v);
+    }
+    return endpoint_->Handle(req, NextContext());
+  }
+
+  FakeFunctions functions_;
+  std::unique_ptr<LambdaApi> lambda_;
+};
+
+TEST_F(LambdaEndpointTest, AnAllowedInvocationRunsAndAnswersInLambdaShape) {
+  http::Response r = Invoke("orders", R"({"id":7})", &bob_, {{"X-Amz-Log-Type", "Tail"}});
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r.body(), R"({"ran":"orders:2","event":{"id":7}})");
+  EXPECT_EQ(r["X-Amz-Executed-Version"], "2");
+  EXPECT_EQ(r["X-Amz-Function-Error"], "");
+  const auto log = core::Base64Decode(r["X-Amz-Log-Result"]);
+  ASSERT_TRUE(log.has_value());
+  EXPECT_NE(log->find("START RequestId: " + std::string(r["x-amzn-RequestId"])), std::string::npos);
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("lambda:InvokeFunction"), std::string::npos);
+  EXPECT_NE(audit.find("arn:aws:lambda:local:000000000000:function:orders"), std::string::npos);
+
+  // A qualifier in the name, in the query or as an ARN; the function error is passed on.
+  r = Invoke("orders:1", R"({"fail":1})", &bob_);
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r["X-Amz-Executed-Version"], "1");
+  EXPECT_EQ(r["X-Amz-Function-Error"], "Unhandled");
+  r = Invoke("arn%3Aaws%3Alambda%3Alocal%3A000000000000%3Afunction%3Aorders", "", &bob_);
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r.body(), R"({"ran":"orders:2","event":{}})");
+  EXPECT_EQ(functions_.runs, 3);
+}
+
+TEST_F(LambdaEndpointTest, EachFunctionIsAuthorisedOnItsOwnArnAndDenialsAreAudited) {
+  http::Response r = Invoke("reports", "{}", &bob_);
+  EXPECT_EQ(r.result_int(), 403) << r.body();
+  EXPECT_EQ(r["x-amzn-ErrorType"], "AccessDeniedException");
+  EXPECT_EQ(r[http::Field::content_type], "application/json");
+  EXPECT_NE(r.body().find("lambda:InvokeFunction"), std::string::npos) << r.body();
+  // alice has no lambda permission at all; a missing function is not revealed to her.
+  r = Invoke("no-such-function", "{}", &alice_);
+  EXPECT_EQ(r["x-amzn-ErrorType"], "AccessDeniedException");
+  EXPECT_EQ(functions_.runs, 0);
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("function:reports"), std::string::npos);
+  EXPECT_NE(audit.find("\"denied\""), std::string::npos);
+  // Unsigned, and signed for another service: refused before anything runs, in JSON.
+  r = Invoke("orders", "{}", nullptr);
+  EXPECT_EQ(r.result_int(), 403);
+  EXPECT_FALSE(r["x-amzn-ErrorType"].empty());
+  r = Invoke("orders", "{}", &bob_, {}, "sts");
+  EXPECT_EQ(r.result_int(), 400) << r.body();
+  EXPECT_EQ(functions_.runs, 0);
+}
+
+TEST_F(LambdaEndpointTest, InvocationTypesAndBadRequests) {
+  http::Response r = Invoke("orders", R"({"e":1})", &bob_, {{"X-Amz-Invocation-Type", "Event"}});
+  EXPECT_EQ(r.result_int(), 202) << r.body();
+  EXPECT_EQ(r["x-amzn-RequestId"], "event-1");
+  ASSERT_EQ(functions_.queued.size(), 1u);
+  EXPECT_EQ(functions_.queued[0], R"(orders:{"e":1})");
+  r = Invoke("orders", "{}", &bob_, {{"X-Amz-Invocation-Type", "DryRun"}});
+  EXPECT_EQ(r.result_int(), 204);
+  EXPECT_EQ(functions_.runs, 0);
+
+  struct Case {
+    std::string function, payload;
+    std::map<std::string, std::string> headers;
+    int status;
+    std::string type;
+  };
+  const std::vector<Case> cases = {
+      {"orders", "{not json", {}, 400, "InvalidRequestContentException"},
+      {"orders",
+       "{}",
+       {{"X-Amz-Invocation-Type", "Sometimes"}},
+       400,
+       "InvalidParameterValueException"},
+      {"orders", "{}", {{"X-Amz-Log-Type", "Everything"}}, 400, "InvalidParameterValueException"},
+      {"orders:3", "{}", {}, 404, "ResourceNotFoundException"},
+      {"orders:1:2", "{}", {}, 400, "InvalidParameterValueException"},
+      {"bad%20name", "{}", {}, 400, "InvalidParameterValueException"},
+      {"orders",
+       "\"" + std::string(7 * 1024 * 1024, 'x') + "\"",
+       {},
+       413,
+       "RequestTooLargeException"},
+      {"orders",
+       "\"" + std::string(300 * 1024, 'x') + "\"",
+       {{"X-Amz-Invocation-Type", "Event"}},
+       413,
+       "RequestTooLargeException"},
+  };
+  for (const Case& c : cases) {
+    r = Invoke(c.function, c.payload, &bob_, c.headers);
+    EXPECT_EQ(r.result_int(), c.status) << c.function << " " << r.body();
+    EXPECT_EQ(r["x-amzn-ErrorType"], c.type) << c.function << " " << r.body();
+  }
+  EXPECT_EQ(functions_.runs, 0);
+  EXPECT_EQ(functions_.queued.size(), 1u);
+}
+
+TEST_F(LambdaEndpointTest, AThrottleIsA429TheSdksRetry) {
+  ASSERT_TRUE(directory_
+                  ->PutPolicy(identity::PrincipalType::kUser, "bob", "invoke-reports",
+                              R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"lambda:InvokeFunction",
+        "Resource":"arn:aws:lambda:local:000000000000:function:reports"}]})")
+                  .ok());
+  http::Response r = Invoke("reports", R"("busy")", &bob_);
+  EXPECT_EQ(r.result_int(), 429) << r.body();
+  EXPECT_EQ(r["x-amzn-ErrorType"], "TooManyRequestsException");
+  EXPECT_EQ(r[http::Field::retry_after], "1");
+}
+
+TEST_F(LambdaEndpointTest, WithoutFunctionsTheApiAnswers503) {
+  endpoint_->DetachLambda();
+  http::Response r = Invoke("orders", "{}", &bob_);
+  EXPECT_EQ(r.result_int(), 503) << r.body();
+  EXPECT_EQ(r["x-amzn-ErrorType"], "ServiceException");
 }
 
 }  // namespace
