@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 3> kMigrations = {{
+  static const std::array<Migration, 4> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -62,6 +62,30 @@ std::span<const Migration> PlatformMigrations() {
        ");\n"
        "CREATE INDEX policy_attachments_by_policy ON policy_attachments (policy_arn);\n"
        "ALTER TABLE principals ADD COLUMN boundary_arn TEXT REFERENCES managed_policies (arn)"},
+      // runtime: every published version of every function (its configuration as JSON, without
+      // the version, which is the row's), and the asynchronous invocations accepted but not yet
+      // finished (runtime/event_queue.h). Times in async_invocations are unix milliseconds from
+      // core::Clock; running is the portable boolean (0/1).
+      {4, "create_functions",
+       "CREATE TABLE functions (\n"
+       "  name TEXT NOT NULL,\n"
+       "  version BIGINT NOT NULL,\n"
+       "  config TEXT NOT NULL,\n"
+       "  created_at TEXT NOT NULL,\n"
+       "  PRIMARY KEY (name, version)\n"
+       ");\n"
+       "CREATE TABLE async_invocations (\n"
+       "  id TEXT PRIMARY KEY NOT NULL,\n"
+       "  function_name TEXT NOT NULL,\n"
+       "  qualifier TEXT NOT NULL,\n"
+       "  payload BLOB NOT NULL,\n"
+       "  attempts BIGINT NOT NULL,\n"
+       "  running BIGINT NOT NULL CHECK (running IN (0, 1)),\n"
+       "  next_attempt_ms BIGINT NOT NULL,\n"
+       "  accepted_at_ms BIGINT NOT NULL\n"
+       ");\n"
+       "CREATE INDEX async_invocations_by_next_attempt ON async_invocations (next_attempt_ms);\n"
+       "CREATE INDEX async_invocations_by_function ON async_invocations (function_name)"},
   }};
   return kMigrations;
 }
