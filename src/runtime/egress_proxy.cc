@@ -269,8 +269,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     resolver_.cancel();
   }
 
+  // Cancels the operation under way (only one side ever waits outside a tunnel; in a tunnel both
+  // pumps fail and close both sockets). The sockets stay open so that a timeout can be answered.
+  void CancelIo() {
+    ErrorCode ignored;
+    client_.cancel(ignored);
+    upstream_.cancel(ignored);
+    resolver_.cancel();
+  }
+
   // The watchdog: one deadline at a time. Arm() moves it (an idle timer, re-armed on progress, or
-  // a phase deadline); when it passes, both sockets close and expired_ tells why.
+  // a phase deadline); when it passes, the operation under way is cancelled and expired_ tells
+  // why. Everything runs on one thread, so an expiry always finds an operation to cancel.
   void Arm(SteadyClock::duration d) {
     expired_ = false;
     deadline_ = SteadyClock::now() + d;
@@ -282,7 +292,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (self->deadline_ <= SteadyClock::now()) {
         self->deadline_ = SteadyClock::time_point::max();
         self->expired_ = true;
-        self->CloseSockets();
+        self->CancelIo();
         continue;
       }
       self->timer_.expires_at(self->deadline_);

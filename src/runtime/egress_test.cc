@@ -670,6 +670,59 @@ TEST_F(EgressProxyTest, MalformedOversizedAndOriginFormRequests) {
   EXPECT_EQ(proxy_->stats().outbound_connects, 0u);
 }
 
+TEST_F(EgressProxyTest, UnreachableAndUnresolvableDestinationsAre502) {
+  // A port nobody listens on: bind one, then close it.
+  std::uint16_t closed_port = 0;
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor acceptor(io, {make_address("127.0.0.1"), 0});
+    closed_port = acceptor.local_endpoint().port();
+  }
+  const std::uint16_t port =
+      Listen({"http://127.0.0.1:" + std::to_string(closed_port), "http://no-such-host.invalid:80"});
+  {
+    TestClient client(port);
+    ASSERT_TRUE(client.Send(
+        AbsoluteGet("http://127.0.0.1:" + std::to_string(closed_port) + "/", "127.0.0.1")));
+    auto res = client.Read();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 502);
+  }
+  {
+    TestClient client(port);
+    ASSERT_TRUE(client.Send(AbsoluteGet("http://no-such-host.invalid/", "no-such-host.invalid")));
+    auto res = client.Read();
+    ASSERT_TRUE(res);
+    // 502 when the resolver answers, 504 when a resolver without network does not in time.
+    EXPECT_TRUE(res->result_int() == 502 || res->result_int() == 504) << res->result_int();
+  }
+  EXPECT_TRUE(Refusals().empty());
+}
+
+TEST_F(EgressProxyTest, SlowHeadersAndIdleTunnelsAreClosed) {
+  EgressProxy proxy(pool_, EgressProxyOptions{.idle_timeout = std::chrono::milliseconds(200),
+                                              .header_timeout = std::chrono::milliseconds(200)});
+  auto port = proxy.ListenInCurrentNamespace(
+      "env-2", MustParse({"https://127.0.0.1:" + std::to_string(origin_port_)}), 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  {
+    TestClient client(*port);
+    ASSERT_TRUE(client.Send("CONNECT 127.0.0.1:"));  // and nothing more
+    auto res = client.Read();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 408);
+    EXPECT_TRUE(client.PeerClosed());
+  }
+  {
+    TestClient tunnel(*port);
+    ASSERT_TRUE(tunnel.Send("CONNECT " + OriginAuthority() + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto established = tunnel.Read(/*header_only=*/true);
+    ASSERT_TRUE(established);
+    ASSERT_EQ(established->result_int(), 200);
+    EXPECT_TRUE(tunnel.PeerClosed());  // no traffic either way: the idle timeout closes it
+  }
+}
+
 TEST_F(EgressProxyTest, ForgetClosesTheListenerAndOpenTunnels) {
   const std::uint16_t port = Listen({"https://127.0.0.1:" + std::to_string(origin_port_)});
   TestClient tunnel(port);
