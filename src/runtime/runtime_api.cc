@@ -1,11 +1,5 @@
 #include "runtime/runtime_api.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -15,6 +9,7 @@
 
 #include "core/filesystem.h"
 #include "http/status_response.h"
+#include "runtime/loopback_listener.h"
 
 namespace moatless::runtime {
 namespace {
@@ -181,19 +176,7 @@ RuntimeApi::~RuntimeApi() {
 
 core::Result<std::shared_ptr<RuntimeChannel>> RuntimeApi::ListenInCurrentNamespace(
     const std::string& environment_id) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return core::ErrnoStatus("socket", errno);
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(kRuntimeApiPort);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0) {
-    const core::Status failed = core::ErrnoStatus("listen on 127.0.0.1:9001 in the sandbox", errno);
-    ::close(fd);
-    return failed;
-  }
+  ASSIGN_OR_RETURN(const int fd, ListenOnLoopback(kRuntimeApiPort, "the Runtime API"));
   auto channel = std::make_shared<RuntimeChannel>();
   const std::string name = std::string(kListenerPrefix) + environment_id;
   {
