@@ -51,6 +51,7 @@ ControlApi::ControlApi(Deps deps)
     };
     add(router_, "POST", "/", aws);
     add(router_, "GET", "/", aws);
+    add(router_, "POST", "/2015-03-31/functions/{name}/invocations", aws);
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "app/control_api.h"
 #include "app/data_dir.h"
+#include "app/function_host.h"
 #include "app/version.h"
 #include "core/aead.h"
 #include "http/io_pool.h"
@@ -183,6 +184,32 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
     gateway_address = FormatEndpoint(*ep);
   }
 
+  // Functions, where this host can isolate them; elsewhere the Lambda API answers 503.
+  std::unique_ptr<FunctionHost> functions;
+  if (sandboxer.ok()) {
+    FunctionSettings function_settings;
+    function_settings.concurrency = {.platform_limit = settings.function_concurrency,
+                                     .max_queued = settings.function_queue,
+                                     .max_wait = settings.function_queue_wait};
+    function_settings.idle_timeout = settings.function_idle_timeout;
+    functions = std::make_unique<FunctionHost>(
+        FunctionHost::Deps{.sandboxer = **sandboxer,
+                           .io = pool,
+                           .env = env,
+                           .sts = sts,
+                           .aws = aws,
+                           .audit = *audit,
+                           .db = *db,
+                           .log = log,
+                           .metrics = &metrics,
+                           .blocking = &service_pool,
+                           .runtimes_dir = settings.runtimes_dir.empty() ? MOATLESS_RUNTIMES_DIR
+                                                                         : settings.runtimes_dir,
+                           .region = settings.region,
+                           .account_id = settings.account_id,
+                           .settings = std::move(function_settings)});
+  }
+
   RETURN_IF_ERROR(audit->Append(LifecycleRecord("moatless:ServeStart", settings, control_address))
                       .Annotate("audit log"));
 
@@ -209,6 +236,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
+  functions.reset();  // in-flight invocations end; environments are discarded
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

@@ -1,11 +1,16 @@
 #include "app/function_host.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "identity/sigv4.h"
 #include "sandbox/test_support.h"
@@ -62,6 +67,9 @@ class FunctionHostTest : public services::AwsEndpointStoreTest {
                                                           .sts = *sts_,
                                                           .aws = *endpoint_,
                                                           .audit = *audit_,
+                                                          .db = *db_,
+                                                          .log = observe::Logger(log_, *clock_),
+                                                          .metrics = &metrics_,
                                                           .runtimes_dir = MOATLESS_RUNTIMES_DIR});
     ASSERT_TRUE(directory_->CreateRole("fn-orders", kTrustLambda).ok());
     ASSERT_TRUE(directory_
@@ -107,7 +115,20 @@ class FunctionHostTest : public services::AwsEndpointStoreTest {
     return out;
   }
 
+  // The text of every log record with `msg`.
+  std::vector<std::string> Logged(std::string_view msg) {
+    std::vector<std::string> out;
+    for (const std::string& line : log_.Lines()) {
+      if (line.find("\"msg\":\"" + std::string(msg) + "\"") != std::string::npos) {
+        out.push_back(line);
+      }
+    }
+    return out;
+  }
+
   sandbox::HostSupport host_;
+  observe::MemorySink log_;
+  observe::MetricsRegistry metrics_;
   std::unique_ptr<http::IoPool> io_;
   std::unique_ptr<sandbox::Sandboxer> sandboxer_;
   std::unique_ptr<FunctionHost> functions_;
@@ -117,7 +138,7 @@ TEST_F(FunctionHostTest, AFunctionActsAsItsRoleAndItsCredentialsWorkNowhereElse)
   auto result = functions_->invoker().Invoke(WhoAmI("fn-orders"), "{}");
   ASSERT_TRUE(result.ok()) << result.status();
   // The payload holds the credentials: never printed.
-  ASSERT_FALSE(result->function_error) << result->log_tail;
+  ASSERT_FALSE(result->function_error) << result->log;
   const json::object out = json::parse(result->payload).as_object();
   const std::string session_prefix = "arn:aws:sts::000000000000:assumed-role/fn-orders/orders-";
   EXPECT_TRUE(std::string(out.at("with_variables").as_string()).starts_with(session_prefix))
@@ -182,6 +203,159 @@ TEST_F(FunctionHostTest, ARoleThatDoesNotTrustLambdaIsNotHandedOut) {
     denied = denied || (r.at("actor") == "lambda.amazonaws.com" && r.at("outcome") == "denied");
   }
   EXPECT_TRUE(denied);
+}
+
+// A host HTTP server on 127.0.0.1 that answers every request with `body`, and counts them.
+class OriginServer {
+ public:
+  explicit OriginServer(std::string body) : body_(std::move(body)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int conn = ::accept(fd_, nullptr, nullptr);
+        if (conn < 0) return;
+        char buffer[4096];
+        [[maybe_unused]] const ssize_t n = ::read(conn, buffer, sizeof buffer);
+        ++requests_;
+        const std::string response =
+            "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body_.size()) +
+            "\r\nConnection: close\r\n\r\n" + body_;
+        [[maybe_unused]] const ssize_t w = ::write(conn, response.data(), response.size());
+        ::close(conn);
+      }
+    });
+  }
+  ~OriginServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int requests() const { return requests_; }
+
+ private:
+  std::string body_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+constexpr char kFetch[] = R"(
+import urllib.request
+
+def handler(event, context):
+    out = {}
+    for url in event["urls"]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                out[url] = "ok: " + r.read().decode()
+        except Exception as e:
+            out[url] = "refused: " + type(e).__name__ + " " + str(e)[:200]
+    return out
+)";
+
+TEST_F(FunctionHostTest, EgressReachesExactlyTheAllowlistThroughTheProxy) {
+  OriginServer allowed("hello from the host"), other("should not be reached");
+  const std::string code = dir_ + "/fetch";
+  std::filesystem::create_directories(code);
+  ::chmod(code.c_str(), 0755);
+  std::ofstream(code + "/app.py") << kFetch;
+  runtime::FunctionConfig f;
+  f.name = "fetcher";
+  f.runtime = runtime::RuntimeKind::kPython3;
+  f.handler = "app.handler";
+  f.code_dir = code;
+  f.timeout = std::chrono::seconds(30);
+  const std::string allowed_url = "http://127.0.0.1:" + std::to_string(allowed.port()) + "/x";
+  const std::string other_url = "http://127.0.0.1:" + std::to_string(other.port()) + "/x";
+  const std::string metadata_url = "http://169.254.169.254/latest/meta-data/";
+  const std::string event = json::serialize(
+      json::object{{"urls", json::array{json::string(allowed_url), json::string(other_url),
+                                        json::string(metadata_url)}}});
+
+  // No egress: nothing outside the sandbox is reachable.
+  auto none = functions_->invoker().Invoke(f, event);
+  ASSERT_TRUE(none.ok()) << none.status();
+  ASSERT_FALSE(none->function_error) << none->payload << none->log;
+  const json::value none_out = json::parse(none->payload);
+  for (const auto& [url, outcome] : none_out.as_object()) {
+    EXPECT_TRUE(outcome.as_string().starts_with("refused")) << url << ": " << outcome;
+  }
+  EXPECT_EQ(allowed.requests(), 0);
+
+  // With an allowlist naming one port of 127.0.0.1: that, and nothing else.
+  f.name = "fetcher-egress";
+  f.egress = {"http://127.0.0.1:" + std::to_string(allowed.port())};
+  auto some = functions_->invoker().Invoke(f, event);
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_FALSE(some->function_error) << some->payload << some->log;
+  const json::object out = json::parse(some->payload).as_object();
+  EXPECT_EQ(out.at(allowed_url).as_string(), "ok: hello from the host");
+  EXPECT_TRUE(out.at(other_url).as_string().starts_with("refused")) << out.at(other_url);
+  EXPECT_TRUE(out.at(metadata_url).as_string().starts_with("refused")) << out.at(metadata_url);
+  EXPECT_EQ(other.requests(), 0);
+  EXPECT_EQ(allowed.requests(), 1);
+  // Each refusal is logged with its destination.
+  const std::vector<std::string> refusals = Logged("egress refused");
+  ASSERT_EQ(refusals.size(), 2u);
+  EXPECT_NE(refusals[0].find(std::to_string(other.port())), std::string::npos) << refusals[0];
+  EXPECT_NE(refusals[1].find("169.254.169.254"), std::string::npos) << refusals[1];
+}
+
+TEST_F(FunctionHostTest, PublishedFunctionsRunThroughTheInvokeApiWithLogsAndMetrics) {
+  runtime::FunctionConfig f = WhoAmI("fn-orders");
+  std::ofstream(f.code_dir + "/app.py") << "def handler(event, context):\n"
+                                           "    print('working on', event['n'])\n"
+                                           "    return {'n': event['n'], 'v': 1}\n";
+  f.role_arn.clear();
+  auto published = functions_->registry().Publish(f);
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_TRUE(directory_
+                  ->PutPolicy(identity::PrincipalType::kRole, "fn-orders", "invoke",
+                              R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"lambda:InvokeFunction","Resource":"*"}]})")
+                  .ok());
+  auto result = functions_->Invoke(*published, R"({"n":4})", "req-four");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->payload, R"({"n": 4, "v": 1})");
+  EXPECT_EQ(result->version, "1");
+  // The function's output and its REPORT are in the platform's log with the request id.
+  const std::vector<std::string> output = Logged("function output");
+  bool line_logged = false;
+  for (const std::string& line : output) {
+    line_logged = line_logged || (line.find("working on 4") != std::string::npos &&
+                                  line.find("req-four") != std::string::npos);
+  }
+  EXPECT_TRUE(line_logged);
+  const std::vector<std::string> invocations = Logged("invocation");
+  ASSERT_EQ(invocations.size(), 1u);
+  EXPECT_NE(invocations[0].find("\"outcome\":\"ok\""), std::string::npos) << invocations[0];
+  const std::string exposed = metrics_.Expose();
+  EXPECT_NE(
+      exposed.find(R"(moatless_function_invocations_total{function="orders",outcome="ok"} 1)"),
+      std::string::npos)
+      << exposed;
+
+  // An event: stored, then run by the queue's workers.
+  auto id = functions_->Enqueue("orders", "", R"({"n":5})");
+  ASSERT_TRUE(id.ok()) << id.status();
+  bool ran = false;
+  for (int i = 0; i < 3000 && !ran; ++i) {
+    for (const std::string& line : Logged("event invocation done")) {
+      ran = ran || line.find(*id) != std::string::npos;
+    }
+    if (!ran) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(ran);
 }
 
 }  // namespace

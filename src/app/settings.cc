@@ -104,6 +104,34 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kBool,
             .default_value = "true",
             .help = "log one line per request"})
+      .Add({.name = "functions.concurrency",
+            .type = ConfigType::kInt,
+            .default_value = "64",
+            .help = "function invocations running at once, all functions together",
+            .min = 1,
+            .max = 4096})
+      .Add({.name = "functions.queue",
+            .type = ConfigType::kInt,
+            .default_value = "64",
+            .help = "invocations that may wait for a free slot; beyond, TooManyRequestsException",
+            .min = 0,
+            .max = 4096})
+      .Add({.name = "functions.queue_wait",
+            .type = ConfigType::kDuration,
+            .default_value = "3s",
+            .help = "how long an invocation waits for a slot before it is throttled",
+            .min = 0,
+            .max = 600'000})
+      .Add({.name = "functions.idle_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "10m",
+            .help = "an idle warm environment is discarded after this (frozen after 1 s)",
+            .min = 1'000,
+            .max = 86'400'000})
+      .Add({.name = "functions.runtimes_dir",
+            .type = ConfigType::kString,
+            .default_value = "",
+            .help = "directory of the built-in runtimes' bootstraps (default: the installed one)"})
       .Add({.name = "insecure_allow_weak_isolation",
             .type = ConfigType::kBool,
             .default_value = "false",
@@ -182,6 +210,11 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
         "): expected lower-case letters, digits and '-', got \"" + s.region + "\"");
   }
   s.drain_timeout = config.GetDuration("shutdown.drain_timeout");
+  s.function_concurrency = static_cast<std::size_t>(config.GetInt("functions.concurrency"));
+  s.function_queue = static_cast<std::size_t>(config.GetInt("functions.queue"));
+  s.function_queue_wait = config.GetDuration("functions.queue_wait");
+  s.function_idle_timeout = config.GetDuration("functions.idle_timeout");
+  s.runtimes_dir = config.GetString("functions.runtimes_dir");
   return s;
 }
 

@@ -40,6 +40,11 @@ struct ServeSettings {
   std::string account_id;   // identity.account_id
   std::string region;       // identity.region
   bool insecure_allow_weak_isolation = false;
+  std::size_t function_concurrency = 64;              // functions.concurrency
+  std::size_t function_queue = 64;                    // functions.queue
+  std::chrono::milliseconds function_queue_wait{};    // functions.queue_wait
+  std::chrono::milliseconds function_idle_timeout{};  // functions.idle_timeout
+  std::string runtimes_dir;  // functions.runtimes_dir; empty: the compiled-in default
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

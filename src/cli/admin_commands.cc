@@ -13,16 +13,6 @@ namespace {
 
 namespace pt = boost::property_tree;
 
-void AddConnectionFlags(CLI::App* app, AdminCommands::Connection& c) {
-  app->add_option("--endpoint", c.endpoint,
-                  "moatless server URL (default: $MOATLESS_ENDPOINT, $AWS_ENDPOINT_URL, "
-                  "http://127.0.0.1:8420)");
-  app->add_option("--profile", c.profile,
-                  "AWS credentials profile (default: $AWS_PROFILE, then "
-                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then default)");
-  app->add_option("--region", c.region, "region to sign for (default: $AWS_REGION or local)");
-}
-
 std::string Basename(const std::string& path) {
   std::string name = path.substr(path.find_last_of('/') + 1);
   if (const auto dot = name.rfind('.'); dot != std::string::npos && dot > 0) name.resize(dot);
@@ -38,6 +28,16 @@ core::Result<std::string> ReadFile(const std::string& path) {
 }
 
 }  // namespace
+
+void AddConnectionFlags(CLI::App* app, AdminCommands::Connection& c) {
+  app->add_option("--endpoint", c.endpoint,
+                  "moatless server URL (default: $MOATLESS_ENDPOINT, $AWS_ENDPOINT_URL, "
+                  "http://127.0.0.1:8420)");
+  app->add_option("--profile", c.profile,
+                  "AWS credentials profile (default: $AWS_PROFILE, then "
+                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then default)");
+  app->add_option("--region", c.region, "region to sign for (default: $AWS_REGION or local)");
+}
 
 AdminCommands::AdminCommands(CLI::App& parent) {
   users_ = parent.add_subcommand("users", "Manage users (signed IAM API calls to the server)");

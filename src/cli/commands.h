@@ -4,7 +4,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +86,57 @@ class AdminCommands {
   bool remove_ = false;
   std::string key_id_;
   std::string write_profile_;
+};
+
+// --endpoint, --profile and --region, for the commands that call the signed API.
+void AddConnectionFlags(CLI::App* app, AdminCommands::Connection& connection);
+
+// `moatless functions publish|list|versions|delete`: the function registry of a data directory
+// (written directly to its store; a running daemon sees a publish at the next invocation). Every
+// publish is a new immutable version.
+class FunctionsCommands {
+ public:
+  explicit FunctionsCommands(CLI::App& parent);
+  bool parsed() const { return functions_->parsed(); }
+  int Run();
+
+ private:
+  CLI::App* functions_;
+  CLI::App* publish_;
+  CLI::App* list_;
+  CLI::App* versions_;
+  CLI::App* delete_;
+  std::string data_dir_ = ".moatless";
+  std::string name_;
+  std::string runtime_ = "nodejs20";
+  std::string handler_;
+  std::string code_;
+  std::string role_;
+  std::uint32_t memory_mb_ = 128;
+  double timeout_seconds_ = 3;
+  std::optional<std::uint32_t> reserved_concurrency_;
+  std::vector<std::string> environment_;  // KEY=VALUE
+  std::vector<std::string> egress_;
+  bool json_ = false;
+};
+
+// `moatless invoke NAME`: Lambda's Invoke through the signed API, like `aws lambda invoke`.
+// Prints the response (or the function's error) on stdout; exit 0 on success, 1 on a function
+// error or a refused request.
+class InvokeCommand {
+ public:
+  explicit InvokeCommand(CLI::App& parent);
+  bool parsed() const { return command_->parsed(); }
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  CLI::App* command_;
+  AdminCommands::Connection connection_;
+  std::string name_;
+  std::string payload_;  // JSON, or @file
+  std::string qualifier_;
+  std::string invocation_type_ = "RequestResponse";
+  bool log_ = false;
 };
 
 // `moatless audit verify`.

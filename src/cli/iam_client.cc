@@ -113,13 +113,10 @@ core::Result<ClientSettings> ResolveClientSettings(
   return s;
 }
 
-core::Result<boost::property_tree::ptree> IamClient::Call(
-    const std::string& action, const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string body = "Action=" + FormEncode(action) + "&Version=2010-05-08";
-  for (const auto& [k, v] : params) body += "&" + FormEncode(k) + "=" + FormEncode(v);
-  ASSIGN_OR_RETURN(const http::ParsedUrl url, http::ParseUrl(settings_.endpoint + "/"));
-  http::Request request = http::MakeRequest(http::Verb::post, "/", body,
-                                            "application/x-www-form-urlencoded; charset=utf-8");
+core::Result<http::Response> SendSigned(const ClientSettings& settings, std::string_view service,
+                                        http::Request request,
+                                        std::chrono::milliseconds read_timeout) {
+  ASSIGN_OR_RETURN(const http::ParsedUrl url, http::ParseUrl(settings.endpoint + "/"));
   request.set(http::Field::host, url.host_header);
   request.prepare_payload();
   identity::HttpRequestView view{
@@ -128,19 +125,29 @@ core::Result<boost::property_tree::ptree> IamClient::Call(
   ASSIGN_OR_RETURN(
       const auto headers,
       identity::SignRequest(view,
-                            {.access_key_id = settings_.credentials.access_key_id,
-                             .region = settings_.region,
-                             .service = "iam",
+                            {.access_key_id = settings.credentials.access_key_id,
+                             .region = settings.region,
+                             .service = service,
                              .time = core::RealClock().Now(),
-                             .security_token = settings_.credentials.session_token
+                             .security_token = settings.credentials.session_token
                                                    ? std::optional<std::string_view>(
-                                                         *settings_.credentials.session_token)
+                                                         *settings.credentials.session_token)
                                                    : std::nullopt},
-                            settings_.credentials.secret_access_key));
+                            settings.credentials.secret_access_key));
   for (const auto& [k, v] : headers) request.set(k, v);
-  ASSIGN_OR_RETURN(const http::Client client, http::Client::Create());
-  ASSIGN_OR_RETURN(const http::Response response,
-                   client.FetchBlocking(settings_.endpoint + "/", std::move(request)));
+  ASSIGN_OR_RETURN(const http::Client client,
+                   http::Client::Create(http::ClientOptions{.read_timeout = read_timeout}));
+  return client.FetchBlocking(settings.endpoint + std::string(request.target()),
+                              std::move(request));
+}
+
+core::Result<boost::property_tree::ptree> IamClient::Call(
+    const std::string& action, const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string body = "Action=" + FormEncode(action) + "&Version=2010-05-08";
+  for (const auto& [k, v] : params) body += "&" + FormEncode(k) + "=" + FormEncode(v);
+  http::Request request = http::MakeRequest(http::Verb::post, "/", body,
+                                            "application/x-www-form-urlencoded; charset=utf-8");
+  ASSIGN_OR_RETURN(const http::Response response, SendSigned(settings_, "iam", std::move(request)));
   boost::property_tree::ptree tree;
   try {
     std::istringstream in(response.body());

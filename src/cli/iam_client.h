@@ -1,5 +1,5 @@
 // IamClient: the CLI's way to call moatless's IAM API — the same signed Query-protocol requests
-// the aws CLI sends.
+// the aws CLI sends — and SendSigned, the signing and sending it shares with `moatless invoke`.
 //
 // Credentials come from the standard AWS places, in the AWS CLI's order: an explicit profile
 // (--profile, else AWS_PROFILE) from the shared credentials file ($AWS_SHARED_CREDENTIALS_FILE,
@@ -13,6 +13,7 @@
 #pragma once
 
 #include <boost/property_tree/ptree.hpp>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "core/secret_bytes.h"
 #include "core/status.h"
+#include "http/types.h"
 
 namespace moatless::cli {
 
@@ -40,6 +42,13 @@ struct ClientSettings {
 core::Result<ClientSettings> ResolveClientSettings(
     const std::string& endpoint_flag, const std::string& profile_flag,
     const std::string& region_flag, const std::map<std::string, std::string>& environment);
+
+// Signs `request` for `service` with the settings' credentials (SigV4, the real time) and sends it
+// to the settings' endpoint; the response whatever its status, or a transport error (also when
+// no response has come within `read_timeout`).
+core::Result<http::Response> SendSigned(
+    const ClientSettings& settings, std::string_view service, http::Request request,
+    std::chrono::milliseconds read_timeout = std::chrono::seconds(60));
 
 class IamClient {
  public:

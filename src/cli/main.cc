@@ -39,6 +39,8 @@ int Main(int argc, char** argv) {
   AuditCommands audit(cli);
   PolicyCommands policy(cli);
   DoctorCommand doctor(cli);
+  FunctionsCommands functions(cli);
+  InvokeCommand invoke(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -62,6 +64,8 @@ int Main(int argc, char** argv) {
   if (audit.parsed()) return audit.Run();
   if (policy.parsed()) return policy.Run();
   if (doctor.parsed()) return doctor.Run();
+  if (functions.parsed()) return functions.Run();
+  if (invoke.parsed()) return invoke.Run(ProcessEnvironment());
   return kExitUsage;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "runtime/egress.h"
 #include "runtime/runtime_api.h"
 
 namespace moatless::runtime {
@@ -108,7 +109,9 @@ core::Status ValidateFunction(const FunctionConfig& f) {
   if (f.reserved_concurrency && *f.reserved_concurrency > 1000) {
     return core::InvalidArgumentError("reserved concurrency must be 0-1000");
   }
-  if (f.egress.size() > 64) return core::InvalidArgumentError("at most 64 egress entries");
+  if (!f.egress.empty()) {
+    if (auto egress = EgressAllowlist::Parse(f.egress); !egress.ok()) return egress.status();
+  }
   return core::Status::Ok();
 }
 

@@ -288,6 +288,21 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
                                   .expires_at = cache->current.expires_at};
     };
   }
+  std::optional<EgressAllowlist> egress;
+  if (!function.egress.empty()) {
+    if (options_.egress == nullptr) {
+      return core::FailedPreconditionError("this node cannot give functions egress")
+          .WithAwsType("ServiceException");
+    }
+    ASSIGN_OR_RETURN(egress, EgressAllowlist::Parse(function.egress));
+    const std::string proxy = "http://127.0.0.1:" + std::to_string(kEgressProxyPort);
+    for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
+      spec.env.push_back(std::string(name) + "=" + proxy);
+    }
+    // The function's own listener (Runtime API, credentials, service endpoint) stays direct.
+    spec.env.push_back("NO_PROXY=127.0.0.1:" + std::to_string(kRuntimeApiPort));
+    spec.env.push_back("no_proxy=127.0.0.1:" + std::to_string(kRuntimeApiPort));
+  }
   spec.limits.memory_bytes = static_cast<std::uint64_t>(function.memory_mb) << 20;
   spec.limits.max_pids = 256;
   spec.limits.tmp_bytes = 512ull << 20;  // Lambda's default ephemeral storage
@@ -296,11 +311,16 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
     if (credential_source) {
       warm->channel->SetCredentialSource(std::move(credentials_token), credential_source);
     }
+    if (egress) {
+      auto listening = options_.egress->ListenInCurrentNamespace(warm->id, std::move(*egress));
+      if (!listening.ok()) return listening.status();
+    }
     return core::Status::Ok();
   };
   auto env = sandboxer_.Start(spec);
   if (!env.ok()) {
     api_.Forget(warm->id);
+    if (options_.egress != nullptr) options_.egress->Forget(warm->id);
     return env.status();
   }
   warm->env = std::move(*env);
@@ -355,6 +375,7 @@ void Invoker::Discard(std::unique_ptr<Warm> warm) {
   if (warm->env) warm->env->Kill().IgnoreError();
   if (warm->monitor.joinable()) warm->monitor.join();
   api_.Forget(warm->id);
+  if (options_.egress != nullptr) options_.egress->Forget(warm->id);
   warm.reset();  // the Environment's destructor removes its cgroups and root
 }
 

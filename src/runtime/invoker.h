@@ -46,6 +46,7 @@
 #include "core/random.h"
 #include "core/status.h"
 #include "runtime/concurrency.h"
+#include "runtime/egress_proxy.h"
 #include "runtime/function.h"
 #include "runtime/runtime_api.h"
 #include "sandbox/sandbox.h"
@@ -79,6 +80,8 @@ struct InvokerOptions {
   // Idle warm environments per function version beyond this are discarded.
   std::size_t max_idle_per_version = 8;
   ConcurrencyLimits concurrency;
+  // Serves the egress proxy of functions that declare egress (null: such functions cannot start).
+  EgressProxy* egress = nullptr;
   // An idle environment is frozen after this, and discarded after idle_timeout.
   std::chrono::milliseconds freeze_after{1000};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
