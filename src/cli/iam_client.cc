@@ -137,8 +137,8 @@ core::Result<http::Response> SendSigned(const ClientSettings& settings, std::str
   for (const auto& [k, v] : headers) request.set(k, v);
   ASSIGN_OR_RETURN(const http::Client client,
                    http::Client::Create(http::ClientOptions{.read_timeout = read_timeout}));
-  return client.FetchBlocking(settings.endpoint + std::string(request.target()),
-                              std::move(request));
+  const std::string target_url = settings.endpoint + std::string(request.target());
+  return client.FetchBlocking(target_url, std::move(request));
 }
 
 core::Result<boost::property_tree::ptree> IamClient::Call(

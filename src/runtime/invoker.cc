@@ -411,10 +411,12 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
 
   const bool in_time = answer.wait_for(function.timeout) == std::future_status::ready;
   const auto finished = std::chrono::steady_clock::now();
-  result.duration = std::chrono::duration_cast<std::chrono::microseconds>(finished - delivered);
+  // The runtime's init ends when it fetches the invocation; the invocation runs from there.
+  const auto fetched =
+      std::clamp(warm->channel->fetched_at().value_or(delivered), delivered, finished);
+  result.duration = std::chrono::duration_cast<std::chrono::microseconds>(finished - fetched);
   if (result.cold_start) {
-    result.init_duration =
-        std::chrono::duration_cast<std::chrono::microseconds>(delivered - started);
+    result.init_duration = std::chrono::duration_cast<std::chrono::microseconds>(fetched - started);
   }
   if (auto usage = warm->env->ResourceUsage(); usage.ok()) {
     result.peak_memory_bytes = usage->peak_memory_bytes;

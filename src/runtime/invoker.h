@@ -61,7 +61,7 @@ struct InvokeResult {
   std::optional<std::string> function_error;
   bool cold_start = false;
   std::chrono::microseconds init_duration{0};  // cold starts: sandbox start to first /next
-  std::chrono::microseconds duration{0};       // the invocation itself
+  std::chrono::microseconds duration{0};       // the runtime fetching it to its answer
   std::uint64_t peak_memory_bytes = 0;
   std::string version;  // the function version that ran
   // START, what the environment wrote during this invocation (at most 64 KiB, the latest), END

@@ -57,6 +57,11 @@ void RuntimeChannel::Fail(const core::Status& why) {
   if (done) done(why);
 }
 
+std::optional<std::chrono::steady_clock::time_point> RuntimeChannel::fetched_at() const {
+  std::lock_guard lock(mu_);
+  return fetched_at_;
+}
+
 bool RuntimeChannel::idle() const {
   std::lock_guard lock(mu_);
   return waiting_ && !queued_ && in_progress_.empty() && failed_.ok();
@@ -74,6 +79,7 @@ http::asio::awaitable<std::optional<Invocation>> RuntimeChannel::Next() {
         Invocation next = std::move(*queued_);
         queued_.reset();
         in_progress_ = next.request_id;
+        fetched_at_ = std::chrono::steady_clock::now();
         waiting_ = false;
         waiter_.reset();
         co_return next;

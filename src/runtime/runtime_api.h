@@ -18,6 +18,7 @@
 // the owner starts and stops; destroy the RuntimeApi while the pool still runs).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -80,6 +81,9 @@ class RuntimeChannel {
   void Fail(const core::Status& why);
   // Whether the runtime is waiting in /next with nothing to do (initialised and idle).
   bool idle() const;
+  // When the runtime last fetched an invocation with /next (nullopt: never): where its init ends
+  // and an invocation's duration starts.
+  std::optional<std::chrono::steady_clock::time_point> fetched_at() const;
 
   // ---- the HTTP side (RuntimeApi's handlers) ----
   // Waits for the next invocation; nullopt once the channel has failed.
@@ -101,6 +105,7 @@ class RuntimeChannel {
   std::optional<InvocationResult> init_error_;
   core::Status failed_;
   bool waiting_ = false;  // a /next is waiting
+  std::optional<std::chrono::steady_clock::time_point> fetched_at_;
   std::shared_ptr<http::asio::steady_timer> waiter_;
   core::SecretBytes credentials_token_;
   CredentialSource credentials_;
