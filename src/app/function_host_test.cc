@@ -92,18 +92,24 @@ class FunctionHostTest : public services::AwsEndpointStoreTest {
     return "moatless-functionhost-test-" + std::to_string(::getpid());
   }
 
-  runtime::FunctionConfig WhoAmI(std::string role) {
-    const std::string code = dir_ + "/code";
-    std::filesystem::create_directories(code);
-    ::chmod(code.c_str(), 0755);
-    std::ofstream(code + "/app.py") << kWhoAmI;
+  // A Python function `name` whose app.py is `code`.
+  runtime::FunctionConfig PythonFunction(const std::string& name, const std::string& code) {
+    const std::string dir = dir_ + "/" + name;
+    std::filesystem::create_directories(dir);
+    ::chmod(dir.c_str(), 0755);
+    std::ofstream(dir + "/app.py") << code;
     runtime::FunctionConfig f;
-    f.name = "orders";
+    f.name = name;
     f.runtime = runtime::RuntimeKind::kPython3;
     f.handler = "app.handler";
-    f.code_dir = code;
-    f.memory_mb = 512;
+    f.code_dir = dir;
     f.timeout = std::chrono::seconds(60);
+    return f;
+  }
+
+  runtime::FunctionConfig WhoAmI(std::string role) {
+    runtime::FunctionConfig f = PythonFunction("orders", kWhoAmI);
+    f.memory_mb = 512;
     f.role_arn = "arn:aws:iam::000000000000:role/" + role;
     return f;
   }
@@ -265,16 +271,7 @@ def handler(event, context):
 
 TEST_F(FunctionHostTest, EgressReachesExactlyTheAllowlistThroughTheProxy) {
   OriginServer allowed("hello from the host"), other("should not be reached");
-  const std::string code = dir_ + "/fetch";
-  std::filesystem::create_directories(code);
-  ::chmod(code.c_str(), 0755);
-  std::ofstream(code + "/app.py") << kFetch;
-  runtime::FunctionConfig f;
-  f.name = "fetcher";
-  f.runtime = runtime::RuntimeKind::kPython3;
-  f.handler = "app.handler";
-  f.code_dir = code;
-  f.timeout = std::chrono::seconds(30);
+  runtime::FunctionConfig f = PythonFunction("fetcher", kFetch);
   const std::string allowed_url = "http://127.0.0.1:" + std::to_string(allowed.port()) + "/x";
   const std::string other_url = "http://127.0.0.1:" + std::to_string(other.port()) + "/x";
   const std::string metadata_url = "http://169.254.169.254/latest/meta-data/";
@@ -312,11 +309,10 @@ TEST_F(FunctionHostTest, EgressReachesExactlyTheAllowlistThroughTheProxy) {
 }
 
 TEST_F(FunctionHostTest, PublishedFunctionsRunThroughTheInvokeApiWithLogsAndMetrics) {
-  runtime::FunctionConfig f = WhoAmI("fn-orders");
-  std::ofstream(f.code_dir + "/app.py") << "def handler(event, context):\n"
-                                           "    print('working on', event['n'])\n"
-                                           "    return {'n': event['n'], 'v': 1}\n";
-  f.role_arn.clear();
+  const runtime::FunctionConfig f = PythonFunction("orders",
+                                                   "def handler(event, context):\n"
+                                                   "    print('working on', event['n'])\n"
+                                                   "    return {'n': event['n'], 'v': 1}\n");
   auto published = functions_->registry().Publish(f);
   ASSERT_TRUE(published.ok()) << published.status();
   ASSERT_TRUE(directory_

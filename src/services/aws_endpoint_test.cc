@@ -62,6 +62,24 @@ class AwsEndpointTest : public AwsEndpointStoreTest {
     std::string token;
   };
 
+  // Signs `req` (complete, payload prepared) with `creds` for `service`.
+  void Sign(http::Request& req, const Credentials& creds, std::string_view service) {
+    identity::HttpRequestView view{
+        .method = req.method_string(), .target = req.target(), .body = req.body()};
+    for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
+    auto headers = identity::SignRequest(
+        view,
+        {.access_key_id = creds.id,
+         .region = "local",
+         .service = service,
+         .time = clock_->Now(),
+         .security_token =
+             creds.token.empty() ? std::nullopt : std::optional<std::string_view>(creds.token)},
+        creds.secret);
+    EXPECT_TRUE(headers.ok()) << headers.status();
+    for (const auto& [k, v] : *headers) req.set(k, v);
+  }
+
   http::Request Signed(const std::string& form, const Credentials* creds,
                        std::string_view service = "sts") {
     http::Request req(http::Verb::post, "/", 11);
@@ -69,22 +87,7 @@ class AwsEndpointTest : public AwsEndpointStoreTest {
     req.set(http::Field::content_type, "application/x-www-form-urlencoded; charset=utf-8");
     req.body() = form;
     req.prepare_payload();
-    if (creds != nullptr) {
-      identity::HttpRequestView view{
-          .method = req.method_string(), .target = req.target(), .body = req.body()};
-      for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
-      auto headers = identity::SignRequest(
-          view,
-          {.access_key_id = creds->id,
-           .region = "local",
-           .service = service,
-           .time = clock_->Now(),
-           .security_token =
-               creds->token.empty() ? std::nullopt : std::optional<std::string_view>(creds->token)},
-          creds->secret);
-      EXPECT_TRUE(headers.ok()) << headers.status();
-      for (const auto& [k, v] : *headers) req.set(k, v);
-    }
+    if (creds != nullptr) Sign(req, *creds, service);
     return req;
   }
   http::RequestContext NextContext() {
@@ -489,19 +492,7 @@ class LambdaEndpointTest : public AwsEndpointTest {
     for (const auto& [k, v] : headers) req.set(k, v);
     req.body() = payload;
     req.prepare_payload();
-    if (creds != nullptr) {
-      identity::HttpRequestView view{
-          .method = req.method_string(), .target = req.target(), .body = req.body()};
-      for (const auto& f : req) view.headers.emplace_back(f.name_string(), f.value());
-      auto signed_headers = identity::SignRequest(view,
-                                                  {.access_key_id = creds->id,
-                                                   .region = "local",
-                                                   .service = service,
-                                                   .time = clock_->Now()},
-                                                  creds->secret);
-      EXPECT_TRUE(signed_headers.ok()) << signed_headers.status();
-      for (const auto& [k, v] : *signed_headers) req.set(k, v);
-    }
+    if (creds != nullptr) Sign(req, *creds, service);
     return endpoint_->Handle(req, NextContext());
   }
 
