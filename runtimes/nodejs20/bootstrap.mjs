@@ -117,6 +117,16 @@ try {
   process.exit(1);
 }
 
+// The optional Client-Context and Cognito-Identity headers carry JSON; undefined when absent.
+function parseHeaderJson(value) {
+  if (!value) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+}
+
 for (;;) {
   const next = await call("GET", "/runtime/invocation/next");
   if (next.status !== 200) {
@@ -136,6 +146,8 @@ for (;;) {
     logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
     logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
     callbackWaitsForEmptyEventLoop: true,
+    clientContext: parseHeaderJson(h["lambda-runtime-client-context"]),
+    identity: parseHeaderJson(h["lambda-runtime-cognito-identity"]),
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
   let event;

@@ -47,6 +47,16 @@ def post_error(path, exc, header_type, error_type=None):
           "Lambda-Runtime-Function-Error-Type": header_type})
 
 
+def _header_json(value):
+    """The optional Client-Context / Cognito-Identity headers carry JSON; None when absent."""
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
 class Context:
     def __init__(self, headers):
         self.aws_request_id = headers.get("lambda-runtime-aws-request-id")
@@ -57,6 +67,8 @@ class Context:
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
         self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
+        self.client_context = _header_json(headers.get("lambda-runtime-client-context"))
+        self.identity = _header_json(headers.get("lambda-runtime-cognito-identity"))
 
     def get_remaining_time_in_millis(self):
         return max(0, self._deadline_ms - int(time.time() * 1000))

@@ -115,8 +115,10 @@ core::Result<runtime::FunctionConfig> FunctionHost::Resolve(std::string_view nam
 
 core::Result<runtime::InvokeResult> FunctionHost::Invoke(const runtime::FunctionConfig& function,
                                                          std::string payload,
-                                                         std::string request_id) {
-  auto result = invoker_->Invoke(function, std::move(payload), std::move(request_id));
+                                                         std::string request_id,
+                                                         std::string client_context) {
+  auto result = invoker_->Invoke(function, std::move(payload), std::move(request_id),
+                                 std::move(client_context));
   if (!result.ok() && result.status().aws_type() == "TooManyRequestsException") {
     if (throttles_metric_ != nullptr) throttles_metric_->WithLabels({function.name}).Inc();
     deps_.log.Warn("invocation throttled",

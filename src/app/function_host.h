@@ -81,7 +81,8 @@ class FunctionHost final : public services::FunctionBackend {
   core::Result<runtime::FunctionConfig> Resolve(std::string_view name,
                                                 std::string_view qualifier) override;
   core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
-                                             std::string payload, std::string request_id) override;
+                                             std::string payload, std::string request_id,
+                                             std::string client_context = "") override;
   core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
                                     std::string payload) override;
 

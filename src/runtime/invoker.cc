@@ -380,7 +380,7 @@ void Invoker::Discard(std::unique_ptr<Warm> warm) {
 }
 
 core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::string payload,
-                                           std::string request_id) {
+                                           std::string request_id, std::string client_context) {
   RETURN_IF_ERROR(ValidateFunction(function));
   ASSIGN_OR_RETURN(ConcurrencyGate::Slot slot,
                    gate_.Acquire(function.name, function.reserved_concurrency));
@@ -406,7 +406,8 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
       Invocation{.request_id = result.request_id,
                  .payload = std::move(payload),
                  .deadline_epoch_ms = now_ms + function.timeout.count(),
-                 .function_arn = FunctionArn(function, options_.region, options_.account_id)},
+                 .function_arn = FunctionArn(function, options_.region, options_.account_id),
+                 .client_context = std::move(client_context)},
       [promise](core::Result<InvocationResult> r) { promise->set_value(std::move(r)); });
 
   const bool in_time = answer.wait_for(function.timeout) == std::future_status::ready;

@@ -108,9 +108,10 @@ class Invoker {
   // Runs one invocation to its end. A function error is an OK result with function_error set;
   // an error Status means the platform could not run it: an invalid config, a throttle
   // (ResourceExhausted, TooManyRequestsException), a sandbox that did not start. `request_id`:
-  // the invocation's id (empty: a new UUID).
+  // the invocation's id (empty: a new UUID); `client_context`: JSON for the runtime's
+  // Lambda-Runtime-Client-Context header (empty: none).
   core::Result<InvokeResult> Invoke(const FunctionConfig& function, std::string payload,
-                                    std::string request_id = "");
+                                    std::string request_id = "", std::string client_context = "");
 
   // Idle warm environments of a function version, and how many of them are frozen (for tests and
   // metrics).

@@ -107,8 +107,9 @@ class RuntimeTest : public ::testing::Test {
   }
 
   InvokeResult Invoke(const FunctionConfig& f, std::string payload = "{}",
-                      std::string request_id = "") {
-    auto result = invoker_->Invoke(f, std::move(payload), std::move(request_id));
+                      std::string request_id = "", std::string client_context = "") {
+    auto result =
+        invoker_->Invoke(f, std::move(payload), std::move(request_id), std::move(client_context));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : InvokeResult{};
   }
@@ -135,6 +136,7 @@ export const handler = async (event, context) => ({
   arn: context.invokedFunctionArn,
   remaining: context.getRemainingTimeInMillis() > 0,
   memory: context.memoryLimitInMB,
+  clientContext: context.clientContext ?? null,
   uid: process.getuid(),
 });)"}});
   InvokeResult first = Invoke(f, R"({"n":1})");
@@ -153,6 +155,11 @@ export const handler = async (event, context) => ({
   EXPECT_FALSE(second.cold_start);
   EXPECT_EQ(json::parse(second.payload).as_object().at("echo"), json::parse(R"({"n":2})"));
   EXPECT_EQ(invoker_->IdleEnvironments(f), 1u);
+  EXPECT_TRUE(out.at("clientContext").is_null());
+  // A client context (X-Amz-Client-Context, decoded) reaches context.clientContext.
+  InvokeResult third = Invoke(f, "{}", "", R"({"custom":{"app":"shop"}})");
+  EXPECT_EQ(json::parse(third.payload).as_object().at("clientContext"),
+            json::parse(R"({"custom":{"app":"shop"}})"));
 }
 
 TEST_F(RuntimeTest, NodeCallbackAndCommonJsAndThrownErrors) {

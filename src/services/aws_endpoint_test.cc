@@ -439,8 +439,10 @@ class FakeFunctions final : public FunctionBackend {
     return f;
   }
   core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
-                                             std::string payload, std::string request_id) override {
+                                             std::string payload, std::string request_id,
+                                             std::string client_context) override {
     ++runs;
+    last_client_context = std::move(client_context);
     if (function.name == "reports" && payload.find("busy") != std::string::npos) {
       return core::ResourceExhaustedError("Rate Exceeded").WithAwsType("TooManyRequestsException");
     }
@@ -460,6 +462,7 @@ class FakeFunctions final : public FunctionBackend {
     return std::string("event-") + std::to_string(queued.size());
   }
   int runs = 0;
+  std::string last_client_context;
   std::vector<std::string> queued;
 };
 
@@ -518,9 +521,12 @@ TEST_F(LambdaEndpointTest, AnAllowedInvocationRunsAndAnswersInLambdaShape) {
   ASSERT_EQ(r.result_int(), 200) << r.body();
   EXPECT_EQ(r["X-Amz-Executed-Version"], "1");
   EXPECT_EQ(r["X-Amz-Function-Error"], "Unhandled");
-  r = Invoke("arn%3Aaws%3Alambda%3Alocal%3A000000000000%3Afunction%3Aorders", "", &bob_);
+  EXPECT_EQ(functions_.last_client_context, "");
+  r = Invoke("arn%3Aaws%3Alambda%3Alocal%3A000000000000%3Afunction%3Aorders", "", &bob_,
+             {{"X-Amz-Client-Context", core::Base64Encode(R"({"custom":{"app":"x"}})")}});
   ASSERT_EQ(r.result_int(), 200) << r.body();
   EXPECT_EQ(r.body(), R"({"ran":"orders:2","event":{}})");
+  EXPECT_EQ(functions_.last_client_context, R"({"custom":{"app":"x"}})");
   EXPECT_EQ(functions_.runs, 3);
 }
 
@@ -570,6 +576,11 @@ TEST_F(LambdaEndpointTest, InvocationTypesAndBadRequests) {
        400,
        "InvalidParameterValueException"},
       {"orders", "{}", {{"X-Amz-Log-Type", "Everything"}}, 400, "InvalidParameterValueException"},
+      {"orders",
+       "{}",
+       {{"X-Amz-Client-Context", "bm90IGpzb24="}},
+       400,
+       "InvalidParameterValueException"},
       {"orders:3", "{}", {}, 404, "ResourceNotFoundException"},
       {"orders:1:2", "{}", {}, 400, "InvalidParameterValueException"},
       {"bad%20name", "{}", {}, 400, "InvalidParameterValueException"},

@@ -157,6 +157,18 @@ http::Response LambdaApi::Run(const http::Request& request, const http::RequestC
             .WithAwsType("RequestTooLargeException"));
   }
   if (payload.empty()) payload = "{}";
+  std::string client_context;
+  if (const std::string_view encoded = request["X-Amz-Client-Context"]; !encoded.empty()) {
+    std::optional<std::string> decoded = core::Base64Decode(encoded);
+    boost::system::error_code json_error;
+    if (decoded) boost::json::parse(*decoded, json_error);
+    if (encoded.size() > 3583 || !decoded || json_error) {
+      return Error(request, context,
+                   InvalidParameter("X-Amz-Client-Context must be base64-encoded JSON of at most "
+                                    "3583 bytes"));
+    }
+    client_context = std::move(*decoded);
+  }
   boost::system::error_code ec;
   boost::json::parse(payload, ec);
   if (ec) {
@@ -181,7 +193,8 @@ http::Response LambdaApi::Run(const http::Request& request, const http::RequestC
     response.set("x-amzn-RequestId", context.request_id);
     return response;
   }
-  auto result = deps_.functions.Invoke(*function, std::move(payload), context.request_id);
+  auto result = deps_.functions.Invoke(*function, std::move(payload), context.request_id,
+                                       std::move(client_context));
   if (!result.ok()) return Error(request, context, result.status());
   http::Response response(http::HttpStatus::ok, request.version());
   response.set(http::Field::content_type, "application/json");

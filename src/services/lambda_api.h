@@ -5,6 +5,7 @@
 //   POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=Q]
 //     X-Amz-Invocation-Type: RequestResponse (default) | Event | DryRun
 //     X-Amz-Log-Type: None | Tail
+//     X-Amz-Client-Context: base64 JSON (≤ 3583 bytes), the runtime's context.clientContext
 //   RequestResponse → 200 with the function's response (or its error body and
 //     X-Amz-Function-Error), X-Amz-Executed-Version, and with Tail X-Amz-Log-Result (the last
 //     4 KiB of the invocation's log, base64). Event → 202 once the event is stored durably.
@@ -40,9 +41,10 @@ class FunctionBackend {
   // NotFound (ResourceNotFoundException) for an unknown function or version.
   virtual core::Result<runtime::FunctionConfig> Resolve(std::string_view name,
                                                         std::string_view qualifier) = 0;
+  // `client_context`: the decoded X-Amz-Client-Context JSON ("" when none).
   virtual core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
-                                                     std::string payload,
-                                                     std::string request_id) = 0;
+                                                     std::string payload, std::string request_id,
+                                                     std::string client_context) = 0;
   // Stores the event durably and returns its request id; only then may it be acknowledged.
   virtual core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
                                             std::string payload) = 0;
