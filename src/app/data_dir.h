@@ -23,7 +23,10 @@ class DataDir {
   DataDir& operator=(const DataDir&) = delete;
 
   const std::string& path() const { return path_; }
-  std::string StorePath() const { return path_ + "/moatless.db"; }
+  std::string StorePath() const { return StorePathIn(path_); }
+  // The store of the data directory `path`, for tools that work on it beside a running daemon
+  // (the store allows that; the lock is the daemon's).
+  static std::string StorePathIn(const std::string& path) { return path + "/moatless.db"; }
   std::string AuditLogPath() const { return path_ + "/audit/audit.log"; }
   std::string AuditKeyPath() const { return path_ + "/keys/audit.key"; }
   std::string MasterKeyPath() const { return path_ + "/keys/master.key"; }

@@ -44,7 +44,8 @@ FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
   egress_ = std::make_unique<runtime::EgressProxy>(
       deps_.io,
       runtime::EgressProxyOptions{.on_refusal = [log = deps_.log](const runtime::EgressRefusal& r) {
-        log.Warn("egress refused", {{"environment", r.environment_id},
+        log.Warn("egress refused", {{"function", r.function},
+                                    {"environment", r.environment_id},
                                     {"scheme", r.scheme},
                                     {"host", r.host},
                                     {"port", static_cast<std::int64_t>(r.port)},
@@ -127,9 +128,9 @@ core::Result<runtime::InvokeResult> FunctionHost::Invoke(const runtime::Function
   return result;
 }
 
-core::Result<std::string> FunctionHost::Enqueue(std::string_view name, std::string_view qualifier,
-                                                std::string payload) {
-  return events_->Enqueue(name, qualifier, std::move(payload));
+core::Status FunctionHost::Enqueue(std::string_view name, std::string_view qualifier,
+                                   std::string payload, std::string request_id) {
+  return events_->Enqueue(name, qualifier, std::move(payload), std::move(request_id)).status();
 }
 
 void FunctionHost::Record(const runtime::FunctionConfig& function,

@@ -83,8 +83,8 @@ class FunctionHost final : public services::FunctionBackend {
   core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
                                              std::string payload, std::string request_id,
                                              std::string client_context = "") override;
-  core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
-                                    std::string payload) override;
+  core::Status Enqueue(std::string_view name, std::string_view qualifier, std::string payload,
+                       std::string request_id) override;
 
  private:
   core::Result<runtime::ContainerCredentials> IssueCredentials(

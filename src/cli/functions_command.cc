@@ -90,12 +90,14 @@ FunctionsCommands::FunctionsCommands(CLI::App& parent) {
 
 int FunctionsCommands::Run() {
   auto env = core::Env::Real();
-  auto dir = app::DataDir::Open(data_dir_, *env);
-  if (!dir.ok()) {
-    std::cerr << "moatless functions: " << dir.status().message() << "\n";
+  // Beside a running daemon (which holds the data directory's lock): the store only.
+  const std::string store_path = app::DataDir::StorePathIn(data_dir_);
+  if (!std::filesystem::exists(store_path)) {
+    std::cerr << "moatless functions: " << data_dir_
+              << " holds no store: run moatless init (or moatless serve) first\n";
     return kExitRuntime;
   }
-  auto db = store::OpenSqlite((*dir)->StorePath(),
+  auto db = store::OpenSqlite(store_path,
                               {.clock = &env->clock(), .migrations = store::PlatformMigrations()});
   if (!db.ok()) {
     std::cerr << "moatless functions: " << db.status().message() << "\n";

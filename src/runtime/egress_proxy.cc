@@ -154,8 +154,8 @@ class EgressProxy::Core : public std::enable_shared_from_this<EgressProxy::Core>
   const EgressProxyOptions options;
   std::atomic<std::uint64_t> connections{0}, refusals{0}, outbound_connects{0};
 
-  core::Result<std::uint16_t> Listen(const std::string& environment_id, EgressAllowlist allowlist,
-                                     std::uint16_t port);
+  core::Result<std::uint16_t> Listen(const std::string& environment_id, std::string function,
+                                     EgressAllowlist allowlist, std::uint16_t port);
   void Forget(const std::string& environment_id);
   void Shutdown();
 
@@ -207,10 +207,15 @@ namespace egress_internal {
 
 // One environment's listener and connections.
 struct Environment {
-  Environment(std::string id_in, EgressAllowlist allowlist_in, asio::any_io_executor strand)
-      : id(std::move(id_in)), allowlist(std::move(allowlist_in)), acceptor(std::move(strand)) {}
+  Environment(std::string id_in, std::string function_in, EgressAllowlist allowlist_in,
+              asio::any_io_executor strand)
+      : id(std::move(id_in)),
+        function(std::move(function_in)),
+        allowlist(std::move(allowlist_in)),
+        acceptor(std::move(strand)) {}
 
   const std::string id;
+  const std::string function;
   const EgressAllowlist allowlist;
   tcp::acceptor acceptor;  // used on its strand only
 
@@ -600,6 +605,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<void> Refuse(const Destination& destination, std::string reason) {
     live_.core().Refused(EgressRefusal{.environment_id = env_->id,
+                                       .function = env_->function,
                                        .scheme = destination.scheme,
                                        .host = destination.host,
                                        .port = destination.port,
@@ -677,7 +683,7 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<Core::LiveToken> token,
 
 }  // namespace
 
-core::Result<std::uint16_t> Core::Listen(const std::string& environment_id,
+core::Result<std::uint16_t> Core::Listen(const std::string& environment_id, std::string function,
                                          EgressAllowlist allowlist, std::uint16_t port) {
   {
     std::lock_guard lock(mu_);
@@ -693,8 +699,8 @@ core::Result<std::uint16_t> Core::Listen(const std::string& environment_id,
     ::close(fd);
     return bound.status();
   }
-  auto env = std::make_shared<Environment>(environment_id, std::move(allowlist),
-                                           asio::make_strand(pool.context()));
+  auto env = std::make_shared<Environment>(environment_id, std::move(function),
+                                           std::move(allowlist), asio::make_strand(pool.context()));
   ErrorCode ec;
   env->acceptor.assign(tcp::v4(), fd, ec);
   if (ec) {
@@ -780,8 +786,9 @@ EgressProxy::~EgressProxy() { core_->Shutdown(); }
 
 core::Result<std::uint16_t> EgressProxy::ListenInCurrentNamespace(const std::string& environment_id,
                                                                   EgressAllowlist allowlist,
-                                                                  std::uint16_t port) {
-  return core_->Listen(environment_id, std::move(allowlist), port);
+                                                                  std::uint16_t port,
+                                                                  std::string function) {
+  return core_->Listen(environment_id, std::move(function), std::move(allowlist), port);
 }
 
 void EgressProxy::Forget(const std::string& environment_id) { core_->Forget(environment_id); }

@@ -47,8 +47,9 @@ inline constexpr std::uint16_t kEgressProxyPort = 9002;
 // A refused attempt, for the platform's log.
 struct EgressRefusal {
   std::string environment_id;
-  std::string scheme;  // "http" or "https"
-  std::string host;    // as the function asked for it (lower case; IPv6 without brackets)
+  std::string function;  // as given to ListenInCurrentNamespace
+  std::string scheme;    // "http" or "https"
+  std::string host;      // as the function asked for it (lower case; IPv6 without brackets)
   std::uint16_t port = 0;
   // "not in the egress allowlist", or "restricted address 169.254.169.254 not named in the
   // egress allowlist".
@@ -78,12 +79,13 @@ class EgressProxy {
   EgressProxy& operator=(const EgressProxy&) = delete;
 
   // Opens 127.0.0.1:`port` in the calling thread's network namespace and serves the proxy there
-  // for `environment_id` with `allowlist`. Returns the bound port (the one picked when `port` is
-  // 0, for tests). AlreadyExists if the environment already has a listener; Unavailable if the
-  // port cannot be bound.
+  // for `environment_id` (of `function`, named in refusals) with `allowlist`. Returns the bound
+  // port (the one picked when `port` is 0, for tests). AlreadyExists if the environment already has
+  // a listener; Unavailable if the port cannot be bound.
   core::Result<std::uint16_t> ListenInCurrentNamespace(const std::string& environment_id,
                                                        EgressAllowlist allowlist,
-                                                       std::uint16_t port = kEgressProxyPort);
+                                                       std::uint16_t port = kEgressProxyPort,
+                                                       std::string function = "");
 
   // Closes the environment's listener (a connection attempt made after Forget returns fails) and
   // every connection and tunnel of the environment (asynchronously, on their I/O threads). An

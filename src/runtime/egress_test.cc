@@ -429,7 +429,7 @@ class EgressProxyTest : public ::testing::Test {
   }
 
   std::uint16_t Listen(const std::vector<std::string>& entries) {
-    auto port = proxy_->ListenInCurrentNamespace("env-1", MustParse(entries), 0);
+    auto port = proxy_->ListenInCurrentNamespace("env-1", MustParse(entries), 0, "fn-1");
     EXPECT_TRUE(port.ok()) << port.status();
     return port.ok() ? *port : 0;
   }
@@ -531,6 +531,7 @@ TEST_F(EgressProxyTest, RefusesAnotherPortAndReportsIt) {
   const std::vector<EgressRefusal> refusals = Refusals();
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_EQ(refusals[0].environment_id, "env-1");
+  EXPECT_EQ(refusals[0].function, "fn-1");
   EXPECT_EQ(refusals[0].scheme, "http");
   EXPECT_EQ(refusals[0].host, "127.0.0.1");
   EXPECT_EQ(refusals[0].port, other);

@@ -49,7 +49,8 @@ std::int64_t EventQueue::NowMs() const {
 }
 
 core::Result<std::string> EventQueue::Enqueue(std::string_view function_name,
-                                              std::string_view qualifier, std::string payload) {
+                                              std::string_view qualifier, std::string payload,
+                                              std::string request_id) {
   ASSIGN_OR_RETURN(const FunctionConfig function, registry_.Get(function_name, qualifier));
   if (payload.size() > kMaxEventPayloadBytes) {
     return core::PayloadTooLargeError("the payload of an asynchronous invocation is " +
@@ -61,7 +62,7 @@ core::Result<std::string> EventQueue::Enqueue(std::string_view function_name,
   std::int64_t version = 0;  // Get returns numbered versions only
   std::from_chars(function.version.data(), function.version.data() + function.version.size(),
                   version);
-  std::string id = core::NewUuid(random_);
+  std::string id = request_id.empty() ? core::NewUuid(random_) : std::move(request_id);
   const std::int64_t now = NowMs();
   const store::Value payload_value = store::Value::FromBytes(payload);
   const core::Status stored = db_.Write([&](store::Transaction& tx) -> core::Status {

@@ -99,13 +99,14 @@ class EventQueue {
   EventQueue& operator=(const EventQueue&) = delete;
 
   // Stores an event for `function_name` at `qualifier` ("", "$LATEST" or a version number) and
-  // returns its request id (a UUID) once it is durable. Errors, with nothing stored:
+  // returns its request id (`request_id`, or a new UUID when empty) once it is durable. Errors,
+  // with nothing stored:
   // kNotFound / ResourceNotFoundException (no such function or version), kInvalidArgument (bad
   // qualifier), kPayloadTooLarge / RequestEntityTooLargeException (over kMaxEventPayloadBytes),
   // kResourceExhausted / TooManyRequestsException (max_pending events waiting), the store's.
   // Works whether or not the workers run; a stopped queue runs the event when started.
   core::Result<std::string> Enqueue(std::string_view function_name, std::string_view qualifier,
-                                    std::string payload);
+                                    std::string payload, std::string request_id = "");
 
   // Resets rows left running by an earlier process to pending, then starts the workers. Does
   // nothing if they already run; starts them again after Stop.

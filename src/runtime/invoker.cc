@@ -312,7 +312,8 @@ core::Result<std::unique_ptr<Invoker::Warm>> Invoker::StartEnvironment(
       warm->channel->SetCredentialSource(std::move(credentials_token), credential_source);
     }
     if (egress) {
-      auto listening = options_.egress->ListenInCurrentNamespace(warm->id, std::move(*egress));
+      auto listening = options_.egress->ListenInCurrentNamespace(warm->id, std::move(*egress),
+                                                                 kEgressProxyPort, function.name);
       if (!listening.ok()) return listening.status();
     }
     return core::Status::Ok();

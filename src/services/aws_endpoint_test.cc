@@ -455,11 +455,11 @@ class FakeFunctions final : public FunctionBackend {
     r.log = "START RequestId: " + r.request_id + "\nhello\nEND RequestId: " + r.request_id + "\n";
     return r;
   }
-  core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
-                                    std::string payload) override {
+  core::Status Enqueue(std::string_view name, std::string_view qualifier, std::string payload,
+                       std::string request_id) override {
     ASSIGN_OR_RETURN(const runtime::FunctionConfig f, Resolve(name, qualifier));
-    queued.push_back(f.name + ":" + payload);
-    return std::string("event-") + std::to_string(queued.size());
+    queued.push_back(f.name + ":" + payload + " as " + request_id);
+    return core::Status::Ok();
   }
   int runs = 0;
   std::string last_client_context;
@@ -555,9 +555,9 @@ TEST_F(LambdaEndpointTest, EachFunctionIsAuthorisedOnItsOwnArnAndDenialsAreAudit
 TEST_F(LambdaEndpointTest, InvocationTypesAndBadRequests) {
   http::Response r = Invoke("orders", R"({"e":1})", &bob_, {{"X-Amz-Invocation-Type", "Event"}});
   EXPECT_EQ(r.result_int(), 202) << r.body();
-  EXPECT_EQ(r["x-amzn-RequestId"], "event-1");
   ASSERT_EQ(functions_.queued.size(), 1u);
-  EXPECT_EQ(functions_.queued[0], R"(orders:{"e":1})");
+  // The event runs under the id the caller was given.
+  EXPECT_EQ(functions_.queued[0], R"(orders:{"e":1} as )" + std::string(r["x-amzn-RequestId"]));
   r = Invoke("orders", "{}", &bob_, {{"X-Amz-Invocation-Type", "DryRun"}});
   EXPECT_EQ(r.result_int(), 204);
   EXPECT_EQ(functions_.runs, 0);

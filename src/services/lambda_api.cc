@@ -179,10 +179,12 @@ http::Response LambdaApi::Run(const http::Request& request, const http::RequestC
   }
 
   if (type == "Event") {
-    auto id = deps_.functions.Enqueue(target.function, target.qualifier, std::move(payload));
-    if (!id.ok()) return Error(request, context, id.status());
+    // The event runs under this request's id: the one the caller is given.
+    const core::Status queued = deps_.functions.Enqueue(target.function, target.qualifier,
+                                                        std::move(payload), context.request_id);
+    if (!queued.ok()) return Error(request, context, queued);
     http::Response response(http::HttpStatus::accepted, request.version());
-    response.set("x-amzn-RequestId", *id);
+    response.set("x-amzn-RequestId", context.request_id);
     response.prepare_payload();
     return response;
   }

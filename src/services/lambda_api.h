@@ -45,9 +45,9 @@ class FunctionBackend {
   virtual core::Result<runtime::InvokeResult> Invoke(const runtime::FunctionConfig& function,
                                                      std::string payload, std::string request_id,
                                                      std::string client_context) = 0;
-  // Stores the event durably and returns its request id; only then may it be acknowledged.
-  virtual core::Result<std::string> Enqueue(std::string_view name, std::string_view qualifier,
-                                            std::string payload) = 0;
+  // Stores the event durably, to run as `request_id`; only then may it be acknowledged.
+  virtual core::Status Enqueue(std::string_view name, std::string_view qualifier,
+                               std::string payload, std::string request_id) = 0;
 };
 
 class LambdaApi {
