@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -709,9 +710,37 @@ core::Result<Usage> Environment::ResourceUsage() const {
 
 struct Sandboxer::UidPool {
   std::mutex mu;
-  std::set<uid_t> in_use;
+  std::map<uid_t, int> in_use;  // uid -> the descriptor holding its host-wide lease
   uid_t next = 0;
+
+  void Release(uid_t uid) {
+    std::lock_guard lock(mu);
+    if (auto it = in_use.find(uid); it != in_use.end()) {
+      ::close(it->second);  // drops the flock
+      in_use.erase(it);
+    }
+  }
+  ~UidPool() {
+    for (const auto& [uid, fd] : in_use) ::close(fd);
+  }
 };
+
+namespace {
+
+// An exclusive, non-blocking flock on `dir`/`uid`: the descriptor, or -1 when another process
+// holds it (or the file cannot be opened).
+int LeaseUid(const std::string& dir, uid_t uid) {
+  const std::string path = dir + "/" + std::to_string(uid);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
 
 Sandboxer::Sandboxer(HostSupport host, core::Random& random, SandboxerOptions options)
     : host_(std::move(host)),
@@ -744,6 +773,14 @@ core::Result<std::unique_ptr<Sandboxer>> Sandboxer::Create(HostSupport host, cor
     return core::InvalidArgumentError("the sandbox host uid range must be non-empty and not 0");
   }
   std::error_code ec;
+  std::filesystem::create_directories(options.uid_lease_dir, ec);
+  if (ec) return core::InternalError("create " + options.uid_lease_dir + ": " + ec.message());
+  struct stat leases {};
+  if (::lstat(options.uid_lease_dir.c_str(), &leases) != 0 || !S_ISDIR(leases.st_mode) ||
+      leases.st_uid != ::geteuid() || ::chmod(options.uid_lease_dir.c_str(), 0700) != 0) {
+    return core::FailedPreconditionError(options.uid_lease_dir +
+                                         " must be a directory of this user's");
+  }
   std::filesystem::create_directories(options.state_dir, ec);
   if (ec) return core::InternalError("create " + options.state_dir + ": " + ec.message());
   // Ours, a real directory: in a shared place (/tmp) someone else could have made it first.
@@ -768,7 +805,12 @@ core::Result<uid_t> Sandboxer::AcquireUid() {
     uids_->next = uid + 1 >= options_.first_host_uid + options_.host_uid_count
                       ? options_.first_host_uid
                       : uid + 1;
-    if (uids_->in_use.insert(uid).second) return uid;
+    if (uids_->in_use.contains(uid)) continue;
+    // Another process's environment may hold it: only a uid leased host-wide is ours.
+    const int lease = LeaseUid(options_.uid_lease_dir, uid);
+    if (lease < 0) continue;
+    uids_->in_use.emplace(uid, lease);
+    return uid;
   }
   return core::ResourceExhaustedError("every sandbox host uid is in use");
 }
@@ -798,10 +840,7 @@ core::Result<std::unique_ptr<Environment>> Sandboxer::Start(const Spec& spec) {
     env->host_uid_ = spec.host_uid;
   } else {
     ASSIGN_OR_RETURN(env->host_uid_, AcquireUid());
-    env->release_uid_ = [pool = uids_](uid_t uid) {
-      std::lock_guard lock(pool->mu);
-      pool->in_use.erase(uid);
-    };
+    env->release_uid_ = [pool = uids_](uid_t uid) { pool->Release(uid); };
   }
   const gid_t host_gid = spec.host_gid != 0 ? spec.host_gid : env->host_uid_;
   env->timeout_ = spec.limits.timeout;

@@ -180,6 +180,11 @@ struct SandboxerOptions {
   // Host uids/gids handed to environments whose Spec names none: [first, first + count).
   uid_t first_host_uid = 200000;
   std::uint32_t host_uid_count = 65536;
+  // Host-wide leases on those uids, shared by every Sandboxer of the host (other daemons, tests):
+  // a uid is handed out only while this process holds an exclusive flock on its file here, so no
+  // two live environments — of any process — ever share a host uid. The kernel drops a lease when
+  // its holder dies. Made 0700 if missing; must be ours.
+  std::string uid_lease_dir = "/run/moatless/host-uids";
   // The cgroup (relative to each hierarchy's root) under which environments get theirs.
   std::string cgroup_parent = "moatless";
 };

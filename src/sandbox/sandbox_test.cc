@@ -1,7 +1,9 @@
 #include "sandbox/sandbox.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -313,6 +315,33 @@ TEST_F(SandboxTest, InitHoldsNoneOfThePlatformsDescriptors) {
   ASSERT_TRUE((*env)->Kill().ok());
   ::close(leaked[0]);
   ::close(leaked[1]);
+}
+
+TEST_F(SandboxTest, TwoSandboxersNeverHandOutTheSameHostUid) {
+  // Two Sandboxers — as two daemons, or two test processes, on one host — share the uid range: the
+  // host-wide leases keep a live environment's uid its own.
+  auto other = Sandboxer::Create(*host_, random_,
+                                 {.state_dir = dir_ + "/other-state",
+                                  .cgroup_parent = "moatless-test-" + std::to_string(::getpid())});
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto first = sandboxer_->Start(Shell("sleep 30"));
+  auto second = (*other)->Start(Shell("sleep 30"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE((*first)->host_uid(), (*second)->host_uid());
+  // The lease is held while the environment lives and dropped once it has ended.
+  const std::string lease = "/run/moatless/host-uids/" + std::to_string((*first)->host_uid());
+  const auto try_lease = [&] {
+    const int fd = ::open(lease.c_str(), O_RDWR | O_CLOEXEC);
+    const bool got = fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (fd >= 0) ::close(fd);
+    return got;
+  };
+  EXPECT_FALSE(try_lease());
+  ASSERT_TRUE((*first)->Kill().ok());
+  ASSERT_TRUE((*first)->Wait().ok());
+  first->reset();
+  EXPECT_TRUE(try_lease());
+  ASSERT_TRUE((*second)->Kill().ok());
 }
 
 TEST_F(SandboxTest, AMissingProgramIsAClearError) {
