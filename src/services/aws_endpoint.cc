@@ -172,7 +172,9 @@ http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
   // inside a conditional expression or a call's arguments: g++ 12 mis-destroys such temporaries.)
   Answer answer;
   // Lambda invocations block for as long as they run: they have a pool of their own.
-  if (lambda_pool_ != nullptr && LambdaApi::Handles(request)) blocking = lambda_pool_;
+  if (LambdaApi::Handles(request)) {
+    if (boost::asio::thread_pool* pool = lambda_pool_.load(); pool != nullptr) blocking = pool;
+  }
   if (blocking == nullptr) {
     answer = Process(request, context);
   } else {
@@ -214,7 +216,8 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
   std::string service;
   if (ex.rest_json) {
     service = "lambda";
-    if (lambda_ != nullptr) lambda_target = lambda_->Decode(request);
+    ex.lambda = lambda_.load();
+    if (ex.lambda != nullptr) lambda_target = ex.lambda->Decode(request);
     action = lambda_target.ok() ? lambda_target->action : "lambda:InvokeFunction";
   } else {
     query = ParseQueryRequest(FormOf(request));
@@ -422,7 +425,7 @@ http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& c
       !s.ok() || !(s = AuditFailure(deps_.audit.WaitDurable(ex.audit_seq))).ok()) {
     return ErrorFor(ex, s);
   }
-  return lambda_->Run(ex.request, ex.context, target);
+  return ex.lambda->Run(ex.request, ex.context, target);
 }
 
 }  // namespace moatless::services

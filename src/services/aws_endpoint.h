@@ -18,6 +18,7 @@
 // thread-safe (the dependencies are). The endpoint must outlive the servers that call it.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <string>
@@ -57,8 +58,9 @@ class AwsEndpoint {
   http::Response Handle(const http::Request& request, const http::RequestContext& context);
 
   // Serves the Lambda API from now on; its requests run on `pool` (invocations block a thread
-  // for as long as they run). Until then, and after DetachLambda, they are answered 503. Attach
-  // and detach while no request is being served (at start-up and shutdown).
+  // for as long as they run). Until then, and after DetachLambda, they are answered 503. The
+  // owner of `lambda` and `pool` detaches them, then lets the pool finish its work, before
+  // destroying them.
   void AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool);
   void DetachLambda() { AttachLambda(nullptr, nullptr); }
 
@@ -70,6 +72,7 @@ class AwsEndpoint {
     std::uint64_t audit_seq = 0;          // the last audit record appended; 0: none
     std::string_view ns = kStsNamespace;  // the XML namespace of the service's errors
     bool rest_json = false;               // errors in REST-JSON shape (Lambda), not Query XML
+    LambdaApi* lambda = nullptr;          // the Lambda API this request uses, if attached
   };
   // What the work produced: the response, to be released once record audit_seq is durable.
   struct Answer {
@@ -95,8 +98,9 @@ class AwsEndpoint {
                      observe::AuditOutcome outcome, std::string reason);
 
   Deps deps_;
-  LambdaApi* lambda_ = nullptr;
-  boost::asio::thread_pool* lambda_pool_ = nullptr;
+  // Read once per request (a request that began before DetachLambda finishes with what it read).
+  std::atomic<LambdaApi*> lambda_{nullptr};
+  std::atomic<boost::asio::thread_pool*> lambda_pool_{nullptr};
 };
 
 }  // namespace moatless::services
