@@ -1,0 +1,306 @@
+#include "manifest/manifest.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace moatless::manifest {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The issue's example manifest, complete.
+constexpr std::string_view kNotes = R"(app: notes
+stage: dev
+functions:
+  create-note:
+    runtime: nodejs20
+    handler: index.handler
+    code: functions/create-note
+    memory: 256
+    timeout: 10
+    concurrency: 20
+    environment: { LOG_LEVEL: info }
+    egress: []
+    policy:
+      - Effect: Allow
+        Action: secretsmanager:GetSecretValue
+        Resource: secret:db
+      - Effect: Allow
+        Action: lambda:InvokeFunction
+        Resource: [function:get-note]
+  get-note:
+    runtime: python3
+    handler: app.handler
+    code: functions/get-note
+  health:
+    runtime: nodejs20
+    handler: index.handler
+    code: functions/health
+routes:
+  - route: POST /notes
+    function: create-note
+    auth: { jwt: users, scopes: [notes.write] }
+    schema: schemas/note.json
+  - route: GET /notes/{id}
+    function: get-note
+    auth: { api_key: true, usage_plan: basic }
+  - route: GET /health
+    function: health
+    auth: none
+authorizers:
+  users: { type: jwt, issuer: "https://id.example.com", audience: [notes-api], jwks: keys/jwks.json }
+usage_plans:
+  basic: { rate: 10, burst: 20, quota: { limit: 10000, period: day } }
+secrets:
+  db: { description: database credentials, rotation: { function: get-note, every: 30d } }
+alerts:
+  - { function: create-note, metric: errors, above: 5, for: 5m }
+)";
+
+class ManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/moatless-manifest-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Write("functions/create-note/index.js", "exports.handler = async () => ({});\n");
+    Write("functions/get-note/app.py", "def handler(event, context):\n    return {}\n");
+    Write("functions/health/index.mjs", "export const handler = async () => ({});\n");
+    Write("schemas/note.json", R"({"type": "object"})");
+    Write("keys/jwks.json", R"({"keys": []})");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Write(const std::string& relative, std::string_view text) {
+    const fs::path path = fs::path(dir_) / relative;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+  }
+  ParseOutcome Parse(std::string_view yaml, std::string stage = "") {
+    ParseOptions options;
+    options.base_dir = dir_;
+    options.stage = std::move(stage);
+    options.region = "eu-west-1";
+    options.account_id = "123456789012";
+    return ParseManifest(yaml, options);
+  }
+  // The one diagnostic of a manifest that has exactly one problem, as "line:column: message".
+  std::string OneError(std::string_view yaml) {
+    ParseOutcome outcome = Parse(yaml);
+    EXPECT_FALSE(outcome.manifest.has_value());
+    if (outcome.diagnostics.size() != 1) {
+      ADD_FAILURE() << outcome.ToStatus("moatless.yaml").message();
+      return "";
+    }
+    const Diagnostic& d = outcome.diagnostics[0];
+    return std::to_string(d.at.line) + ":" + std::to_string(d.at.column) + ": " + d.message;
+  }
+  // The example with one line replaced.
+  static std::string Edit(std::string_view from, std::string_view to) {
+    std::string text(kNotes);
+    const std::size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return text;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ManifestTest, ParsesTheWholeModel) {
+  ParseOutcome outcome = Parse(kNotes);
+  ASSERT_TRUE(outcome.manifest.has_value()) << outcome.ToStatus("moatless.yaml").message();
+  const Manifest& m = *outcome.manifest;
+  EXPECT_EQ(m.app, "notes");
+  EXPECT_EQ(m.stage, "dev");
+  ASSERT_EQ(m.functions.size(), 3u);
+  const FunctionSpec& create = m.functions.at("create-note");
+  EXPECT_EQ(create.runtime, runtime::RuntimeKind::kNodejs20);
+  EXPECT_EQ(create.code, "functions/create-note");
+  EXPECT_EQ(create.memory_mb, 256u);
+  EXPECT_EQ(create.timeout_s, 10u);
+  EXPECT_EQ(create.concurrency, 20u);
+  EXPECT_EQ(create.environment.at("LOG_LEVEL"), "info");
+  EXPECT_TRUE(create.egress.empty());
+  EXPECT_EQ(create.at.line, 5);  // where its definition starts
+  EXPECT_EQ(m.functions.at("get-note").runtime, runtime::RuntimeKind::kPython3);
+  EXPECT_TRUE(m.functions.at("get-note").policy.empty());  // no policy: it may do nothing
+
+  // Short forms expand to the app's own resources in its own stage.
+  const boost::json::value policy = boost::json::parse(create.policy);
+  const auto& statements = policy.at("Statement").as_array();
+  ASSERT_EQ(statements.size(), 2u);
+  EXPECT_EQ(statements[0].at("Resource").as_array()[0].as_string(),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev/notes/db-??????");
+  const auto& functions = statements[1].at("Resource").as_array();
+  ASSERT_EQ(functions.size(), 2u);
+  EXPECT_EQ(functions[0].as_string(),
+            "arn:aws:lambda:eu-west-1:123456789012:function:notes-dev-get-note");
+  EXPECT_EQ(functions[1].as_string(),
+            "arn:aws:lambda:eu-west-1:123456789012:function:notes-dev-get-note:*");
+
+  ASSERT_EQ(m.routes.size(), 3u);
+  EXPECT_EQ(m.routes[0].key(), "POST /notes");
+  EXPECT_EQ(m.routes[0].auth.kind, AuthSpec::Kind::kJwt);
+  EXPECT_EQ(m.routes[0].auth.authorizer, "users");
+  EXPECT_EQ(m.routes[0].auth.scopes, std::vector<std::string>{"notes.write"});
+  EXPECT_EQ(m.routes[0].schema, "schemas/note.json");
+  EXPECT_EQ(m.routes[1].auth.kind, AuthSpec::Kind::kApiKey);
+  EXPECT_EQ(m.routes[1].auth.usage_plan, "basic");
+  EXPECT_EQ(m.routes[2].auth.kind, AuthSpec::Kind::kNone);
+  EXPECT_EQ(m.authorizers.at("users").audience, std::vector<std::string>{"notes-api"});
+  EXPECT_EQ(m.usage_plans.at("basic").burst, 20u);
+  EXPECT_EQ(m.usage_plans.at("basic").quota_limit, 10000u);
+  EXPECT_EQ(m.usage_plans.at("basic").quota_period, "day");
+  EXPECT_EQ(m.secrets.at("db").rotation_every_s, 30 * 86400);
+  ASSERT_EQ(m.alerts.size(), 1u);
+  EXPECT_EQ(m.alerts[0].for_s, 300);
+  EXPECT_EQ(m.alerts[0].key(), "create-note errors > 5 for 300s");
+}
+
+TEST_F(ManifestTest, StageFlagOverridesTheManifest) {
+  ParseOutcome outcome = Parse(kNotes, "prod");
+  ASSERT_TRUE(outcome.manifest.has_value());
+  EXPECT_EQ(outcome.manifest->stage, "prod");
+  EXPECT_NE(outcome.manifest->functions.at("create-note").policy.find("secret:prod/notes/db-"),
+            std::string::npos);
+  EXPECT_EQ(Parse(kNotes, "Prod!").diagnostics.size(), 1u);
+}
+
+TEST_F(ManifestTest, EveryErrorNamesLineAndColumnAndWhatWasExpected) {
+  EXPECT_EQ(OneError(Edit("    memory: 256", "    memroy: 256")),
+            "8:5: functions.create-note: unknown key 'memroy'; expected one of runtime, handler, "
+            "code, memory, timeout, concurrency, environment, egress, policy");
+  EXPECT_EQ(OneError(Edit("memory: 256", "memory: lots")),
+            "8:13: functions.create-note.memory: expected an integer in [128, 10240], not 'lots'");
+  EXPECT_EQ(OneError(Edit("memory: 256", "memory: 64")),
+            "8:13: functions.create-note.memory: 64 is out of range; expected [128, 10240]");
+  EXPECT_EQ(OneError(Edit("timeout: 10", "timeout: 901")),
+            "9:14: functions.create-note.timeout: 901 is out of range; expected [1, 900]");
+  EXPECT_EQ(OneError(Edit("runtime: python3", "runtime: ruby")),
+            "21:14: functions.get-note.runtime: unknown runtime 'ruby'; expected nodejs20, "
+            "python3 or provided");
+}
+
+TEST_F(ManifestTest, RoutesMustDeclareAuth) {
+  const std::string error = OneError(Edit("    auth: none\n", ""));
+  EXPECT_TRUE(error.starts_with("36:5: routes[2]: 'auth' is required")) << error;
+}
+
+TEST_F(ManifestTest, DuplicateRoutesDifferOnlyInParameterNames) {
+  const std::string yaml = Edit("  - route: GET /health", "  - route: GET /notes/{note}");
+  EXPECT_EQ(OneError(yaml),
+            "36:12: routes[2].route: 'GET /notes/{note}' duplicates the route at line 33");
+  EXPECT_TRUE(Parse(Edit("  - route: GET /health", "  - route: PUT /notes/{note}")).manifest);
+}
+
+TEST_F(ManifestTest, ReferencesMustResolve) {
+  EXPECT_EQ(OneError(Edit("    function: get-note\n", "    function: get-notes\n")),
+            "34:15: routes[1].function: 'get-notes' is not a function of this manifest (it "
+            "defines create-note, get-note, health)");
+  EXPECT_EQ(OneError(Edit("jwt: users", "jwt: admins")),
+            "31:18: routes[0].auth.jwt: 'admins' is not an authorizer of this manifest (it "
+            "defines users)");
+  EXPECT_EQ(OneError(Edit("usage_plan: basic", "usage_plan: gold")),
+            "35:40: routes[1].auth.usage_plan: 'gold' is not a usage plan of this manifest (it "
+            "defines basic)");
+  EXPECT_EQ(OneError(Edit("Resource: secret:db", "Resource: secret:dbx")),
+            "16:19: functions.create-note.policy[0].Resource: 'secret:dbx' names a secret that "
+            "`secrets` does not define");
+  EXPECT_EQ(OneError(Edit("rotation: { function: get-note", "rotation: { function: rotate-db")),
+            "44:66: secrets.db.rotation.function: 'rotate-db' is not a function of this "
+            "manifest (it defines create-note, get-note, health)");
+  EXPECT_EQ(OneError(Edit("{ function: create-note, metric: errors",
+                          "{ function: create-notes, metric: errors")),
+            "46:17: alerts[0].function: 'create-notes' is not a function of this manifest (it "
+            "defines create-note, get-note, health)");
+}
+
+TEST_F(ManifestTest, FilesMustExistInsideTheApp) {
+  fs::remove(fs::path(dir_) / "functions/get-note/app.py");
+  EXPECT_EQ(OneError(kNotes),
+            "22:14: functions.get-note.handler: handler 'app.handler' needs "
+            "functions/get-note/app.py or app/__init__.py, which is missing");
+  Write("functions/get-note/app.py", "def handler(e, c): return {}\n");
+  EXPECT_EQ(OneError(Edit("code: functions/health", "code: ../health")),
+            "27:11: functions.health.code: '../health' must be a path relative to the "
+            "manifest's directory, inside it");
+  EXPECT_EQ(OneError(Edit("code: functions/health", "code: /etc")),
+            "27:11: functions.health.code: '/etc' must be a path relative to the manifest's "
+            "directory, inside it");
+  EXPECT_EQ(OneError(Edit("schemas/note.json", "schemas/nothere.json")),
+            "32:13: routes[0].schema: 'schemas/nothere.json' is not a regular file beside the "
+            "manifest");
+  Write("schemas/note.json", "not json");
+  EXPECT_EQ(OneError(kNotes), "32:13: routes[0].schema: 'schemas/note.json' is not a JSON object");
+}
+
+TEST_F(ManifestTest, PoliciesAreCheckedByThePolicyEngine) {
+  std::string error = OneError(Edit("      - Effect: Allow\n        Action: secretsmanager",
+                                    "      - Effect: Maybe\n        Action: secretsmanager"));
+  EXPECT_TRUE(error.starts_with("14:9: functions.create-note.policy[0]: ")) << error;
+  EXPECT_NE(error.find("Effect"), std::string::npos) << error;
+  error = OneError(Edit("Action: secretsmanager:GetSecretValue", "Actions: secretsmanager:Get"));
+  EXPECT_TRUE(error.starts_with("14:9: functions.create-note.policy[0]: ")) << error;
+  error = OneError(Edit("Resource: secret:db", "Resource: db"));
+  EXPECT_EQ(error,
+            "16:19: functions.create-note.policy[0].Resource: 'db' is not a resource: expected "
+            "an ARN, '*', or secret:NAME, function:NAME, queue:NAME");
+}
+
+TEST_F(ManifestTest, ReportsEveryProblemAtOnceInFileOrder) {
+  std::string yaml = Edit("memory: 256", "memory: 1");
+  yaml = yaml.replace(yaml.find("    auth: none\n"), 15, "");
+  yaml = yaml.replace(yaml.find("app: notes"), 10, "app: Notes");
+  ParseOutcome outcome = Parse(yaml);
+  ASSERT_EQ(outcome.diagnostics.size(), 3u) << outcome.ToStatus("moatless.yaml").message();
+  EXPECT_EQ(outcome.diagnostics[0].at.line, 1);
+  EXPECT_EQ(outcome.diagnostics[1].at.line, 8);
+  EXPECT_EQ(outcome.diagnostics[2].at.line, 36);
+  const std::string message = outcome.ToStatus("app/moatless.yaml").message();
+  EXPECT_TRUE(message.starts_with("app/moatless.yaml:1:6: app: 'Notes' is not an app name"))
+      << message;
+}
+
+TEST_F(ManifestTest, HostileYamlIsRefusedNotExpanded) {
+  EXPECT_EQ(OneError("app: notes\nstage: [dev\n"),
+            "3:1: not valid YAML: end of sequence flow not found");
+  // A billion laughs: each level refers to the one before ten times.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) bomb += std::string(j ? ", " : "") + "*a" + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  const std::string error = OneError(bomb);
+  EXPECT_NE(error.find("expands to more than"), std::string::npos) << error;
+  EXPECT_FALSE(Parse(std::string(2 << 20, ' ')).manifest.has_value());
+}
+
+TEST_F(ManifestTest, FullNamesMustFitLambdaAndIam) {
+  const std::string longer(60, 'x');
+  ParseOutcome outcome = Parse(Edit("  health:\n", "  " + longer + ":\n"));
+  bool found = false;
+  for (const Diagnostic& d : outcome.diagnostics) {
+    if (d.message.find("longer than 64 characters") != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found) << outcome.ToStatus("moatless.yaml").message();
+}
+
+TEST_F(ManifestTest, NamesAndArns) {
+  EXPECT_EQ(QualifiedFunctionName("notes", "dev", "get-note"), "notes-dev-get-note");
+  EXPECT_EQ(QualifiedSecretName("notes", "dev", "db"), "dev/notes/db");
+  EXPECT_EQ(AppArn("us-east-1", "000000000000", "notes", "dev"),
+            "arn:aws:moatless:us-east-1:000000000000:app/notes/dev");
+  EXPECT_TRUE(ValidateAppName("notes-2").ok());
+  EXPECT_FALSE(ValidateAppName("2notes").ok());
+  EXPECT_FALSE(ValidateAppName(std::string(33, 'a')).ok());
+  EXPECT_FALSE(ValidateStageName("dev/x").ok());
+}
+
+}  // namespace
+}  // namespace moatless::manifest
