@@ -259,6 +259,53 @@ core::Result<Principal> Directory::Create(PrincipalType type, std::string_view n
   return Get(type, name);
 }
 
+core::Status Directory::ApplyRole(store::Transaction& tx, const RoleDefinition& definition) {
+  RETURN_IF_ERROR(ValidatePrincipalName(definition.name));
+  RETURN_IF_ERROR(ValidateTags(definition.tags));
+  RETURN_IF_ERROR(
+      ValidateDocument(definition.trust_policy, policy::PolicyType::kTrust, "trust policy"));
+  RETURN_IF_ERROR(
+      ValidateDocument(definition.boundary, policy::PolicyType::kBoundary, "permissions boundary"));
+  for (const NamedPolicy& p : definition.policies) {
+    RETURN_IF_ERROR(ValidatePrincipalName(p.name).Annotate("policy name"));
+    RETURN_IF_ERROR(
+        ValidateDocument(p.document, policy::PolicyType::kIdentity, "policy '" + p.name + "'"));
+  }
+  const std::string arn = RoleArn(definition.name);
+  const std::string tags = TagsToJson(definition.tags);
+  ASSIGN_OR_RETURN(std::optional<store::Row> existing,
+                   tx.QueryOptional("SELECT tags FROM principals WHERE arn = ?", {arn}));
+  if (existing) {
+    ASSIGN_OR_RETURN(const std::string current, existing->GetText("tags"));
+    ASSIGN_OR_RETURN(const auto current_tags, TagsFromJson(current));
+    if (current_tags != definition.tags) {
+      return core::AlreadyExistsError("role '" + definition.name +
+                                      "' already exists and is not managed by this deployment")
+          .WithAwsType("EntityAlreadyExists");
+    }
+    RETURN_IF_ERROR(tx.Exec(
+        "UPDATE principals SET trust_policy = ?, boundary = ?, boundary_arn = NULL WHERE arn = ?",
+        {definition.trust_policy, definition.boundary, arn}));
+    RETURN_IF_ERROR(tx.Exec("DELETE FROM principal_policies WHERE principal_arn = ?", {arn}));
+  } else {
+    const std::string id = "AROA" + core::RandomBase32(env_.random(), 17);
+    RETURN_IF_ERROR(tx.Exec(
+        "INSERT INTO principals (kind, name, arn, id, tags, boundary, trust_policy, "
+        "max_session_seconds, created_at) VALUES ('role', ?, ?, ?, ?, ?, ?, 3600, ?)",
+        {definition.name, arn, id, tags, definition.boundary, definition.trust_policy, Now()}));
+  }
+  for (const NamedPolicy& p : definition.policies) {
+    RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO principal_policies (principal_arn, name, document) VALUES (?, ?, ?)",
+                {arn, p.name, p.document}));
+  }
+  return core::Status::Ok();
+}
+
+core::Status Directory::DeleteRoleIn(store::Transaction& tx, std::string_view name) {
+  return tx.Exec("DELETE FROM principals WHERE arn = ?", {RoleArn(name)}).status();
+}
+
 core::Result<Principal> Directory::EnsureRoot() {
   const std::string arn = RootArn();
   const std::string id = "AIDA" + core::RandomBase32(env_.random(), 17);

@@ -75,6 +75,16 @@ struct Principal {
 
 enum class KeyStatus { kActive, kInactive };
 
+// A role as a deployment wants it to be (Directory::ApplyRole).
+struct RoleDefinition {
+  std::string name;
+  std::string trust_policy;
+  std::vector<NamedPolicy> policies;  // replaces every inline policy of the role
+  std::string boundary;               // the permissions boundary document (required)
+  // Marks the role as the owner's; an existing role without exactly these tags is not replaced.
+  std::map<std::string, std::string> tags;
+};
+
 struct AccessKeyInfo {
   std::string id;        // AKIA...
   std::string user_arn;  // the owning user's (or the root's) ARN
@@ -140,6 +150,19 @@ class Directory {
                             std::string_view policy_arn);
   core::Status DetachPolicy(PrincipalType type, std::string_view principal,
                             std::string_view policy_arn);
+
+  // Inside a caller's write transaction, so that roles change together with what uses them (an
+  // app deployment): creates the role, or brings an existing one to the definition — trust
+  // policy, exactly these inline policies, this boundary (managed policy attachments are left
+  // alone). Every document is validated first. An existing role whose tags differ from
+  // definition.tags belongs to someone else: kAlreadyExists (EntityAlreadyExists), nothing
+  // changed. Call NoteWrite() once the transaction has committed (or failed).
+  core::Status ApplyRole(store::Transaction& tx, const RoleDefinition& definition);
+  // Deletes a role inside a caller's write transaction; a role that does not exist is not an
+  // error. Call NoteWrite() afterwards.
+  core::Status DeleteRoleIn(store::Transaction& tx, std::string_view name);
+  // Moves generation() on after a transaction of ApplyRole / DeleteRoleIn.
+  void NoteWrite() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
   // The account root: created on first call, returned as is afterwards.
   core::Result<Principal> EnsureRoot();

@@ -1087,7 +1087,7 @@ ParseOutcome ParseManifest(std::string_view yaml, const ParseOptions& options) {
 
 std::string QualifiedFunctionName(std::string_view app, std::string_view stage,
                                   std::string_view function) {
-  return std::string(app) + "-" + std::string(stage) + "-" + std::string(function);
+  return std::string(app) + "_" + std::string(stage) + "_" + std::string(function);
 }
 
 std::string QualifiedSecretName(std::string_view app, std::string_view stage,

@@ -17,8 +17,8 @@
 // Policies are written in the IAM language (YAML form of the JSON). Resources may use short forms,
 // which expand to the ARNs of the app's own resources in its own stage:
 //   secret:NAME      arn:aws:secretsmanager:REGION:ACCOUNT:secret:STAGE/APP/NAME-??????
-//   function:NAME    arn:aws:lambda:REGION:ACCOUNT:function:APP-STAGE-NAME (and :* for versions)
-//   queue:NAME       arn:aws:sqs:REGION:ACCOUNT:APP-STAGE-NAME
+//   function:NAME    arn:aws:lambda:REGION:ACCOUNT:function:APP_STAGE_NAME (and :* for versions)
+//   queue:NAME       arn:aws:sqs:REGION:ACCOUNT:APP_STAGE_NAME
 // A short form must name a secret or function the manifest defines.
 //
 // Plain values; stateless functions; thread-safe.
@@ -160,8 +160,10 @@ struct ParseOutcome {
 
 ParseOutcome ParseManifest(std::string_view yaml, const ParseOptions& options = {});
 
-// The names the platform gives an app's pieces. Function and role: APP-STAGE-FUNCTION (at most
-// 64 characters, checked by ParseManifest); secret: STAGE/APP/NAME.
+// The names the platform gives an app's pieces. Function, role and queue: APP_STAGE_NAME (at most
+// 64 characters, checked by ParseManifest); secret: STAGE/APP/NAME. App and stage names hold no
+// '_' or '/', so the prefix APP_STAGE_ (or STAGE/APP/) belongs to one app and stage only: a
+// boundary written on it cannot reach another app's resources.
 std::string QualifiedFunctionName(std::string_view app, std::string_view stage,
                                   std::string_view function);
 std::string QualifiedSecretName(std::string_view app, std::string_view stage,

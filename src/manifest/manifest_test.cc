@@ -139,9 +139,9 @@ TEST_F(ManifestTest, ParsesTheWholeModel) {
   const auto& functions = statements[1].at("Resource").as_array();
   ASSERT_EQ(functions.size(), 2u);
   EXPECT_EQ(functions[0].as_string(),
-            "arn:aws:lambda:eu-west-1:123456789012:function:notes-dev-get-note");
+            "arn:aws:lambda:eu-west-1:123456789012:function:notes_dev_get-note");
   EXPECT_EQ(functions[1].as_string(),
-            "arn:aws:lambda:eu-west-1:123456789012:function:notes-dev-get-note:*");
+            "arn:aws:lambda:eu-west-1:123456789012:function:notes_dev_get-note:*");
 
   ASSERT_EQ(m.routes.size(), 3u);
   EXPECT_EQ(m.routes[0].key(), "POST /notes");
@@ -292,7 +292,7 @@ TEST_F(ManifestTest, FullNamesMustFitLambdaAndIam) {
 }
 
 TEST_F(ManifestTest, NamesAndArns) {
-  EXPECT_EQ(QualifiedFunctionName("notes", "dev", "get-note"), "notes-dev-get-note");
+  EXPECT_EQ(QualifiedFunctionName("notes", "dev", "get-note"), "notes_dev_get-note");
   EXPECT_EQ(QualifiedSecretName("notes", "dev", "db"), "dev/notes/db");
   EXPECT_EQ(AppArn("us-east-1", "000000000000", "notes", "dev"),
             "arn:aws:moatless:us-east-1:000000000000:app/notes/dev");

@@ -191,25 +191,23 @@ FunctionRegistry::FunctionRegistry(store::Database& db, const core::Clock& clock
     : db_(db), clock_(clock) {}
 
 core::Result<FunctionConfig> FunctionRegistry::Publish(FunctionConfig f) {
+  return store::TransactValue(db_, {}, [&](store::Transaction& tx) { return PublishIn(tx, f); });
+}
+
+core::Result<FunctionConfig> FunctionRegistry::PublishIn(store::Transaction& tx, FunctionConfig f) {
   f.version = "$LATEST";  // what the caller sent is not ours to keep
   if (core::Status valid = ValidateFunction(f); !valid.ok()) return InvalidParameter(valid);
   const std::string config = FunctionConfigToJson(f);
   const std::string created_at = core::FormatRfc3339(clock_.Now());
   ASSIGN_OR_RETURN(
-      const std::int64_t version,
-      store::TransactValue(db_, {}, [&](store::Transaction& tx) -> core::Result<std::int64_t> {
-        ASSIGN_OR_RETURN(
-            const store::Row row,
-            tx.QueryOne("SELECT COALESCE(MAX(version), 0) AS v FROM functions WHERE name = ?",
-                        {f.name}));
-        ASSIGN_OR_RETURN(const std::int64_t highest, row.GetInt("v"));
-        const std::int64_t next = highest + 1;
-        RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO functions (name, version, config, created_at) VALUES (?, ?, ?, ?)",
-                    {f.name, next, config, created_at}));
-        return next;
-      }));
-  f.version = std::to_string(version);
+      const store::Row row,
+      tx.QueryOne("SELECT COALESCE(MAX(version), 0) AS v FROM functions WHERE name = ?", {f.name}));
+  ASSIGN_OR_RETURN(const std::int64_t highest, row.GetInt("v"));
+  const std::int64_t next = highest + 1;
+  RETURN_IF_ERROR(
+      tx.Exec("INSERT INTO functions (name, version, config, created_at) VALUES (?, ?, ?, ?)",
+              {f.name, next, config, created_at}));
+  f.version = std::to_string(next);
   return f;
 }
 
@@ -263,12 +261,14 @@ core::Result<std::vector<FunctionConfig>> FunctionRegistry::Versions(std::string
 }
 
 core::Status FunctionRegistry::Delete(std::string_view name) {
-  return db_.Write([&](store::Transaction& tx) -> core::Status {
-    ASSIGN_OR_RETURN(const std::int64_t removed,
-                     tx.Exec("DELETE FROM functions WHERE name = ?", {name}));
-    if (removed == 0) return FunctionNotFound(name);
-    return tx.Exec("DELETE FROM async_invocations WHERE function_name = ?", {name}).status();
-  });
+  return db_.Write([&](store::Transaction& tx) { return DeleteIn(tx, name); });
+}
+
+core::Status FunctionRegistry::DeleteIn(store::Transaction& tx, std::string_view name) {
+  ASSIGN_OR_RETURN(const std::int64_t removed,
+                   tx.Exec("DELETE FROM functions WHERE name = ?", {name}));
+  if (removed == 0) return FunctionNotFound(name);
+  return tx.Exec("DELETE FROM async_invocations WHERE function_name = ?", {name}).status();
 }
 
 }  // namespace moatless::runtime

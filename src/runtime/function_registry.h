@@ -48,6 +48,9 @@ class FunctionRegistry {
   // Validates `function` (its incoming version is ignored) and stores it, durably, as the next
   // version of its name (the first is 1). Returns it as stored, `version` set to that number.
   core::Result<FunctionConfig> Publish(FunctionConfig function);
+  // The same inside a caller's write transaction, so that versions of several functions become
+  // visible together, or not at all (an app deployment).
+  core::Result<FunctionConfig> PublishIn(store::Transaction& tx, FunctionConfig function);
   // One version, by qualifier (see above).
   core::Result<FunctionConfig> Get(std::string_view name, std::string_view qualifier = "");
   // The highest version of every function, ordered by name.
@@ -57,6 +60,7 @@ class FunctionRegistry {
   // Removes every version of the function and its pending asynchronous invocations (an attempt
   // already running finishes; it is not retried). kNotFound if the function has no version.
   core::Status Delete(std::string_view name);
+  core::Status DeleteIn(store::Transaction& tx, std::string_view name);
 
  private:
   store::Database& db_;

@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 4> kMigrations = {{
+  static const std::array<Migration, 5> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -86,6 +86,36 @@ std::span<const Migration> PlatformMigrations() {
        ");\n"
        "CREATE INDEX async_invocations_by_next_attempt ON async_invocations (next_attempt_ms);\n"
        "CREATE INDEX async_invocations_by_function ON async_invocations (function_name)"},
+      // manifest: deployed apps per stage, every deployed version of each (the manifest as
+      // written, the state it produced as JSON, who deployed it), the live version, and the
+      // operator's permissions boundary per app and stage.
+      {5, "create_apps",
+       "CREATE TABLE apps (\n"
+       "  app TEXT NOT NULL,\n"
+       "  stage TEXT NOT NULL,\n"
+       "  live_version BIGINT NOT NULL,\n"
+       "  updated_at TEXT NOT NULL,\n"
+       "  PRIMARY KEY (app, stage)\n"
+       ");\n"
+       "CREATE TABLE app_versions (\n"
+       "  app TEXT NOT NULL,\n"
+       "  stage TEXT NOT NULL,\n"
+       "  version BIGINT NOT NULL,\n"
+       "  manifest TEXT NOT NULL,\n"
+       "  state TEXT NOT NULL,\n"
+       "  bundle_sha256 TEXT NOT NULL,\n"
+       "  deployer TEXT NOT NULL,\n"
+       "  description TEXT NOT NULL,\n"
+       "  created_at TEXT NOT NULL,\n"
+       "  PRIMARY KEY (app, stage, version)\n"
+       ");\n"
+       "CREATE TABLE app_boundaries (\n"
+       "  app TEXT NOT NULL,\n"
+       "  stage TEXT NOT NULL,\n"
+       "  document TEXT NOT NULL,\n"
+       "  updated_at TEXT NOT NULL,\n"
+       "  PRIMARY KEY (app, stage)\n"
+       ")"},
   }};
   return kMigrations;
 }

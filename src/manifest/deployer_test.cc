@@ -1,0 +1,299 @@
+#include "manifest/deployer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "identity/test_fixture.h"
+#include "runtime/function_registry.h"
+
+namespace moatless::manifest {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kManifest = R"(app: notes
+stage: dev
+functions:
+  create-note:
+    runtime: nodejs20
+    handler: index.handler
+    code: create
+    policy:
+      - Effect: Allow
+        Action: lambda:InvokeFunction
+        Resource: function:get-note
+  get-note:
+    runtime: python3
+    handler: app.handler
+    code: get
+    memory: 256
+routes:
+  - route: GET /notes/{id}
+    function: get-note
+    auth: none
+)";
+
+class DeployerTest : public identity::IdentityStoreTest {
+ protected:
+  void SetUp() override {
+    identity::IdentityStoreTest::SetUp();
+    registry_ = std::make_unique<runtime::FunctionRegistry>(*db_, env_->clock());
+    deployer_ = std::make_unique<Deployer>(Deployer::Deps{.db = *db_,
+                                                          .directory = *directory_,
+                                                          .registry = *registry_,
+                                                          .env = *env_,
+                                                          .apps_dir = dir_ + "/apps",
+                                                          .region = "us-east-1",
+                                                          .account_id = "000000000000",
+                                                          .limits = {}});
+    app_ = dir_ + "/src";
+    Write("moatless.yaml", kManifest);
+    Write("create/index.js", "exports.handler = async () => 'v1';\n");
+    Write("get/app.py", "def handler(e, c):\n    return 'v1'\n");
+  }
+  void TearDown() override {
+    deployer_.reset();
+    registry_.reset();
+    identity::IdentityStoreTest::TearDown();
+  }
+  void Write(const std::string& relative, std::string_view text) {
+    const fs::path path = fs::path(app_) / relative;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+  }
+  core::Result<DeployOutcome> Deploy(bool dry_run = false, bool strict = false,
+                                     std::optional<std::int64_t> expected = std::nullopt) {
+    std::ifstream in(app_ + "/moatless.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ParseOptions options;
+    options.base_dir = app_;
+    ParseOutcome parsed = ParseManifest(text, options);
+    if (!parsed.manifest) {
+      // Still send it, with the files of the original: the server's validation is under test.
+      parsed = ParseManifest(kManifest, options);
+    }
+    const Manifest manifest = parsed.manifest.value_or(Manifest{});
+    auto packed = PackBundle(app_, manifest);
+    if (!packed.ok()) return packed.status();
+    return deployer_->Deploy({.app = "notes",
+                              .stage = "dev",
+                              .bundle = packed->bytes,
+                              .dry_run = dry_run,
+                              .strict = strict,
+                              .expected_version = expected,
+                              .deployer = "arn:aws:iam::000000000000:user/ci"});
+  }
+  const FunctionDeployment& Function(const DeployOutcome& o, const std::string& name) {
+    for (const FunctionDeployment& f : o.functions) {
+      if (f.name == name) return f;
+    }
+    static const FunctionDeployment kNone;
+    ADD_FAILURE() << "no function " << name;
+    return kNone;
+  }
+  std::int64_t LatestVersion(const std::string& function) {
+    auto f = registry_->Get(function);
+    return f.ok() ? std::stoll(f->version) : 0;
+  }
+
+  std::unique_ptr<runtime::FunctionRegistry> registry_;
+  std::unique_ptr<Deployer> deployer_;
+  std::string app_;
+};
+
+TEST_F(DeployerTest, FirstDeploymentCreatesOneRolePerFunctionUnderTheBoundary) {
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->version, 1);
+  EXPECT_EQ(outcome->previous_version, 0);
+  EXPECT_TRUE(outcome->changed);
+  EXPECT_EQ(outcome->boundary_source, "default");
+  EXPECT_EQ(outcome->pending, std::vector<std::string>{"routes (the gateway)"});
+  ASSERT_EQ(outcome->functions.size(), 2u);
+
+  auto config = registry_->Get("notes_dev_get-note");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->version, "1");
+  EXPECT_EQ(config->memory_mb, 256u);
+  EXPECT_TRUE(config->code_dir.starts_with(dir_ + "/apps/bundles/")) << config->code_dir;
+  EXPECT_TRUE(fs::exists(config->code_dir + "/app.py"));
+  EXPECT_EQ(config->role_arn, "arn:aws:iam::000000000000:role/notes_dev_get-note");
+
+  auto role = directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note");
+  ASSERT_TRUE(role.ok()) << role.status();
+  ASSERT_TRUE(role->boundary.has_value());
+  EXPECT_NE(role->boundary->find("notes_dev_*"), std::string::npos);
+  EXPECT_NE(role->trust_policy->find("lambda.amazonaws.com"), std::string::npos);
+  ASSERT_EQ(role->policies.size(), 1u);
+  EXPECT_NE(role->policies[0].document.find("function:notes_dev_get-note"), std::string::npos);
+  // A function without a policy gets a role with none: it may do nothing.
+  auto bare = directory_->Get(identity::PrincipalType::kRole, "notes_dev_get-note");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(bare->policies.empty());
+}
+
+TEST_F(DeployerTest, RedeployingTheSameFilesChangesNothing) {
+  ASSERT_TRUE(Deploy().ok());
+  auto again = Deploy();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->version, 1);
+  EXPECT_TRUE(again->changes.empty());
+  EXPECT_EQ(LatestVersion("notes_dev_get-note"), 1);
+}
+
+TEST_F(DeployerTest, OnlyChangedFunctionsGetNewVersionsAndPoliciesDiffByStatement) {
+  ASSERT_TRUE(Deploy().ok());
+  Write("create/index.js", "exports.handler = async () => 'v2';\n");
+  std::string text(kManifest);
+  text.replace(text.find("Resource: function:get-note"), 27,
+               "Resource: [function:get-note, function:create-note]");
+  Write("moatless.yaml", text);
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->version, 2);
+  ASSERT_EQ(outcome->changes.size(), 1u);
+  const Change& change = outcome->changes[0];
+  EXPECT_EQ(change.name, "create-note");
+  EXPECT_EQ(change.kind, ChangeKind::kUpdate);
+  ASSERT_EQ(change.details.size(), 3u);
+  EXPECT_TRUE(change.details[0].starts_with("code: ")) << change.details[0];
+  EXPECT_TRUE(change.details[1].starts_with("policy - ")) << change.details[1];
+  EXPECT_TRUE(change.details[2].starts_with("policy + ")) << change.details[2];
+  EXPECT_EQ(Function(*outcome, "create-note").version, 2);
+  EXPECT_EQ(Function(*outcome, "get-note").version, 1);
+  EXPECT_EQ(LatestVersion("notes_dev_create-note"), 2);
+  EXPECT_EQ(LatestVersion("notes_dev_get-note"), 1);
+}
+
+TEST_F(DeployerTest, DryRunPlansWithoutChangingAnything) {
+  auto outcome = Deploy(/*dry_run=*/true);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->changes.size(), 3u);  // two functions and a route
+  EXPECT_EQ(outcome->version, 0);
+  EXPECT_EQ(registry_->Get("notes_dev_get-note").status().code(), core::StatusCode::kNotFound);
+  EXPECT_FALSE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_get-note").ok());
+  auto apps = deployer_->ListApps();
+  ASSERT_TRUE(apps.ok());
+  EXPECT_TRUE(apps->empty());
+}
+
+TEST_F(DeployerTest, AnInvalidManifestChangesNothingAndSaysWhere) {
+  ASSERT_TRUE(Deploy().ok());
+  std::string text(kManifest);
+  text.replace(text.find("memory: 256"), 11, "memory: 2");
+  Write("moatless.yaml", text);
+  auto outcome = Deploy();
+  ASSERT_EQ(outcome.status().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(outcome.status().message(),
+            "moatless.yaml:16:13: functions.get-note.memory: 2 is out of range; expected [128, "
+            "10240]");
+  auto details = deployer_->GetApp("notes", "dev");
+  ASSERT_TRUE(details.ok());
+  EXPECT_EQ(details->summary.live_version, 1);
+}
+
+TEST_F(DeployerTest, RemovedFunctionsLoseTheirVersionsAndRoles) {
+  ASSERT_TRUE(Deploy().ok());
+  const std::string text = R"(app: notes
+stage: dev
+functions:
+  create-note:
+    runtime: nodejs20
+    handler: index.handler
+    code: create
+)";
+  Write("moatless.yaml", text);
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(registry_->Get("notes_dev_get-note").status().code(), core::StatusCode::kNotFound);
+  EXPECT_FALSE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_get-note").ok());
+  EXPECT_TRUE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note").ok());
+}
+
+TEST_F(DeployerTest, DeadStatementsAreReportedAndStrictFails) {
+  std::string text(kManifest);
+  text.replace(text.find("Resource: function:get-note"), 27,
+               "Resource: arn:aws:lambda:us-east-1:000000000000:function:billing_dev_charge");
+  Write("moatless.yaml", text);
+  auto strict = Deploy(false, /*strict=*/true);
+  ASSERT_EQ(strict.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_NE(strict.status().message().find("billing_dev_charge"), std::string::npos);
+  EXPECT_FALSE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note").ok());
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(outcome->dead.count("create-note"), 1u);
+  EXPECT_EQ(outcome->dead.at("create-note")[0].index, 0u);
+  // Applied anyway (not strict), but the role is capped: the boundary is on it.
+  auto role = directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note");
+  ASSERT_TRUE(role.ok());
+  EXPECT_TRUE(role->boundary.has_value());
+}
+
+TEST_F(DeployerTest, OperatorBoundaryAppliesAtOnceAndToLaterDeployments) {
+  ASSERT_TRUE(Deploy().ok());
+  const std::string boundary =
+      R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]})";
+  auto dead = deployer_->PutBoundary("notes", "dev", boundary);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_EQ(dead->count("create-note"), 1u);
+  auto role = directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note");
+  ASSERT_TRUE(role.ok());
+  EXPECT_EQ(role->boundary, boundary);
+  auto current = deployer_->GetBoundary("notes", "dev");
+  ASSERT_TRUE(current.ok());
+  EXPECT_EQ(current->second, "operator");
+  EXPECT_FALSE(
+      deployer_->PutBoundary("notes", "dev", R"({"Statement":[{"Effect":"Maybe"}]})").ok());
+  ASSERT_TRUE(deployer_->DeleteBoundary("notes", "dev").ok());
+  role = directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note");
+  EXPECT_NE(role->boundary->find("notes_dev_*"), std::string::npos);
+}
+
+TEST_F(DeployerTest, ConcurrentDeploymentsAreDetected) {
+  ASSERT_TRUE(Deploy().ok());
+  Write("get/app.py", "def handler(e, c):\n    return 'v2'\n");
+  auto stale = Deploy(false, false, /*expected=*/0);
+  EXPECT_EQ(stale.status().code(), core::StatusCode::kAborted);
+  EXPECT_EQ(LatestVersion("notes_dev_get-note"), 1);
+  EXPECT_TRUE(Deploy(false, false, 1).ok());
+}
+
+TEST_F(DeployerTest, RollbackRedeploysAnEarlierVersionAsANewOne) {
+  ASSERT_TRUE(Deploy().ok());
+  auto first_code = registry_->Get("notes_dev_get-note")->code_dir;
+  Write("get/app.py", "def handler(e, c):\n    return 'v2'\n");
+  ASSERT_TRUE(Deploy().ok());
+  EXPECT_NE(registry_->Get("notes_dev_get-note")->code_dir, first_code);
+  auto rolled = deployer_->Rollback("notes", "dev", std::nullopt, false, "operator");
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  EXPECT_EQ(rolled->version, 3);
+  EXPECT_EQ(registry_->Get("notes_dev_get-note")->code_dir, first_code);
+  EXPECT_EQ(LatestVersion("notes_dev_get-note"), 3);
+  auto details = deployer_->GetApp("notes", "dev");
+  ASSERT_TRUE(details.ok());
+  ASSERT_EQ(details->versions.size(), 3u);
+  EXPECT_EQ(details->versions[2].description, "rollback to 1");
+  EXPECT_EQ(details->versions[0].deployer, "arn:aws:iam::000000000000:user/ci");
+  EXPECT_EQ(deployer_->Rollback("notes", "dev", 9, false, "x").status().code(),
+            core::StatusCode::kNotFound);
+}
+
+TEST_F(DeployerTest, ARoleOfTheSameNameNotOwnedByTheAppStopsEverything) {
+  ASSERT_TRUE(directory_
+                  ->CreateRole("notes_dev_get-note",
+                               R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",)"
+                               R"("Principal":{"Service":"lambda.amazonaws.com"},)"
+                               R"("Action":"sts:AssumeRole"}]})")
+                  .ok());
+  auto outcome = Deploy();
+  EXPECT_EQ(outcome.status().code(), core::StatusCode::kAlreadyExists);
+  // Atomic: the other function was not published and its role not created either.
+  EXPECT_EQ(registry_->Get("notes_dev_create-note").status().code(), core::StatusCode::kNotFound);
+  EXPECT_FALSE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note").ok());
+}
+
+}  // namespace
+}  // namespace moatless::manifest
