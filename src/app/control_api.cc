@@ -52,6 +52,14 @@ ControlApi::ControlApi(Deps deps)
     add(router_, "POST", "/", aws);
     add(router_, "GET", "/", aws);
     add(router_, "POST", "/2015-03-31/functions/{name}/invocations", aws);
+    // The app API (manifest/app_api.h): the endpoint decodes and authorises these.
+    add(router_, "GET", "/moatless/v1/apps", aws);
+    add(router_, "GET", "/moatless/v1/apps/{app}/stages/{stage}", aws);
+    add(router_, "POST", "/moatless/v1/apps/{app}/stages/{stage}/deployments", aws);
+    add(router_, "POST", "/moatless/v1/apps/{app}/stages/{stage}/rollback", aws);
+    for (const char* method : {"GET", "PUT", "DELETE"}) {
+      add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/boundary", aws);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // ControlApi: the daemon's own HTTP surface on the control listener — /healthz (liveness),
 // /readyz (readiness: the store answers, the audit log can still write, not draining) and
 // /metrics (Prometheus), the AWS-compatible service APIs at / (services::AwsEndpoint: SigV4,
-// STS) — plus the instrumentation every listener shares: per-route request metrics,
+// STS, IAM), Lambda's Invoke under /2015-03-31/functions/ and the app API under /moatless/v1/
+// (manifest/app_api.h) — plus the instrumentation every listener shares: per-route request metrics,
 // connection-level reject counters and the access log.
 //
 // Build it once before serving; Handler()/AccessHook() results may then be called from any I/O

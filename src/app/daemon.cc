@@ -22,9 +22,12 @@
 #include "identity/directory.h"
 #include "identity/session_token.h"
 #include "identity/sts.h"
+#include "manifest/app_api.h"
+#include "manifest/deployer.h"
 #include "observe/audit_log.h"
 #include "observe/logger.h"
 #include "observe/metrics.h"
+#include "runtime/function_registry.h"
 #include "sandbox/sandbox.h"
 #include "services/aws_endpoint.h"
 #include "store/schema.h"
@@ -144,6 +147,21 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                         .clock = env.clock(),
                                                         .region = settings.region});
 
+  // Apps: deployments through the app API on the same endpoint (they need no sandbox: a node
+  // that cannot run functions can still hold what will run elsewhere).
+  runtime::FunctionRegistry app_registry(*db, env.clock());
+  manifest::Deployer deployer(manifest::Deployer::Deps{.db = *db,
+                                                       .directory = directory,
+                                                       .registry = app_registry,
+                                                       .env = env,
+                                                       .apps_dir = settings.apps_code_dir,
+                                                       .region = settings.region,
+                                                       .account_id = settings.account_id,
+                                                       .limits = {}});
+  manifest::AppApi app_api(manifest::AppApi::Deps{
+      .deployer = deployer, .region = settings.region, .account_id = settings.account_id});
+  aws.AttachService(&app_api);
+
   boost::asio::thread_pool service_pool(static_cast<std::size_t>(settings.service_threads));
 
   http::IoPool pool(settings.threads, [&log](std::string_view message) {
@@ -237,6 +255,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
   functions.reset();  // in-flight invocations end; environments are discarded
+  aws.AttachService(nullptr);
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

@@ -128,6 +128,11 @@ core::ConfigSchema ServeSchema() {
             .help = "an idle warm environment is discarded after this (frozen after 1 s)",
             .min = 1'000,
             .max = 86'400'000})
+      .Add({.name = "apps.code_dir",
+            .type = ConfigType::kPath,
+            .default_value = "/var/lib/moatless/code",
+            .help = "where deployed apps' code is kept (content-addressed, written once); every "
+                    "directory above it must be traversable by function sandboxes"})
       .Add({.name = "functions.runtimes_dir",
             .type = ConfigType::kString,
             .default_value = "",
@@ -215,6 +220,7 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   s.function_queue_wait = config.GetDuration("functions.queue_wait");
   s.function_idle_timeout = config.GetDuration("functions.idle_timeout");
   s.runtimes_dir = config.GetString("functions.runtimes_dir");
+  s.apps_code_dir = config.GetString("apps.code_dir");
   return s;
 }
 

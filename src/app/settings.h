@@ -44,7 +44,8 @@ struct ServeSettings {
   std::size_t function_queue = 64;                    // functions.queue
   std::chrono::milliseconds function_queue_wait{};    // functions.queue_wait
   std::chrono::milliseconds function_idle_timeout{};  // functions.idle_timeout
-  std::string runtimes_dir;  // functions.runtimes_dir; empty: the compiled-in default
+  std::string runtimes_dir;   // functions.runtimes_dir; empty: the compiled-in default
+  std::string apps_code_dir;  // apps.code_dir
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

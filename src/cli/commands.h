@@ -139,6 +139,47 @@ class InvokeCommand {
   bool log_ = false;
 };
 
+// The app commands, through the app API (manifest/app_api.h) on the signed endpoint:
+//   moatless deploy [--dir D] [--stage S] [--dry-run] [--strict] [--yes] [--json]
+//   moatless rollback [--app A] [--stage S] [--to N] [--dry-run] [--yes]
+//   moatless apps list | apps show APP [--stage S]
+//   moatless boundaries set --app A --stage S FILE | show | delete
+// deploy validates the manifest locally first (the server validates it again), packs the bundle,
+// shows the plan, asks before applying (or --yes; refused without a terminal), and applies only
+// if the live version is still the one the plan was made against.
+class AppCommands {
+ public:
+  explicit AppCommands(CLI::App& parent);
+  bool parsed() const;
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  int RunDeploy(const std::map<std::string, std::string>& environment);
+  int RunRollback(const std::map<std::string, std::string>& environment);
+  int RunApps(const std::map<std::string, std::string>& environment);
+  int RunBoundaries(const std::map<std::string, std::string>& environment);
+
+  CLI::App* deploy_;
+  CLI::App* rollback_;
+  CLI::App* apps_;
+  CLI::App* apps_list_;
+  CLI::App* apps_show_;
+  CLI::App* boundaries_;
+  CLI::App* boundaries_set_;
+  CLI::App* boundaries_show_;
+  CLI::App* boundaries_delete_;
+  AdminCommands::Connection connection_;
+  std::string dir_ = ".";
+  std::string app_;
+  std::string stage_;
+  std::string file_;
+  std::optional<std::int64_t> to_;
+  bool dry_run_ = false;
+  bool strict_ = false;
+  bool yes_ = false;
+  bool json_ = false;
+};
+
 // `moatless audit verify`.
 class AuditCommands {
  public:

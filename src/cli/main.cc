@@ -41,6 +41,7 @@ int Main(int argc, char** argv) {
   DoctorCommand doctor(cli);
   FunctionsCommands functions(cli);
   InvokeCommand invoke(cli);
+  AppCommands apps(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -66,6 +67,7 @@ int Main(int argc, char** argv) {
   if (doctor.parsed()) return doctor.Run();
   if (functions.parsed()) return functions.Run();
   if (invoke.parsed()) return invoke.Run(ProcessEnvironment());
+  if (apps.parsed()) return apps.Run(ProcessEnvironment());
   return kExitUsage;
 }
 

@@ -255,6 +255,7 @@ core::Result<PackedBundle> PackBundle(const std::string& dir, const Manifest& ma
   archive_write_set_format_pax_restricted(writer.get());
   archive_write_add_filter_gzip(writer.get());
   archive_write_set_filter_option(writer.get(), "gzip", "timestamp", nullptr);  // reproducible
+  archive_write_set_bytes_in_last_block(writer.get(), 1);  // no padding after the gzip stream
   if (archive_write_open(writer.get(), &packed.bytes, nullptr, AppendToString, nullptr) !=
       ARCHIVE_OK) {
     return core::InternalError(std::string("libarchive: ") + archive_error_string(writer.get()));

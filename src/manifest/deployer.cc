@@ -171,6 +171,24 @@ core::Status SyncDirectory(const fs::path& dir) {
   return core::Status::Ok();
 }
 
+// Function sandboxes run as unprivileged users: they reach their code only if every directory
+// above it lets others search it.
+core::Status CheckTraversable(const fs::path& dir) {
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return core::InternalError("cannot stat " + p.string());
+    if ((st.st_mode & S_IXOTH) == 0) {
+      return core::UnavailableError(
+          "function sandboxes cannot reach code below " + p.string() +
+          " (others may not search it); set apps.code_dir to a directory under a path they can "
+          "traverse, or chmod o+x " +
+          p.string());
+    }
+    if (p == p.root_path()) break;
+  }
+  return core::Status::Ok();
+}
+
 }  // namespace
 
 std::string_view ChangeKindName(ChangeKind kind) {
@@ -194,7 +212,12 @@ struct Deployer::Live {
   std::string updated_at;
 };
 
-Deployer::Deployer(Deps deps) : deps_(std::move(deps)) {}
+Deployer::Deployer(Deps deps) : deps_(std::move(deps)) {
+  // Function versions record where their code is: never relative to a working directory.
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(deps_.apps_dir, ec);
+  if (!ec) deps_.apps_dir = absolute.lexically_normal().string();
+}
 
 std::string Deployer::BundleDir(const std::string& sha256) const {
   return (fs::path(deps_.apps_dir) / "bundles" / sha256).string();
@@ -269,8 +292,11 @@ core::Result<DeployOutcome> Deployer::Deploy(const DeployRequest& request) {
   fs::create_directories(staging_root, ec);
   fs::create_directories(bundles_root, ec);
   if (ec) return core::InternalError("cannot create " + deps_.apps_dir + ": " + ec.message());
-  ::chmod(deps_.apps_dir.c_str(), 0755);  // functions' sandboxes read code below it
-  ::chmod(bundles_root.c_str(), 0755);
+  // Sandboxes reach code in bundles/SHA256 by name; nobody else may list what is deployed.
+  ::chmod(deps_.apps_dir.c_str(), 0711);
+  ::chmod(bundles_root.c_str(), 0711);
+  ::chmod(staging_root.c_str(), 0700);
+  RETURN_IF_ERROR(CheckTraversable(bundles_root));
   const fs::path staging = staging_root / core::RandomHex(deps_.env.random(), 16);
   RETURN_IF_ERROR(ExtractBundle(request.bundle, staging.string(), deps_.limits));
   auto hash = TreeHash(staging.string());
@@ -432,13 +458,11 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
   // The other sections: planned and recorded.
   const Manifest empty;
   const Manifest& old = before ? *before : empty;
-  const std::size_t before_sections = outcome.changes.size();
   DiffNamed("route", ByKey(old.routes), ByKey(manifest.routes), outcome.changes);
   DiffNamed("authorizer", old.authorizers, manifest.authorizers, outcome.changes);
   DiffNamed("usage_plan", old.usage_plans, manifest.usage_plans, outcome.changes);
   DiffNamed("secret", old.secrets, manifest.secrets, outcome.changes);
   DiffNamed("alert", ByKey(old.alerts), ByKey(manifest.alerts), outcome.changes);
-  (void)before_sections;
   if (!manifest.routes.empty()) outcome.pending.push_back("routes (the gateway)");
   if (!manifest.authorizers.empty()) outcome.pending.push_back("authorizers (the gateway)");
   if (!manifest.usage_plans.empty()) outcome.pending.push_back("usage_plans (the gateway)");

@@ -25,7 +25,8 @@
 // Errors: kInvalidArgument (a manifest's diagnostics, with file, line and column, or a bad
 // bundle), kPayloadTooLarge, kNotFound (an unknown app or version), kFailedPrecondition (strict
 // deployment with dead statements), kAborted (a concurrent deployment), kAlreadyExists (a role of
-// the same name not managed by this app), the store's errors.
+// the same name not managed by this app), kUnavailable (apps_dir lies below a directory function
+// sandboxes cannot traverse), the store's errors.
 //
 // Thread-safe: state is in the store and in write-once directories.
 #pragma once
@@ -127,7 +128,10 @@ class Deployer {
     identity::Directory& directory;
     runtime::FunctionRegistry& registry;
     core::Env& env;
-    std::string apps_dir;  // created if missing; holds bundles/ and staging/
+    // Created if missing; holds bundles/ (mode 0711: function sandboxes reach a bundle by its
+    // name, nobody may list them) and staging/ (0700). Outside the private data directory,
+    // because every directory above a function's code must be traversable by its sandbox.
+    std::string apps_dir;
     std::string region;
     std::string account_id;
     BundleLimits limits;

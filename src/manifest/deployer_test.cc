@@ -1,6 +1,7 @@
 #include "manifest/deployer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -39,6 +40,7 @@ class DeployerTest : public identity::IdentityStoreTest {
  protected:
   void SetUp() override {
     identity::IdentityStoreTest::SetUp();
+    ::chmod(dir_.c_str(), 0711);  // sandboxes must be able to reach deployed code below it
     registry_ = std::make_unique<runtime::FunctionRegistry>(*db_, env_->clock());
     deployer_ = std::make_unique<Deployer>(Deployer::Deps{.db = *db_,
                                                           .directory = *directory_,
@@ -279,6 +281,16 @@ TEST_F(DeployerTest, RollbackRedeploysAnEarlierVersionAsANewOne) {
   EXPECT_EQ(details->versions[0].deployer, "arn:aws:iam::000000000000:user/ci");
   EXPECT_EQ(deployer_->Rollback("notes", "dev", 9, false, "x").status().code(),
             core::StatusCode::kNotFound);
+}
+
+TEST_F(DeployerTest, RefusesACodeDirectorySandboxesCannotReach) {
+  ::chmod(dir_.c_str(), 0700);
+  auto outcome = Deploy();
+  ASSERT_EQ(outcome.status().code(), core::StatusCode::kUnavailable);
+  EXPECT_NE(outcome.status().message().find("function sandboxes cannot reach code below " + dir_),
+            std::string::npos)
+      << outcome.status();
+  EXPECT_EQ(registry_->Get("notes_dev_get-note").status().code(), core::StatusCode::kNotFound);
 }
 
 TEST_F(DeployerTest, ARoleOfTheSameNameNotOwnedByTheAppStopsEverything) {

@@ -338,10 +338,10 @@ class Parser {
       }
     }
     // Names first: sections refer to each other in any order.
-    CollectNames(root["functions"], "functions", function_names_);
-    CollectNames(root["secrets"], "secrets", secret_names_);
-    CollectNames(root["authorizers"], "authorizers", authorizer_names_);
-    CollectNames(root["usage_plans"], "usage_plans", plan_names_);
+    CollectNames(root["functions"], function_names_);
+    CollectNames(root["secrets"], secret_names_);
+    CollectNames(root["authorizers"], authorizer_names_);
+    CollectNames(root["usage_plans"], plan_names_);
 
     if (const YAML::Node functions = root["functions"]) ParseFunctions(functions);
     if (const YAML::Node secrets = root["secrets"]) ParseSecrets(secrets);
@@ -351,13 +351,11 @@ class Parser {
     if (const YAML::Node alerts = root["alerts"]) ParseAlerts(alerts);
   }
 
-  void CollectNames(const YAML::Node& section, const std::string& path,
-                    std::set<std::string>& names) {
+  static void CollectNames(const YAML::Node& section, std::set<std::string>& names) {
     if (!section || !section.IsMap()) return;
     for (const auto& entry : section) {
       if (entry.first.IsScalar()) names.insert(entry.first.Scalar());
     }
-    (void)path;
   }
 
   void ParseFunctions(const YAML::Node& section) {
@@ -428,7 +426,7 @@ class Parser {
       if (auto s = Integer(timeout, path + ".timeout", 1, 900)) f.timeout_s = *s;
     }
     if (const YAML::Node concurrency = node["concurrency"]) {
-      if (auto n = Integer(concurrency, path + ".concurrency", 0, 10000)) f.concurrency = *n;
+      if (auto n = Integer(concurrency, path + ".concurrency", 0, 1000)) f.concurrency = *n;
     }
     if (const YAML::Node env = node["environment"]) {
       if (!env.IsMap()) {
@@ -532,8 +530,8 @@ class Parser {
     return nullptr;
   }
 
-  std::string ExpandResource(const YAML::Node& at, const std::string& path,
-                             const std::string& value, boost::json::array& out) {
+  // Appends the ARNs `value` stands for to `out`; a problem, or "".
+  std::string ExpandResource(const std::string& value, boost::json::array& out) {
     const std::string& region = options_.region;
     const std::string& account = options_.account_id;
     auto short_name = [&](std::string_view prefix) { return value.substr(prefix.size()); };
@@ -567,8 +565,6 @@ class Parser {
              "' is not a resource: expected an ARN, '*', or secret:NAME, function:NAME, "
              "queue:NAME";
     }
-    (void)at;
-    (void)path;
     return "";
   }
 
@@ -595,8 +591,7 @@ class Parser {
         if (!resources) continue;
         boost::json::array expanded;
         for (const std::string& value : StringList(resources, spath + "." + key)) {
-          if (std::string problem = ExpandResource(resources, spath, value, expanded);
-              !problem.empty()) {
+          if (std::string problem = ExpandResource(value, expanded); !problem.empty()) {
             Error(resources, spath + "." + key, problem);
             expanded_ok = false;
           }

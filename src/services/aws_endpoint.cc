@@ -207,14 +207,22 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
 
   // Decode the operation first (no trust needed for that), so that even a refused request is
   // audited with the action it asked for.
-  ex.rest_json = LambdaApi::Handles(request);
+  RestJsonService* attached = service_.load();
+  if (attached != nullptr && attached->Handles(request)) ex.service = attached;
+  ex.rest_json = LambdaApi::Handles(request) || ex.service != nullptr;
   auto signature = identity::ParseSignature(view);
   core::Result<QueryRequest> query = core::InvalidArgumentError("not a Query request");
   core::Result<LambdaApi::Target> lambda_target =
       core::UnavailableError("functions cannot run on this host").WithAwsType("ServiceException");
   std::string action;
   std::string service;
-  if (ex.rest_json) {
+  core::Result<RestJsonService::Target> service_target =
+      core::InvalidArgumentError("not a request of an attached service");
+  if (ex.service != nullptr) {
+    service = std::string(ex.service->signing_name());
+    service_target = ex.service->Decode(request);
+    action = service_target.ok() ? service_target->action : service + ":*";
+  } else if (ex.rest_json) {
     service = "lambda";
     ex.lambda = lambda_.load();
     if (ex.lambda != nullptr) lambda_target = ex.lambda->Decode(request);
@@ -232,7 +240,7 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
                                        signature.status().message());
     return ErrorFor(ex, audited.ok() ? signature.status() : audited);
   }
-  const bool served = ex.rest_json ? signature->service == "lambda"
+  const bool served = ex.rest_json ? signature->service == service
                                    : (signature->service == "sts" || signature->service == "iam");
   if (!served) {
     core::Status unknown = core::InvalidArgumentError("moatless does not serve the service '" +
@@ -251,6 +259,19 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
         ex, "access-key:" + signature->access_key_id, action, "", observe::AuditOutcome::kDenied,
         std::string(caller.status().aws_type()) + ": " + caller.status().message());
     return ErrorFor(ex, audited.ok() ? caller.status() : audited);
+  }
+  if (ex.service != nullptr) {
+    if (!service_target.ok()) {
+      const core::Status audited = Audit(ex, caller->arn, action, "", observe::AuditOutcome::kError,
+                                         service_target.status().message());
+      return ErrorFor(ex, audited.ok() ? service_target.status() : audited);
+    }
+    if (core::Status s = AuthoriseRest(ex, *caller, origin, service_target->action,
+                                       service_target->resource, "AccessDeniedException");
+        !s.ok()) {
+      return ErrorFor(ex, s);
+    }
+    return ex.service->Run(request, context, *service_target, caller->arn);
   }
   if (ex.rest_json) {
     if (!lambda_target.ok()) {
@@ -406,26 +427,36 @@ http::Response AwsEndpoint::HandleIam(Exchange& ex, const identity::Caller& call
 http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& caller,
                                          const identity::RequestOrigin& origin,
                                          const LambdaApi::Target& target) {
+  if (core::Status s = AuthoriseRest(ex, caller, origin, target.action, target.resource,
+                                     "AccessDeniedException");
+      !s.ok()) {
+    return ErrorFor(ex, s);
+  }
+  return ex.lambda->Run(ex.request, ex.context, target);
+}
+
+core::Status AwsEndpoint::AuthoriseRest(Exchange& ex, const identity::Caller& caller,
+                                        const identity::RequestOrigin& origin,
+                                        const std::string& action, const std::string& resource,
+                                        std::string_view denied_type) {
   policy::RequestContext decision_context = identity::RequestContextFor(
-      caller, origin, target.action, target.resource, deps_.clock.Now(), deps_.region);
+      caller, origin, action, resource, deps_.clock.Now(), deps_.region);
   const policy::EvaluationResult decision = policy::Evaluate(decision_context, caller.policies);
   const std::string deciding = Statements(decision);
   if (!decision.allowed()) {
     core::Status denied = core::PermissionDeniedError(decision.Message(decision_context))
-                              .WithAwsType("AccessDeniedException");
+                              .WithAwsType(std::string(denied_type));
     const core::Status audited =
-        Audit(ex, caller.arn, target.action, target.resource, observe::AuditOutcome::kDenied,
+        Audit(ex, caller.arn, action, resource, observe::AuditOutcome::kDenied,
               denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +
                   (decision.error.empty() ? "" : " (" + decision.error + ")"));
-    return ErrorFor(ex, audited.ok() ? denied : audited);
+    return audited.ok() ? denied : audited;
   }
-  // The function runs with effects of its own: the allowed decision is durable before it does.
-  if (core::Status s = Audit(ex, caller.arn, target.action, target.resource,
-                             observe::AuditOutcome::kAllowed, deciding);
-      !s.ok() || !(s = AuditFailure(deps_.audit.WaitDurable(ex.audit_seq))).ok()) {
-    return ErrorFor(ex, s);
-  }
-  return ex.lambda->Run(ex.request, ex.context, target);
+  // What runs next has effects of its own: the allowed decision is durable before it does.
+  core::Status s =
+      Audit(ex, caller.arn, action, resource, observe::AuditOutcome::kAllowed, deciding);
+  if (s.ok()) s = AuditFailure(deps_.audit.WaitDurable(ex.audit_seq));
+  return s;
 }
 
 }  // namespace moatless::services

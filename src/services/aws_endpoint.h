@@ -10,7 +10,9 @@
 // IAM administration (iam_api.h), every IAM operation authorised by the policy engine against
 // the caller's identity policies, boundary and session policy; over REST-JSON, once attached,
 // Lambda's Invoke (lambda_api.h: requests under /2015-03-31/functions/), authorised as
-// lambda:InvokeFunction on the function's ARN and run on the pool attached with it.
+// lambda:InvokeFunction on the function's ARN and run on the pool attached with it; and one more
+// attached REST-JSON service (rest_service.h; the app API under /moatless/), authorised on the
+// action and resource it decodes.
 //
 // Every response waits for the request's audit records to be durable (a decision is on disk before
 // anyone learns of it); operations that change stored state wait for the allowed decision's record
@@ -31,6 +33,7 @@
 #include "services/iam_api.h"
 #include "services/lambda_api.h"
 #include "services/query_protocol.h"
+#include "services/rest_service.h"
 
 namespace moatless::services {
 
@@ -64,6 +67,12 @@ class AwsEndpoint {
   void AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool);
   void DetachLambda() { AttachLambda(nullptr, nullptr); }
 
+  // Serves another REST-JSON service (the app API) from now on: requests it Handles() are
+  // authenticated with its signing name, authorised on the action and resource it decodes, and
+  // run on the blocking pool. Null detaches it (its requests are then answered 503); the owner
+  // detaches it before destroying it.
+  void AttachService(RestJsonService* service) { service_ = service; }
+
  private:
   // One request on its way through the endpoint.
   struct Exchange {
@@ -73,6 +82,7 @@ class AwsEndpoint {
     std::string_view ns = kStsNamespace;  // the XML namespace of the service's errors
     bool rest_json = false;               // errors in REST-JSON shape (Lambda), not Query XML
     LambdaApi* lambda = nullptr;          // the Lambda API this request uses, if attached
+    RestJsonService* service = nullptr;   // the attached service this request is for, if any
   };
   // What the work produced: the response, to be released once record audit_seq is durable.
   struct Answer {
@@ -90,6 +100,12 @@ class AwsEndpoint {
   http::Response HandleLambda(Exchange& ex, const identity::Caller& caller,
                               const identity::RequestOrigin& origin,
                               const LambdaApi::Target& target);
+  // Evaluates the caller's policies for action on resource; records the decision and, when it
+  // allows, waits until the record is durable (the request has effects of its own). The error
+  // (already audited) when it does not allow.
+  core::Status AuthoriseRest(Exchange& ex, const identity::Caller& caller,
+                             const identity::RequestOrigin& origin, const std::string& action,
+                             const std::string& resource, std::string_view denied_type);
   // The error in the exchange's protocol.
   static http::Response ErrorFor(const Exchange& ex, const core::Status& status);
   // Sequences the audit record of a decision (Exchange::audit_seq); a failure fails the request
@@ -101,6 +117,7 @@ class AwsEndpoint {
   // Read once per request (a request that began before DetachLambda finishes with what it read).
   std::atomic<LambdaApi*> lambda_{nullptr};
   std::atomic<boost::asio::thread_pool*> lambda_pool_{nullptr};
+  std::atomic<RestJsonService*> service_{nullptr};
 };
 
 }  // namespace moatless::services

@@ -118,8 +118,8 @@ core::Result<LambdaApi::Target> LambdaApi::Decode(const http::Request& request) 
   return target;
 }
 
-http::Response LambdaApi::Error(const http::Request& request, const http::RequestContext& context,
-                                const core::Status& status) {
+http::Response RestJsonError(const http::Request& request, const http::RequestContext& context,
+                             const core::Status& status) {
   int code = core::HttpStatusFor(status.code());
   if (status.code() == core::StatusCode::kUnauthenticated) code = 403;
   if (status.aws_type() == "RequestTooLargeException") code = 413;
@@ -132,6 +132,11 @@ http::Response LambdaApi::Error(const http::Request& request, const http::Reques
       {"Type", code >= 500 ? "Service" : "User"}, {"message", status.message()}});
   response.prepare_payload();
   return response;
+}
+
+http::Response LambdaApi::Error(const http::Request& request, const http::RequestContext& context,
+                                const core::Status& status) {
+  return RestJsonError(request, context, status);
 }
 
 http::Response LambdaApi::Run(const http::Request& request, const http::RequestContext& context,

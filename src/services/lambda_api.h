@@ -28,6 +28,7 @@
 #include "http/types.h"
 #include "runtime/function.h"
 #include "runtime/invoker.h"
+#include "services/rest_service.h"
 
 namespace moatless::services {
 

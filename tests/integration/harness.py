@@ -79,6 +79,11 @@ class Server:
                 pass
         return out
 
+    def functions_refused(self):
+        """Why this host cannot run functions (the daemon logs it at start-up), or None."""
+        refused = [r for r in self.records() if r.get("msg") == "functions cannot run on this host"]
+        return refused[0].get("error", "") if refused else None
+
     def wait_for_log(self, predicate, timeout=30):
         deadline = time.monotonic() + timeout
         with self._cond:

@@ -100,12 +100,10 @@ class Deployment:
     def start(self):
         # A short queue wait keeps the throttling test quick; nothing else here waits for a slot.
         self.server = Server("--functions.queue-wait", "500ms", data_dir=self.data_dir)
-        refused = [r for r in self.server.records()
-                   if r.get("msg") == "functions cannot run on this host"]
-        if refused:
+        refused = self.server.functions_refused()
+        if refused is not None:
             self.cleanup()
-            raise unittest.SkipTest("functions cannot run on this host: %s"
-                                    % refused[0].get("error", ""))
+            raise unittest.SkipTest("functions cannot run on this host: %s" % refused)
 
     def cleanup(self):
         if self.server is not None:

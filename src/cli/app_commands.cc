@@ -1,0 +1,412 @@
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/iam_client.h"
+#include "manifest/app_api.h"
+#include "manifest/bundle.h"
+#include "manifest/manifest.h"
+
+namespace moatless::cli {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+std::string ReadAll(const std::string& path, bool& ok) {
+  std::ifstream in(path, std::ios::binary);
+  ok = static_cast<bool>(in);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string Str(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return "";
+  if (v->is_string()) return std::string(v->as_string());
+  return json::serialize(*v);
+}
+
+std::string Kib(std::uint64_t bytes) {
+  std::ostringstream out;
+  out.precision(1);
+  out << std::fixed << static_cast<double>(bytes) / 1024.0 << " KiB";
+  return out.str();
+}
+
+// A response's error as one line ("ConflictException (HTTP 409): ..."), or "" for a success.
+std::string ErrorOf(const http::Response& response) {
+  if (response.result_int() < 300) return "";
+  std::string message = response.body();
+  boost::system::error_code ec;
+  const json::value body = json::parse(response.body(), ec);
+  if (!ec && body.is_object()) {
+    if (const auto* m = body.as_object().if_contains("message"); m && m->is_string()) {
+      message = m->as_string().c_str();
+    }
+  }
+  return std::string(response["x-amzn-ErrorType"]) + " (HTTP " +
+         std::to_string(response.result_int()) + "): " + message;
+}
+
+// Sends one app API request; prints the error and returns nullopt if it failed.
+std::optional<json::object> Call(const ClientSettings& settings, http::Verb verb,
+                                 const std::string& target, std::string body,
+                                 std::string_view content_type, std::string_view command) {
+  http::Request request(verb, target, 11);
+  if (!content_type.empty()) request.set(http::Field::content_type, content_type);
+  request.body() = std::move(body);
+  auto response = SendSigned(settings, "moatless", std::move(request), std::chrono::minutes(10));
+  if (!response.ok()) {
+    std::cerr << "moatless " << command << ": " << response.status().message() << "\n";
+    return std::nullopt;
+  }
+  if (std::string error = ErrorOf(*response); !error.empty()) {
+    std::cerr << "moatless " << command << ": " << error << "\n";
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  json::value value = json::parse(response->body(), ec);
+  if (ec || !value.is_object()) {
+    std::cerr << "moatless " << command << ": the server answered something that is not JSON\n";
+    return std::nullopt;
+  }
+  return std::move(value.as_object());
+}
+
+std::string AppPath(const std::string& app, const std::string& stage) {
+  return std::string(manifest::kAppApiPrefix) + "apps/" + app + "/stages/" + stage;
+}
+
+void PrintDead(const json::object& o) {
+  const json::value* dead = o.if_contains("DeadStatements");
+  if (dead == nullptr || !dead->is_array() || dead->as_array().empty()) return;
+  std::cout << "\nDead statements — the permissions boundary can never allow them:\n";
+  for (const auto& d : dead->as_array()) {
+    const json::object& s = d.as_object();
+    std::cout << "  " << Str(s, "Function") << " statement " << Str(s, "Index") << ": "
+              << Str(s, "Statement") << "\n";
+  }
+}
+
+void PrintPlan(const json::object& o) {
+  const std::int64_t previous = o.at("PreviousVersion").as_int64();
+  std::cout << "Plan for " << Str(o, "App") << "/" << Str(o, "Stage") << " ("
+            << (previous == 0 ? std::string("first deployment")
+                              : "live version " + std::to_string(previous))
+            << ", " << Str(o, "BoundarySource") << " boundary, bundle "
+            << Str(o, "BundleSha256").substr(0, 12) << "):\n";
+  const json::array& changes = o.at("Changes").as_array();
+  if (changes.empty()) std::cout << "  no changes\n";
+  for (const auto& c : changes) {
+    const json::object& change = c.as_object();
+    const std::string kind = Str(change, "Kind");
+    const char mark = kind == "create" ? '+' : kind == "delete" ? '-' : '~';
+    std::cout << "  " << mark << " " << Str(change, "Section") << " " << Str(change, "Name")
+              << "\n";
+    for (const auto& d : change.at("Details").as_array()) {
+      std::cout << "      " << d.as_string().c_str() << "\n";
+    }
+  }
+  PrintDead(o);
+  const json::array& pending = o.at("Pending").as_array();
+  if (!pending.empty()) {
+    std::cout << "\nRecorded with the version, not enforced by this platform yet:";
+    for (const auto& p : pending) std::cout << " " << p.as_string().c_str() << ";";
+    std::cout << "\n";
+  }
+}
+
+bool Confirm(const std::string& question) {
+  if (::isatty(STDIN_FILENO) == 0) return false;
+  std::cout << question << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+}  // namespace
+
+AppCommands::AppCommands(CLI::App& parent) {
+  deploy_ = parent.add_subcommand("deploy",
+                                  "Validate, plan and deploy the app described by moatless.yaml");
+  AddConnectionFlags(deploy_, connection_);
+  deploy_->add_option("--dir", dir_, "Directory holding moatless.yaml (default: .)");
+  deploy_->add_option("--stage", stage_, "Stage to deploy to (default: the manifest's)");
+  deploy_->add_flag("--dry-run", dry_run_, "Show the plan; change nothing");
+  deploy_->add_flag("--strict", strict_,
+                    "Fail if the permissions boundary makes any policy statement dead");
+  deploy_->add_flag("--yes", yes_, "Apply without asking");
+  deploy_->add_flag("--json", json_, "Print the server's answer as JSON");
+
+  rollback_ = parent.add_subcommand("rollback",
+                                    "Deploy an earlier version of an app again (as a new version)");
+  AddConnectionFlags(rollback_, connection_);
+  rollback_->add_option("--app", app_, "App (default: the one in --dir's moatless.yaml)");
+  rollback_->add_option("--stage", stage_, "Stage (default: the manifest's)");
+  rollback_->add_option("--dir", dir_, "Directory holding moatless.yaml (default: .)");
+  rollback_->add_option("--to", to_, "Version to restore (default: the one before the live one)");
+  rollback_->add_flag("--dry-run", dry_run_, "Show the plan; change nothing");
+  rollback_->add_flag("--yes", yes_, "Apply without asking");
+  rollback_->add_flag("--json", json_, "Print the server's answer as JSON");
+
+  apps_ = parent.add_subcommand("apps", "List deployed apps and show one");
+  apps_->require_subcommand(1);
+  apps_list_ = apps_->add_subcommand("list", "Every app and stage with its live version");
+  AddConnectionFlags(apps_list_, connection_);
+  apps_list_->add_flag("--json", json_, "Print JSON");
+  apps_show_ = apps_->add_subcommand("show", "An app's functions, roles, routes and versions");
+  AddConnectionFlags(apps_show_, connection_);
+  apps_show_->add_option("app", app_, "App")->required();
+  apps_show_->add_option("--stage", stage_, "Stage")->required();
+  apps_show_->add_flag("--json", json_, "Print JSON");
+
+  boundaries_ = parent.add_subcommand("boundaries",
+                                      "The operator's permissions boundary of an app and stage");
+  boundaries_->require_subcommand(1);
+  boundaries_set_ = boundaries_->add_subcommand(
+      "set", "Set the boundary (a policy file); applies at once to the live roles");
+  boundaries_show_ = boundaries_->add_subcommand("show", "Print the boundary in force");
+  boundaries_delete_ = boundaries_->add_subcommand("delete", "Go back to the default boundary");
+  for (CLI::App* sub : {boundaries_set_, boundaries_show_, boundaries_delete_}) {
+    AddConnectionFlags(sub, connection_);
+    sub->add_option("--app", app_, "App")->required();
+    sub->add_option("--stage", stage_, "Stage")->required();
+  }
+  boundaries_set_->add_option("file", file_, "IAM policy JSON file")->required();
+}
+
+bool AppCommands::parsed() const {
+  return deploy_->parsed() || rollback_->parsed() || apps_->parsed() || boundaries_->parsed();
+}
+
+int AppCommands::Run(const std::map<std::string, std::string>& environment) {
+  if (deploy_->parsed()) return RunDeploy(environment);
+  if (rollback_->parsed()) return RunRollback(environment);
+  if (apps_->parsed()) return RunApps(environment);
+  return RunBoundaries(environment);
+}
+
+int AppCommands::RunDeploy(const std::map<std::string, std::string>& environment) {
+  const std::string manifest_path = (fs::path(dir_) / manifest::kManifestFileName).string();
+  bool readable = false;
+  const std::string text = ReadAll(manifest_path, readable);
+  if (!readable) {
+    std::cerr << "moatless deploy: cannot read " << manifest_path << "\n";
+    return kExitUsage;
+  }
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless deploy: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  manifest::ParseOptions options;
+  options.file_name = manifest_path;
+  options.stage = stage_;
+  options.base_dir = dir_;
+  options.region = settings->region;
+  manifest::ParseOutcome parsed = manifest::ParseManifest(text, options);
+  if (!parsed.manifest) {
+    std::cerr << parsed.ToStatus(manifest_path).message() << "\n";
+    return kExitRuntime;
+  }
+  const manifest::Manifest& m = *parsed.manifest;
+  auto packed = manifest::PackBundle(dir_, m);
+  if (!packed.ok()) {
+    std::cerr << "moatless deploy: " << packed.status().message() << "\n";
+    return kExitRuntime;
+  }
+  std::cerr << "Packed " << packed->files << " files, " << Kib(packed->expanded_bytes) << " → "
+            << Kib(packed->bytes.size()) << "\n";
+  for (const std::string& s : packed->skipped) {
+    std::cerr << "  left out (symbolic link): " << s << "\n";
+  }
+  const std::string path = AppPath(m.app, m.stage) + "/deployments";
+  std::cerr << "Uploading to " << settings->endpoint << " and planning…\n";
+  auto plan =
+      Call(*settings, http::Verb::post, path + "?dryRun=true" + (strict_ ? "&strict=true" : ""),
+           packed->bytes, "application/gzip", "deploy");
+  if (!plan) return kExitRuntime;
+  if (json_ && (dry_run_ || !plan->at("Changed").as_bool())) {
+    std::cout << json::serialize(*plan) << "\n";
+    return kExitOk;
+  }
+  if (!json_) PrintPlan(*plan);
+  if (!plan->at("Changed").as_bool()) {
+    if (!json_) {
+      std::cout << "\nNothing to deploy: version " << plan->at("Version").as_int64()
+                << " is live.\n";
+    }
+    return kExitOk;
+  }
+  if (dry_run_) return kExitOk;
+  if (!yes_ && !Confirm("\nDeploy?")) {
+    std::cerr << "moatless deploy: not applied (confirm on a terminal, or pass --yes)\n";
+    return kExitRuntime;
+  }
+  std::cerr << "Applying…\n";
+  auto applied =
+      Call(*settings, http::Verb::post,
+           path + "?expectedVersion=" + std::to_string(plan->at("PreviousVersion").as_int64()) +
+               (strict_ ? "&strict=true" : ""),
+           packed->bytes, "application/gzip", "deploy");
+  if (!applied) return kExitRuntime;
+  if (json_) {
+    std::cout << json::serialize(*applied) << "\n";
+    return kExitOk;
+  }
+  std::cout << "\nDeployed " << m.app << "/" << m.stage << " version "
+            << applied->at("Version").as_int64() << ":\n";
+  for (const auto& f : applied->at("Functions").as_array()) {
+    const json::object& fn = f.as_object();
+    std::cout << "  " << Str(fn, "FunctionName") << " version " << Str(fn, "Version") << "  role "
+              << Str(fn, "RoleArn") << "\n";
+  }
+  return kExitOk;
+}
+
+int AppCommands::RunRollback(const std::map<std::string, std::string>& environment) {
+  if (app_.empty() || stage_.empty()) {
+    bool readable = false;
+    const std::string manifest_path = (fs::path(dir_) / manifest::kManifestFileName).string();
+    const std::string text = ReadAll(manifest_path, readable);
+    manifest::ParseOptions options;
+    options.stage = stage_;
+    manifest::ParseOutcome parsed = manifest::ParseManifest(text, options);
+    if (!readable || !parsed.manifest) {
+      std::cerr << "moatless rollback: give --app and --stage (no valid " << manifest_path << ")\n";
+      return kExitUsage;
+    }
+    if (app_.empty()) app_ = parsed.manifest->app;
+    if (stage_.empty()) stage_ = parsed.manifest->stage;
+  }
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless rollback: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::string path = AppPath(app_, stage_) + "/rollback?";
+  if (to_) path += "to=" + std::to_string(*to_) + "&";
+  auto plan = Call(*settings, http::Verb::post, path + "dryRun=true", "", "", "rollback");
+  if (!plan) return kExitRuntime;
+  if (!json_) PrintPlan(*plan);
+  if (dry_run_) {
+    if (json_) std::cout << json::serialize(*plan) << "\n";
+    return kExitOk;
+  }
+  if (!yes_ && !Confirm("\nRoll back?")) {
+    std::cerr << "moatless rollback: not applied (confirm on a terminal, or pass --yes)\n";
+    return kExitRuntime;
+  }
+  auto applied = Call(*settings, http::Verb::post, path, "", "", "rollback");
+  if (!applied) return kExitRuntime;
+  if (json_) {
+    std::cout << json::serialize(*applied) << "\n";
+  } else {
+    std::cout << "\nRolled back " << app_ << "/" << stage_ << ": version "
+              << applied->at("Version").as_int64() << " is live.\n";
+  }
+  return kExitOk;
+}
+
+int AppCommands::RunApps(const std::map<std::string, std::string>& environment) {
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless apps: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (apps_list_->parsed()) {
+    auto apps = Call(*settings, http::Verb::get, std::string(manifest::kAppApiPrefix) + "apps", "",
+                     "", "apps list");
+    if (!apps) return kExitRuntime;
+    if (json_) {
+      std::cout << json::serialize(*apps) << "\n";
+      return kExitOk;
+    }
+    for (const auto& a : apps->at("Apps").as_array()) {
+      const json::object& app = a.as_object();
+      std::cout << Str(app, "App") << "/" << Str(app, "Stage") << "  version "
+                << Str(app, "LiveVersion") << "  updated " << Str(app, "UpdatedAt") << "\n";
+    }
+    return kExitOk;
+  }
+  auto app = Call(*settings, http::Verb::get, AppPath(app_, stage_), "", "", "apps show");
+  if (!app) return kExitRuntime;
+  if (json_) {
+    std::cout << json::serialize(*app) << "\n";
+    return kExitOk;
+  }
+  std::cout << app_ << "/" << stage_ << ": version " << Str(*app, "LiveVersion") << " live since "
+            << Str(*app, "UpdatedAt") << ", " << Str(*app, "BoundarySource") << " boundary\n"
+            << "Functions:\n";
+  for (const auto& f : app->at("Functions").as_array()) {
+    const json::object& fn = f.as_object();
+    std::cout << "  " << Str(fn, "Name") << " → " << Str(fn, "FunctionName") << " version "
+              << Str(fn, "Version") << ", code " << Str(fn, "CodeSha256").substr(0, 12)
+              << "\n      role " << Str(fn, "RoleArn")
+              << (Str(fn, "Policy").empty() ? " (no policy: it may do nothing)" : "") << "\n";
+  }
+  std::cout << "Routes:\n";
+  for (const auto& r : app->at("Routes").as_array()) {
+    const json::object& route = r.as_object();
+    std::cout << "  " << Str(route, "Route") << " → " << Str(route, "Function") << "  auth "
+              << Str(route, "Auth")
+              << (Str(route, "Authorizer").empty() ? "" : " " + Str(route, "Authorizer"))
+              << (Str(route, "UsagePlan").empty() ? "" : ", plan " + Str(route, "UsagePlan"))
+              << "\n";
+  }
+  std::cout << "Versions:\n";
+  for (const auto& v : app->at("Versions").as_array()) {
+    const json::object& version = v.as_object();
+    std::cout << "  " << Str(version, "Version") << "  " << Str(version, "CreatedAt") << "  "
+              << Str(version, "Description") << " by " << Str(version, "Deployer") << "\n";
+  }
+  return kExitOk;
+}
+
+int AppCommands::RunBoundaries(const std::map<std::string, std::string>& environment) {
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless boundaries: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  const std::string path = AppPath(app_, stage_) + "/boundary";
+  if (boundaries_show_->parsed()) {
+    auto boundary = Call(*settings, http::Verb::get, path, "", "", "boundaries show");
+    if (!boundary) return kExitRuntime;
+    std::cerr << "(" << Str(*boundary, "Source") << " boundary)\n";
+    std::cout << Str(*boundary, "Boundary") << "\n";
+    return kExitOk;
+  }
+  if (boundaries_delete_->parsed()) {
+    if (!Call(*settings, http::Verb::delete_, path, "", "", "boundaries delete")) {
+      return kExitRuntime;
+    }
+    std::cout << "The default boundary applies to " << app_ << "/" << stage_ << ".\n";
+    return kExitOk;
+  }
+  bool readable = false;
+  const std::string document = ReadAll(file_, readable);
+  if (!readable) {
+    std::cerr << "moatless boundaries set: cannot read " << file_ << "\n";
+    return kExitUsage;
+  }
+  auto dead =
+      Call(*settings, http::Verb::put, path, document, "application/json", "boundaries set");
+  if (!dead) return kExitRuntime;
+  std::cout << "Boundary set for " << app_ << "/" << stage_ << " (applied to its live roles).\n";
+  PrintDead(*dead);
+  return kExitOk;
+}
+
+}  // namespace moatless::cli
