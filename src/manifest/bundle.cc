@@ -215,15 +215,17 @@ core::Status ExtractInto(archive* reader, const fs::path& destination, const Bun
         }
       }
     }
-    if (status.ok() && ::fsync(fd) != 0) {
-      status = core::InternalError("cannot sync " + target.string());
-    }
     ::close(fd);
     RETURN_IF_ERROR(status);
   }
   if (!has_manifest) {
     return core::InvalidArgumentError("the bundle has no " + std::string(kManifestFileName));
   }
+  // Durable before anyone can depend on it: one filesystem sync rather than one per file.
+  const int dir = ::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = dir >= 0 && ::syncfs(dir) == 0;
+  if (dir >= 0) ::close(dir);
+  if (!synced) return core::InternalError("cannot sync " + destination.string());
   return core::Status::Ok();
 }
 
@@ -332,6 +334,24 @@ core::Status ExtractBundle(std::string_view bytes, const std::string& destinatio
   return status;
 }
 
+namespace {
+std::string Hex(const unsigned char* digest, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (std::size_t i = 0; i < n; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+}  // namespace
+
+std::string BytesHash(std::string_view bytes) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return Hex(digest, sizeof digest);
+}
+
 core::Result<std::string> TreeHash(const std::string& dir) {
   std::error_code ec;
   std::set<std::string> names;
@@ -367,13 +387,7 @@ core::Result<std::string> TreeHash(const std::string& dir) {
   }
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256_final(&state, digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : digest) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
+  return Hex(digest, sizeof digest);
 }
 
 }  // namespace moatless::manifest

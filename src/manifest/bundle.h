@@ -10,7 +10,8 @@
 // paths must be relative and stay inside the destination (no absolute paths, no `..`, no NUL);
 // links, devices, FIFOs and sockets are refused; the compressed size, the expanded size, the
 // number of entries and each file's size are capped; files are created with O_EXCL|O_NOFOLLOW
-// in a destination directory that it creates itself, so nothing outside it can be written.
+// in a destination directory that it creates itself, so nothing outside it can be written. The
+// files are on disk (syncfs) when it returns.
 //
 // TreeHash is the SHA-256 over a directory's sorted (path, executable bit, content) entries:
 // what identifies a function's code in plans ("code changed") and a bundle on disk.
@@ -54,5 +55,7 @@ core::Status ExtractBundle(std::string_view bytes, const std::string& destinatio
 
 // Lower-case hex SHA-256 of the tree under `dir` (symbolic links are an error).
 core::Result<std::string> TreeHash(const std::string& dir);
+// Lower-case hex SHA-256 of bytes (a bundle as uploaded).
+std::string BytesHash(std::string_view bytes);
 
 }  // namespace moatless::manifest

@@ -162,6 +162,20 @@ core::Status ReadText(const fs::path& path, std::string& out) {
   return core::Status::Ok();
 }
 
+// A small file written whole or not at all (temporary file, fsync, rename).
+core::Status WriteRecord(const fs::path& path, const std::string& text) {
+  const fs::path temporary = path.string() + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return core::InternalError("cannot write " + temporary.string());
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    return core::InternalError("cannot write " + path.string());
+  }
+  return core::Status::Ok();
+}
+
 core::Status SyncDirectory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return core::InternalError("cannot open " + dir.string());
@@ -297,6 +311,17 @@ core::Result<DeployOutcome> Deployer::Deploy(const DeployRequest& request) {
   ::chmod(bundles_root.c_str(), 0711);
   ::chmod(staging_root.c_str(), 0700);
   RETURN_IF_ERROR(CheckTraversable(bundles_root));
+  // The same bytes again (a plan, then its apply): the bundle is on disk already.
+  const fs::path uploads = fs::path(deps_.apps_dir) / "uploads";
+  fs::create_directories(uploads, ec);
+  ::chmod(uploads.c_str(), 0700);
+  const fs::path upload_record = uploads / BytesHash(request.bundle);
+  std::string known;
+  if (ReadText(upload_record, known).ok() && known.size() == 64 &&
+      fs::is_directory(BundleDir(known), ec)) {
+    return DeployBundle(request.app, request.stage, known, request.dry_run, request.strict,
+                        request.expected_version, request.deployer, "deploy");
+  }
   const fs::path staging = staging_root / core::RandomHex(deps_.env.random(), 16);
   RETURN_IF_ERROR(ExtractBundle(request.bundle, staging.string(), deps_.limits));
   auto hash = TreeHash(staging.string());
@@ -315,6 +340,7 @@ core::Result<DeployOutcome> Deployer::Deploy(const DeployRequest& request) {
     }
     RETURN_IF_ERROR(SyncDirectory(bundles_root));
   }
+  RETURN_IF_ERROR(WriteRecord(upload_record, *hash));
   return DeployBundle(request.app, request.stage, *hash, request.dry_run, request.strict,
                       request.expected_version, request.deployer, "deploy");
 }
@@ -412,12 +438,18 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
   }
   std::vector<FunctionDeployment> desired;
   std::set<std::string> republish;
+  std::map<std::string, std::string> code_hashes;  // functions may share a code directory
   for (const auto& [name, spec] : manifest.functions) {
     FunctionDeployment d;
     d.name = name;
     d.function_name = QualifiedFunctionName(app, stage, name);
     d.role_arn = deps_.directory.RoleArn(d.function_name);
-    ASSIGN_OR_RETURN(d.code_sha256, TreeHash((dir / spec.code).string()));
+    if (auto it = code_hashes.find(spec.code); it != code_hashes.end()) {
+      d.code_sha256 = it->second;
+    } else {
+      ASSIGN_OR_RETURN(d.code_sha256, TreeHash((dir / spec.code).string()));
+      code_hashes.emplace(spec.code, d.code_sha256);
+    }
     d.settings = SettingsJson(spec);
     d.policy = spec.policy;
     auto it = current.find(name);

@@ -28,7 +28,8 @@
 // the same name not managed by this app), kUnavailable (apps_dir lies below a directory function
 // sandboxes cannot traverse), the store's errors.
 //
-// Thread-safe: state is in the store and in write-once directories.
+// Thread-safe: state is in the store and in write-once directories. (uploads/ remembers which
+// bundle the exact bytes of an earlier upload were, so a plan's apply does not unpack it again.)
 #pragma once
 
 #include <cstdint>
