@@ -77,7 +77,7 @@ std::string_view FormOf(const http::Request& request) {
   if (request.method() == http::Verb::post) return request.body();
   const std::string_view target = request.target();
   const std::size_t q = target.find('?');
-  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  return q == std::string_view::npos ? target.substr(target.size()) : target.substr(q + 1);
 }
 
 void CredentialsXml(XmlWriter& xml, const identity::TemporaryCredentials& creds) {
@@ -266,8 +266,8 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
                                          service_target.status().message());
       return ErrorFor(ex, audited.ok() ? service_target.status() : audited);
     }
-    if (core::Status s = AuthoriseRest(ex, *caller, origin, service_target->action,
-                                       service_target->resource, "AccessDeniedException");
+    if (core::Status s =
+            AuthoriseRest(ex, *caller, origin, service_target->action, service_target->resource);
         !s.ok()) {
       return ErrorFor(ex, s);
     }
@@ -427,9 +427,7 @@ http::Response AwsEndpoint::HandleIam(Exchange& ex, const identity::Caller& call
 http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& caller,
                                          const identity::RequestOrigin& origin,
                                          const LambdaApi::Target& target) {
-  if (core::Status s = AuthoriseRest(ex, caller, origin, target.action, target.resource,
-                                     "AccessDeniedException");
-      !s.ok()) {
+  if (core::Status s = AuthoriseRest(ex, caller, origin, target.action, target.resource); !s.ok()) {
     return ErrorFor(ex, s);
   }
   return ex.lambda->Run(ex.request, ex.context, target);
@@ -437,15 +435,14 @@ http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& c
 
 core::Status AwsEndpoint::AuthoriseRest(Exchange& ex, const identity::Caller& caller,
                                         const identity::RequestOrigin& origin,
-                                        const std::string& action, const std::string& resource,
-                                        std::string_view denied_type) {
+                                        const std::string& action, const std::string& resource) {
   policy::RequestContext decision_context = identity::RequestContextFor(
       caller, origin, action, resource, deps_.clock.Now(), deps_.region);
   const policy::EvaluationResult decision = policy::Evaluate(decision_context, caller.policies);
   const std::string deciding = Statements(decision);
   if (!decision.allowed()) {
     core::Status denied = core::PermissionDeniedError(decision.Message(decision_context))
-                              .WithAwsType(std::string(denied_type));
+                              .WithAwsType("AccessDeniedException");
     const core::Status audited =
         Audit(ex, caller.arn, action, resource, observe::AuditOutcome::kDenied,
               denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +

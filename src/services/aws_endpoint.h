@@ -102,10 +102,10 @@ class AwsEndpoint {
                               const LambdaApi::Target& target);
   // Evaluates the caller's policies for action on resource; records the decision and, when it
   // allows, waits until the record is durable (the request has effects of its own). The error
-  // (already audited) when it does not allow.
+  // (AccessDeniedException, already audited) when it does not allow.
   core::Status AuthoriseRest(Exchange& ex, const identity::Caller& caller,
                              const identity::RequestOrigin& origin, const std::string& action,
-                             const std::string& resource, std::string_view denied_type);
+                             const std::string& resource);
   // The error in the exchange's protocol.
   static http::Response ErrorFor(const Exchange& ex, const core::Status& status);
   // Sequences the audit record of a decision (Exchange::audit_seq); a failure fails the request

@@ -56,6 +56,8 @@ std::map<std::string, std::string> QueryRequest::Tags() const {
 
 core::Result<QueryRequest> ParseQueryRequest(std::string_view form) {
   if (form.size() > kMaxFormBytes) return Malformed("the request parameters are too large");
+  // Boost.URL reads a view without data as a C string: give it an empty one that has data.
+  if (form.data() == nullptr) form = std::string_view("", 0);
   auto parsed = boost::urls::parse_query(form);
   if (!parsed) return Malformed("the request parameters are not valid form encoding");
   QueryRequest out;
