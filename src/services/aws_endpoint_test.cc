@@ -674,7 +674,7 @@ class AttachedServiceTest : public AwsEndpointTest {
 };
 
 TEST_F(AwsEndpointTest, AGetWithoutParametersIsRefusedNotFatal) {
-  // GET / with no query string: once a null view handed to Boost.URL, which read it as a C string.
+  // GET / with no query string: the view once reached Boost.URL as a C string (read past its end).
   for (const Credentials* creds : std::vector<const Credentials*>{nullptr, &bob_}) {
     http::Request req(http::Verb::get, "/", 11);
     req.set(http::Field::host, "127.0.0.1:9000");

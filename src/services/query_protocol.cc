@@ -56,9 +56,13 @@ std::map<std::string, std::string> QueryRequest::Tags() const {
 
 core::Result<QueryRequest> ParseQueryRequest(std::string_view form) {
   if (form.size() > kMaxFormBytes) return Malformed("the request parameters are too large");
-  // Boost.URL reads a view without data as a C string: give it an empty one that has data.
-  if (form.data() == nullptr) form = std::string_view("", 0);
-  auto parsed = boost::urls::parse_query(form);
+  // Boost.URL 1.81's parse_query reads an empty view as a C string (past its end, or from null):
+  // no parameters never reach it.
+  if (form.empty()) {
+    return core::InvalidArgumentError("The request must contain the parameter Action")
+        .WithAwsType("MissingAction");
+  }
+  auto parsed = boost::urls::parse_query(boost::core::string_view(form.data(), form.size()));
   if (!parsed) return Malformed("the request parameters are not valid form encoding");
   QueryRequest out;
   std::size_t count = 0;
