@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cctype>
 
 #include "manifest/manifest.h"
+#include "policy/matching.h"
 #include "policy/parser.h"
 
 namespace moatless::manifest {
@@ -27,18 +27,11 @@ std::string VariablesAsWildcards(std::string_view text) {
   return out;
 }
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool AnyIntersects(const std::vector<std::string>& patterns, const std::string& value,
                    bool case_insensitive) {
   return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
     std::string pattern = VariablesAsWildcards(p);
-    return case_insensitive ? GlobsIntersect(Lower(pattern), value)
+    return case_insensitive ? GlobsIntersect(policy::AsciiLower(pattern), value)
                             : GlobsIntersect(pattern, value);
   });
 }
@@ -121,7 +114,7 @@ core::Result<std::vector<DeadStatement>> DeadStatements(std::string_view policy_
     if (s.effect != policy::Effect::kAllow || s.not_action || s.not_resource) continue;
     bool live = false;
     for (const std::string& raw_action : s.actions) {
-      const std::string action = Lower(VariablesAsWildcards(raw_action));
+      const std::string action = policy::AsciiLower(VariablesAsWildcards(raw_action));
       for (const std::string& raw_resource : s.resources) {
         const std::string resource = VariablesAsWildcards(raw_resource);
         for (const policy::Statement& b : boundary.statements) {
