@@ -14,6 +14,7 @@
 #include "app/control_api.h"
 #include "app/data_dir.h"
 #include "app/function_host.h"
+#include "app/secret_key_files.h"
 #include "app/version.h"
 #include "core/aead.h"
 #include "http/io_pool.h"
@@ -29,6 +30,8 @@
 #include "observe/metrics.h"
 #include "runtime/function_registry.h"
 #include "sandbox/sandbox.h"
+#include "secrets/keyring.h"
+#include "secrets/secret_store.h"
 #include "services/aws_endpoint.h"
 #include "store/schema.h"
 #include "store/sqlite/sqlite_database.h"
@@ -140,12 +143,24 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                         {.region = settings.region});
   identity::Sts sts(directory, tokens, env, settings.region);
   services::IamApi iam(directory);
+
+  // Secrets: values sealed under data keys that the secrets master keyring wraps.
+  SecretKeyFiles secret_key_files(data_dir->SecretKeysPath(), env);
+  auto keyring_or = secrets::MasterKeyring::Open(secret_key_files, env.random());
+  if (!keyring_or.ok()) return keyring_or.status().Annotate("secrets master keyring");
+  std::unique_ptr<secrets::MasterKeyring> keyring = std::move(keyring_or).value();
+  secrets::SecretStore secret_store(*db, env, *keyring,
+                                    {.region = settings.region, .account = settings.account_id});
+  RETURN_IF_ERROR(secret_store.AdoptKeyring().Annotate("secrets master keyring"));
+  services::SecretsApi secrets_api(secret_store, env.random());
+
   services::AwsEndpoint aws(services::AwsEndpoint::Deps{.authenticator = authenticator,
                                                         .sts = sts,
                                                         .iam = iam,
                                                         .audit = *audit,
                                                         .clock = env.clock(),
-                                                        .region = settings.region});
+                                                        .region = settings.region,
+                                                        .secrets = &secrets_api});
 
   // Apps: deployments through the app API on the same endpoint (they need no sandbox: a node
   // that cannot run functions can still hold what will run elsewhere).

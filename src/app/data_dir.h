@@ -30,6 +30,8 @@ class DataDir {
   std::string AuditLogPath() const { return path_ + "/audit/audit.log"; }
   std::string AuditKeyPath() const { return path_ + "/keys/audit.key"; }
   std::string MasterKeyPath() const { return path_ + "/keys/master.key"; }
+  // The folder of the secrets master key versions (app/secret_key_files.h).
+  std::string SecretKeysPath() const { return path_ + "/keys/secrets"; }
 
   // Reads the audit HMAC key, creating it on first use.
   core::Result<core::SecretBytes> LoadOrCreateAuditKey(core::Env& env) const;

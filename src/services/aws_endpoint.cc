@@ -120,15 +120,17 @@ void AwsEndpoint::AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool
 }
 
 http::Response AwsEndpoint::ErrorFor(const Exchange& ex, const core::Status& status) {
+  if (ex.json) return JsonError(ex.request, ex.context, status);
   if (ex.rest_json) return LambdaApi::Error(ex.request, ex.context, status);
   return QueryError(ex.request, ex.context, status, ex.ns);
 }
 
 core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string action,
                                 std::string resource, observe::AuditOutcome outcome,
-                                std::string reason) {
+                                std::string reason, std::map<std::string, std::string> fields) {
   const http::RequestContext& context = ex.context;
   observe::AuditRecord record;
+  record.fields = std::move(fields);
   record.actor = std::move(actor);
   record.action = std::move(action);
   record.resource = std::move(resource);
@@ -150,7 +152,8 @@ AwsEndpoint::Answer AwsEndpoint::Process(const http::Request& request,
   return Answer{.response = std::move(response),
                 .audit_seq = ex.audit_seq,
                 .ns = ex.ns,
-                .rest_json = ex.rest_json};
+                .rest_json = ex.rest_json,
+                .json = ex.json};
 }
 
 http::Response AwsEndpoint::Handle(const http::Request& request,
@@ -159,10 +162,12 @@ http::Response AwsEndpoint::Handle(const http::Request& request,
   if (answer.audit_seq == 0) return std::move(answer.response);
   const core::Status durable = AuditFailure(deps_.audit.WaitDurable(answer.audit_seq));
   if (durable.ok()) return std::move(answer.response);
-  return ErrorFor(
-      Exchange{
-          .request = request, .context = context, .ns = answer.ns, .rest_json = answer.rest_json},
-      durable);
+  return ErrorFor(Exchange{.request = request,
+                           .context = context,
+                           .ns = answer.ns,
+                           .rest_json = answer.rest_json,
+                           .json = answer.json},
+                  durable);
 }
 
 http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
@@ -190,10 +195,12 @@ http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
       co_await AsyncWaitDurable(deps_.audit, answer.audit_seq, http::asio::use_awaitable);
   const core::Status durable = AuditFailure(written);
   if (!durable.ok()) {
-    co_return ErrorFor(
-        Exchange{
-            .request = request, .context = context, .ns = answer.ns, .rest_json = answer.rest_json},
-        durable);
+    co_return ErrorFor(Exchange{.request = request,
+                                .context = context,
+                                .ns = answer.ns,
+                                .rest_json = answer.rest_json,
+                                .json = answer.json},
+                       durable);
   }
   co_return std::move(answer.response);
 }
@@ -210,6 +217,7 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
   RestJsonService* attached = service_.load();
   if (attached != nullptr && attached->Handles(request)) ex.service = attached;
   ex.rest_json = LambdaApi::Handles(request) || ex.service != nullptr;
+  ex.json = !ex.rest_json && IsJsonRequest(request);
   auto signature = identity::ParseSignature(view);
   core::Result<QueryRequest> query = core::InvalidArgumentError("not a Query request");
   core::Result<LambdaApi::Target> lambda_target =
@@ -218,7 +226,12 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
   std::string service;
   core::Result<RestJsonService::Target> service_target =
       core::InvalidArgumentError("not a request of an attached service");
-  if (ex.service != nullptr) {
+  core::Result<JsonRequest> json_call = core::InvalidArgumentError("not a JSON request");
+  if (ex.json) {
+    service = std::string(JsonTargetPrefix(request));
+    json_call = ParseJsonRequest(request);
+    action = service + ":" + (json_call.ok() ? json_call->operation : std::string("*"));
+  } else if (ex.service != nullptr) {
     service = std::string(ex.service->signing_name());
     service_target = ex.service->Decode(request);
     action = service_target.ok() ? service_target->action : service + ":*";
@@ -240,8 +253,12 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
                                        signature.status().message());
     return ErrorFor(ex, audited.ok() ? signature.status() : audited);
   }
-  const bool served = ex.rest_json ? signature->service == service
-                                   : (signature->service == "sts" || signature->service == "iam");
+  bool served = signature->service == "sts" || signature->service == "iam";
+  if (ex.rest_json) served = signature->service == service;
+  if (ex.json) {
+    served =
+        signature->service == service && service == "secretsmanager" && deps_.secrets != nullptr;
+  }
   if (!served) {
     core::Status unknown = core::InvalidArgumentError("moatless does not serve the service '" +
                                                       signature->service + "' here")
@@ -259,6 +276,14 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
         ex, "access-key:" + signature->access_key_id, action, "", observe::AuditOutcome::kDenied,
         std::string(caller.status().aws_type()) + ": " + caller.status().message());
     return ErrorFor(ex, audited.ok() ? caller.status() : audited);
+  }
+  if (ex.json) {
+    if (!json_call.ok()) {
+      const core::Status audited = Audit(ex, caller->arn, action, "", observe::AuditOutcome::kError,
+                                         json_call.status().message());
+      return ErrorFor(ex, audited.ok() ? json_call.status() : audited);
+    }
+    return HandleSecrets(ex, *caller, origin, *json_call);
   }
   if (ex.service != nullptr) {
     if (!service_target.ok()) {
@@ -422,6 +447,80 @@ http::Response AwsEndpoint::HandleIam(Exchange& ex, const identity::Caller& call
   }
   xml.Begin("ResponseMetadata").Leaf("RequestId", context.request_id).End();
   return XmlResponse(request, http::HttpStatus::ok, context, xml.Finish());
+}
+
+// The endpoint's side of a Secrets Manager operation: decisions by the policy engine over the
+// caller's policies and the secret's resource policy, records in the audit log.
+class AwsEndpoint::SecretsScope final : public AccessScope {
+ public:
+  SecretsScope(AwsEndpoint& endpoint, Exchange& ex, const identity::Caller& caller,
+               const identity::RequestOrigin& origin)
+      : endpoint_(endpoint), ex_(ex), caller_(caller), origin_(origin) {}
+
+  const std::string& caller_arn() const override { return caller_.arn; }
+
+  core::Result<std::string> Authorise(const Target& target, bool record_allowed) override {
+    policy::RequestContext request =
+        identity::RequestContextFor(caller_, origin_, target.action, target.resource,
+                                    endpoint_.deps_.clock.Now(), endpoint_.deps_.region);
+    request.resource_tags = target.resource_tags;
+    for (const auto& [key, value] : target.context) request.context.Set(key, value);
+    for (const auto& [key, values] : target.multi_context) request.context.SetMulti(key, values);
+    policy::PolicySet policies = caller_.policies;
+    if (!target.resource_policy.empty()) {
+      auto compiled = policy::CompiledPolicy::FromJson(target.resource_policy, "resource policy",
+                                                       {.type = policy::PolicyType::kResource});
+      if (!compiled.ok()) {
+        // Fail closed: a stored policy that no longer parses grants nothing and denies all.
+        core::Status denied =
+            core::PermissionDeniedError("the resource policy of " + target.resource +
+                                        " cannot be evaluated, so access is denied")
+                .WithAwsType("AccessDeniedException");
+        const core::Status audited = endpoint_.Audit(
+            ex_, caller_.arn, target.action, target.resource, observe::AuditOutcome::kDenied,
+            denied.message() + " (" + compiled.status().message() + ")");
+        return audited.ok() ? denied : audited;
+      }
+      policies.resource = *compiled;
+    }
+    const policy::EvaluationResult decision = policy::Evaluate(request, policies);
+    std::string deciding = Statements(decision);
+    if (!decision.allowed()) {
+      core::Status denied = core::PermissionDeniedError(decision.Message(request))
+                                .WithAwsType("AccessDeniedException");
+      const core::Status audited = endpoint_.Audit(
+          ex_, caller_.arn, target.action, target.resource, observe::AuditOutcome::kDenied,
+          denied.message() + (deciding.empty() ? "" : " [" + deciding + "]") +
+              (decision.error.empty() ? "" : " (" + decision.error + ")"));
+      return audited.ok() ? denied : audited;
+    }
+    if (record_allowed) {
+      core::Status s = endpoint_.Audit(ex_, caller_.arn, target.action, target.resource,
+                                       observe::AuditOutcome::kAllowed, deciding);
+      if (s.ok()) s = AuditFailure(endpoint_.deps_.audit.WaitDurable(ex_.audit_seq));
+      if (!s.ok()) return s;
+    }
+    return deciding;
+  }
+
+  core::Status Record(const Target& target, observe::AuditOutcome outcome, std::string reason,
+                      std::map<std::string, std::string> fields) override {
+    return endpoint_.Audit(ex_, caller_.arn, target.action, target.resource, outcome,
+                           std::move(reason), std::move(fields));
+  }
+
+ private:
+  AwsEndpoint& endpoint_;
+  Exchange& ex_;
+  const identity::Caller& caller_;
+  const identity::RequestOrigin& origin_;
+};
+
+http::Response AwsEndpoint::HandleSecrets(Exchange& ex, const identity::Caller& caller,
+                                          const identity::RequestOrigin& origin,
+                                          const JsonRequest& call) {
+  SecretsScope scope(*this, ex, caller, origin);
+  return deps_.secrets->Handle(ex.request, ex.context, call, scope);
 }
 
 http::Response AwsEndpoint::HandleLambda(Exchange& ex, const identity::Caller& caller,

@@ -12,7 +12,9 @@
 // Lambda's Invoke (lambda_api.h: requests under /2015-03-31/functions/), authorised as
 // lambda:InvokeFunction on the function's ARN and run on the pool attached with it; and one more
 // attached REST-JSON service (rest_service.h; the app API under /moatless/), authorised on the
-// action and resource it decodes.
+// action and resource it decodes; over JSON 1.1 (`X-Amz-Target: secretsmanager.*`), Secrets
+// Manager (secrets_api.h), each operation authorised by the caller's policies together with the
+// secret's resource policy.
 //
 // Every response waits for the request's audit records to be durable (a decision is on disk before
 // anyone learns of it); operations that change stored state wait for the allowed decision's record
@@ -31,9 +33,11 @@
 #include "identity/sts.h"
 #include "observe/audit_log.h"
 #include "services/iam_api.h"
+#include "services/json_protocol.h"
 #include "services/lambda_api.h"
 #include "services/query_protocol.h"
 #include "services/rest_service.h"
+#include "services/secrets_api.h"
 
 namespace moatless::services {
 
@@ -47,7 +51,8 @@ class AwsEndpoint {
     IamApi& iam;
     observe::AuditLog& audit;
     const core::Clock& clock;
-    std::string region;  // for aws:RequestedRegion
+    std::string region;             // for aws:RequestedRegion
+    SecretsApi* secrets = nullptr;  // null: Secrets Manager requests are refused
   };
   explicit AwsEndpoint(Deps deps);
 
@@ -81,6 +86,7 @@ class AwsEndpoint {
     std::uint64_t audit_seq = 0;          // the last audit record appended; 0: none
     std::string_view ns = kStsNamespace;  // the XML namespace of the service's errors
     bool rest_json = false;               // errors in REST-JSON shape (Lambda), not Query XML
+    bool json = false;                    // errors in JSON 1.1 shape (Secrets Manager)
     LambdaApi* lambda = nullptr;          // the Lambda API this request uses, if attached
     RestJsonService* service = nullptr;   // the attached service this request is for, if any
   };
@@ -90,13 +96,17 @@ class AwsEndpoint {
     std::uint64_t audit_seq = 0;
     std::string_view ns = kStsNamespace;
     bool rest_json = false;
+    bool json = false;
   };
+  class SecretsScope;
   Answer Process(const http::Request& request, const http::RequestContext& context);
   http::Response Dispatch(Exchange& ex);
   http::Response HandleSts(Exchange& ex, const identity::Caller& caller,
                            const identity::RequestOrigin& origin, const QueryRequest& query);
   http::Response HandleIam(Exchange& ex, const identity::Caller& caller,
                            const identity::RequestOrigin& origin, const QueryRequest& query);
+  http::Response HandleSecrets(Exchange& ex, const identity::Caller& caller,
+                               const identity::RequestOrigin& origin, const JsonRequest& call);
   http::Response HandleLambda(Exchange& ex, const identity::Caller& caller,
                               const identity::RequestOrigin& origin,
                               const LambdaApi::Target& target);
@@ -111,7 +121,8 @@ class AwsEndpoint {
   // Sequences the audit record of a decision (Exchange::audit_seq); a failure fails the request
   // (nothing is done that is not recorded).
   core::Status Audit(Exchange& ex, std::string actor, std::string action, std::string resource,
-                     observe::AuditOutcome outcome, std::string reason);
+                     observe::AuditOutcome outcome, std::string reason,
+                     std::map<std::string, std::string> fields = {});
 
   Deps deps_;
   // Read once per request (a request that began before DetachLambda finishes with what it read).

@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 5> kMigrations = {{
+  static const std::array<Migration, 6> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -115,6 +115,60 @@ std::span<const Migration> PlatformMigrations() {
        "  document TEXT NOT NULL,\n"
        "  updated_at TEXT NOT NULL,\n"
        "  PRIMARY KEY (app, stage)\n"
+       ")"},
+      // secrets: every secret (metadata, tags, resource policy, rotation settings and the state
+      // of a rotation in progress), its versions (the value sealed under a data key of its own,
+      // which is wrapped by a version of the secrets master key), the staging labels (each on at
+      // most one version of its secret), and the master key versions that exist. Times are unix
+      // milliseconds; 0 means "never" / "not set".
+      {6, "create_secrets",
+       "CREATE TABLE secrets (\n"
+       "  arn TEXT PRIMARY KEY,\n"
+       "  name TEXT NOT NULL UNIQUE,\n"
+       "  description TEXT NOT NULL,\n"
+       "  kms_key_id TEXT NOT NULL,\n"
+       "  tags TEXT NOT NULL,\n"
+       "  resource_policy TEXT NOT NULL,\n"
+       "  created_ms BIGINT NOT NULL,\n"
+       "  changed_ms BIGINT NOT NULL,\n"
+       "  accessed_ms BIGINT NOT NULL,\n"
+       "  deleted_ms BIGINT NOT NULL,\n"
+       "  purge_ms BIGINT NOT NULL,\n"
+       "  rotation_lambda_arn TEXT NOT NULL,\n"
+       "  rotation_rules TEXT NOT NULL,\n"
+       "  rotation_enabled BIGINT NOT NULL,\n"
+       "  last_rotated_ms BIGINT NOT NULL,\n"
+       "  next_rotation_ms BIGINT NOT NULL,\n"
+       "  rotation TEXT NOT NULL\n"
+       ");\n"
+       "CREATE INDEX secrets_by_purge ON secrets (purge_ms);\n"
+       "CREATE INDEX secrets_by_next_rotation ON secrets (next_rotation_ms);\n"
+       "CREATE TABLE secret_versions (\n"
+       "  secret_arn TEXT NOT NULL REFERENCES secrets (arn) ON DELETE CASCADE,\n"
+       "  version_id TEXT NOT NULL,\n"
+       "  created_ms BIGINT NOT NULL,\n"
+       "  accessed_ms BIGINT NOT NULL,\n"
+       "  kind BIGINT NOT NULL,\n"
+       "  key_version BIGINT NOT NULL,\n"
+       "  wrapped_key BLOB NOT NULL,\n"
+       "  sealed_value BLOB NOT NULL,\n"
+       "  PRIMARY KEY (secret_arn, version_id)\n"
+       ");\n"
+       "CREATE INDEX secret_versions_by_key_version ON secret_versions (key_version);\n"
+       "CREATE TABLE secret_stages (\n"
+       "  secret_arn TEXT NOT NULL,\n"
+       "  label TEXT NOT NULL,\n"
+       "  version_id TEXT NOT NULL,\n"
+       "  PRIMARY KEY (secret_arn, label),\n"
+       "  FOREIGN KEY (secret_arn, version_id) REFERENCES secret_versions (secret_arn, "
+       "version_id)\n"
+       "    ON DELETE CASCADE\n"
+       ");\n"
+       "CREATE TABLE secret_master_keys (\n"
+       "  version BIGINT PRIMARY KEY,\n"
+       "  created_ms BIGINT NOT NULL,\n"
+       "  check_value TEXT NOT NULL,\n"
+       "  retired_ms BIGINT NOT NULL\n"
        ")"},
   }};
   return kMigrations;
