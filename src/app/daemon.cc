@@ -15,6 +15,7 @@
 #include "app/data_dir.h"
 #include "app/function_host.h"
 #include "app/secret_key_files.h"
+#include "app/secrets_worker.h"
 #include "app/version.h"
 #include "core/aead.h"
 #include "http/io_pool.h"
@@ -31,6 +32,8 @@
 #include "runtime/function_registry.h"
 #include "sandbox/sandbox.h"
 #include "secrets/keyring.h"
+#include "secrets/postgres_rotation.h"
+#include "secrets/rotation.h"
 #include "secrets/secret_store.h"
 #include "services/aws_endpoint.h"
 #include "store/schema.h"
@@ -152,7 +155,30 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   secrets::SecretStore secret_store(*db, env, *keyring,
                                     {.region = settings.region, .account = settings.account_id});
   RETURN_IF_ERROR(secret_store.AdoptKeyring().Annotate("secrets master keyring"));
-  services::SecretsApi secrets_api(secret_store, env.random());
+  // Rotations run on the secrets worker; their steps reach functions once the function host
+  // exists (rotation_steps), which is before anything is served.
+  std::unique_ptr<RotationSteps> rotation_steps;
+  std::unique_ptr<SecretsWorker> secrets_worker;
+  secrets::Rotator rotator(
+      secret_store, env.clock(), env.random(),
+      [&rotation_steps](const std::string& function, const secrets::RotationEvent& event) {
+        return rotation_steps->Run(function, event);
+      },
+      {.retry_delay = settings.secrets_rotation_retry_delay,
+       .on_failure = [&rotation_steps](
+                         const std::string& arn, const std::string& step,
+                         const core::Status& error) { rotation_steps->Alert(arn, step, error); },
+       .on_step = [&rotation_steps](
+                      const secrets::RotationEvent& event,
+                      const core::Status& outcome) { rotation_steps->Audit(event, outcome); }});
+  services::SecretsApi secrets_api({.store = secret_store,
+                                    .random = env.random(),
+                                    .rotator = &rotator,
+                                    .rotation_started =
+                                        [&secrets_worker] {
+                                          if (secrets_worker) secrets_worker->Wake();
+                                        },
+                                    .keyring = keyring.get()});
 
   services::AwsEndpoint aws(services::AwsEndpoint::Deps{.authenticator = authenticator,
                                                         .sts = sts,
@@ -172,7 +198,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                        .apps_dir = settings.apps_code_dir,
                                                        .region = settings.region,
                                                        .account_id = settings.account_id,
-                                                       .limits = {}});
+                                                       .limits = {},
+                                                       .secrets = &secret_store});
   manifest::AppApi app_api(manifest::AppApi::Deps{
       .deployer = deployer, .region = settings.region, .account_id = settings.account_id});
   aws.AttachService(&app_api);
@@ -243,6 +270,24 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                            .settings = std::move(function_settings)});
   }
 
+  secrets::PostgresRotation postgres_rotation(secret_store, env.random());
+  rotation_steps = std::make_unique<RotationSteps>(
+      RotationSteps::Deps{.functions = functions.get(),
+                          .postgres =
+                              [&postgres_rotation](const secrets::RotationEvent& event) {
+                                return postgres_rotation.RunStep(event);
+                              },
+                          .audit = *audit,
+                          .log = log,
+                          .metrics = &metrics,
+                          .random = env.random()});
+  secrets_worker = std::make_unique<SecretsWorker>(
+      SecretsWorker::Deps{.rotator = rotator,
+                          .store = secret_store,
+                          .audit = *audit,
+                          .log = log,
+                          .interval = settings.secrets_check_interval});
+
   RETURN_IF_ERROR(audit->Append(LifecycleRecord("moatless:ServeStart", settings, control_address))
                       .Annotate("audit log"));
 
@@ -269,7 +314,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
-  functions.reset();  // in-flight invocations end; environments are discarded
+  secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
+  functions.reset();       // in-flight invocations end; environments are discarded
   aws.AttachService(nullptr);
 
   core::Status status =

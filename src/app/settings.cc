@@ -133,6 +133,20 @@ core::ConfigSchema ServeSchema() {
             .default_value = "/var/lib/moatless/code",
             .help = "where deployed apps' code is kept (content-addressed, written once); every "
                     "directory above it must be traversable by function sandboxes"})
+      .Add({.name = "secrets.check_interval",
+            .type = ConfigType::kDuration,
+            .default_value = "1m",
+            .help = "how often due secret rotations and ended recovery windows are looked for "
+                    "(a RotateSecret call starts its rotation at once)",
+            .min = 100,
+            .max = 3'600'000})
+      .Add({.name = "secrets.rotation_retry_delay",
+            .type = ConfigType::kDuration,
+            .default_value = "1m",
+            .help = "the wait before a failed rotation is retried (doubling each time, at most "
+                    "1 h; 5 attempts, then until the next scheduled rotation)",
+            .min = 100,
+            .max = 3'600'000})
       .Add({.name = "functions.runtimes_dir",
             .type = ConfigType::kString,
             .default_value = "",
@@ -221,6 +235,8 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   s.function_idle_timeout = config.GetDuration("functions.idle_timeout");
   s.runtimes_dir = config.GetString("functions.runtimes_dir");
   s.apps_code_dir = config.GetString("apps.code_dir");
+  s.secrets_check_interval = config.GetDuration("secrets.check_interval");
+  s.secrets_rotation_retry_delay = config.GetDuration("secrets.rotation_retry_delay");
   return s;
 }
 

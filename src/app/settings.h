@@ -46,6 +46,8 @@ struct ServeSettings {
   std::chrono::milliseconds function_idle_timeout{};  // functions.idle_timeout
   std::string runtimes_dir;   // functions.runtimes_dir; empty: the compiled-in default
   std::string apps_code_dir;  // apps.code_dir
+  std::chrono::milliseconds secrets_check_interval{};        // secrets.check_interval
+  std::chrono::milliseconds secrets_rotation_retry_delay{};  // secrets.rotation_retry_delay
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -137,6 +138,64 @@ class InvokeCommand {
   std::string qualifier_;
   std::string invocation_type_ = "RequestResponse";
   bool log_ = false;
+};
+
+// `moatless secrets ...`: the Secrets Manager API of a running server, signed like the aws CLI:
+//   list [--prefix P] | get NAME [--version-id V] [--stage S] | describe NAME | history NAME
+//   put NAME --from-file F|--from-stdin [--binary] [--description D]   (creates if missing)
+//   rotate NAME [--function ARN] [--every 30d | --schedule EXPR] [--no-rotate-now]
+//   delete NAME [--recovery-days N | --force] | restore NAME | rotate-master-key
+// Values are never taken from the command line (other users and shell history would see them).
+class SecretsCommands {
+ public:
+  explicit SecretsCommands(CLI::App& parent);
+  bool parsed() const;
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  // One signed JSON 1.1 call; prints the error (unless it is ResourceNotFoundException and
+  // quiet_not_found) and returns nullopt if it failed (last_error_ holds its type).
+  std::optional<boost::json::object> Call(const std::string& operation,
+                                          const boost::json::object& input,
+                                          bool quiet_not_found = false);
+  int RunList();
+  int RunGet();
+  int RunPut();
+  int RunDescribe();
+  int RunHistory();
+  int RunRotate();
+  int RunDelete();
+  int RunRestore();
+  int RunRotateMasterKey();
+
+  CLI::App* secrets_;
+  CLI::App* list_;
+  CLI::App* get_;
+  CLI::App* put_;
+  CLI::App* describe_;
+  CLI::App* history_;
+  CLI::App* rotate_;
+  CLI::App* delete_;
+  CLI::App* restore_;
+  CLI::App* rotate_master_key_;
+  AdminCommands::Connection connection_;
+  std::map<std::string, std::string> environment_;
+  std::string last_error_;
+  std::string name_;
+  std::string prefix_;
+  std::string version_id_;
+  std::string stage_;
+  std::string from_file_;
+  bool from_stdin_ = false;
+  bool binary_ = false;
+  std::string description_;
+  std::string function_;
+  std::string every_;
+  std::string schedule_;
+  bool no_rotate_now_ = false;
+  std::int64_t recovery_days_ = 0;
+  bool force_ = false;
+  bool json_ = false;
 };
 
 // The app commands, through the app API (manifest/app_api.h) on the signed endpoint:

@@ -42,6 +42,7 @@ int Main(int argc, char** argv) {
   FunctionsCommands functions(cli);
   InvokeCommand invoke(cli);
   AppCommands apps(cli);
+  SecretsCommands secrets(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -68,6 +69,7 @@ int Main(int argc, char** argv) {
   if (functions.parsed()) return functions.Run();
   if (invoke.parsed()) return invoke.Run(ProcessEnvironment());
   if (apps.parsed()) return apps.Run(ProcessEnvironment());
+  if (secrets.parsed()) return secrets.Run(ProcessEnvironment());
   return kExitUsage;
 }
 

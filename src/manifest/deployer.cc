@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "policy/parser.h"
+#include "secrets/rotation.h"
 
 namespace moatless::manifest {
 namespace {
@@ -498,7 +499,46 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
   if (!manifest.routes.empty()) outcome.pending.push_back("routes (the gateway)");
   if (!manifest.authorizers.empty()) outcome.pending.push_back("authorizers (the gateway)");
   if (!manifest.usage_plans.empty()) outcome.pending.push_back("usage_plans (the gateway)");
-  if (!manifest.secrets.empty()) outcome.pending.push_back("secrets (the secrets manager)");
+  if (!manifest.secrets.empty() && deps_.secrets == nullptr) {
+    outcome.pending.push_back("secrets (the secrets manager)");
+  }
+  // The secrets as the secrets manager will hold them (values are never in the manifest).
+  std::vector<secrets::SecretDeclaration> declared;
+  if (deps_.secrets != nullptr) {
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deps_.env.clock().Now().time_since_epoch())
+                                    .count();
+    for (const auto& [name, spec] : manifest.secrets) {
+      secrets::SecretDeclaration d{
+          .name = QualifiedSecretName(app, stage, name),
+          .description = spec.description,
+          .tags = {{"moatless:app", std::string(app)}, {"moatless:stage", std::string(stage)}}};
+      if (!spec.rotation_function.empty()) {
+        d.rotation_function =
+            "arn:aws:lambda:" + deps_.region + ":" + deps_.account_id +
+            ":function:" + QualifiedFunctionName(app, stage, spec.rotation_function);
+        if (spec.rotation_every_s % 86400 == 0) {
+          d.rotation_rules.automatically_after_days = spec.rotation_every_s / 86400;
+        } else {
+          d.rotation_rules.schedule_expression =
+              "rate(" + std::to_string(spec.rotation_every_s / 3600) + " hours)";
+        }
+        auto next = secrets::NextRotation(d.rotation_rules, now_ms);
+        if (!next.ok()) {
+          return core::InvalidArgumentError("secrets." + name +
+                                            ".rotation: " + next.status().message());
+        }
+        d.next_rotation_ms = *next;
+      }
+      declared.push_back(std::move(d));
+    }
+    for (const auto& [name, spec] : old.secrets) {
+      if (!manifest.secrets.contains(name)) {
+        outcome.pending.push_back("secret " + QualifiedSecretName(app, stage, name) +
+                                  " is kept with its values (moatless secrets delete removes it)");
+      }
+    }
+  }
   if (!manifest.alerts.empty()) outcome.pending.push_back("alerts (observability)");
 
   // What the boundary leaves of each policy.
@@ -553,6 +593,9 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
       config.egress = spec.egress;
       ASSIGN_OR_RETURN(runtime::FunctionConfig published, deps_.registry.PublishIn(tx, config));
       d.version = std::stoll(published.version);
+    }
+    for (const secrets::SecretDeclaration& d : declared) {
+      RETURN_IF_ERROR(deps_.secrets->DeclareIn(tx, d).status());
     }
     for (const auto& [name, f] : current) {
       if (manifest.functions.contains(name)) continue;

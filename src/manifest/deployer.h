@@ -46,6 +46,7 @@
 #include "manifest/bundle.h"
 #include "manifest/manifest.h"
 #include "runtime/function_registry.h"
+#include "secrets/secret_store.h"
 #include "store/database.h"
 
 namespace moatless::manifest {
@@ -136,6 +137,9 @@ class Deployer {
     std::string region;
     std::string account_id;
     BundleLimits limits;
+    // Where the manifest's `secrets` are declared (created without a value, described, their
+    // rotation set); null: they are only recorded.
+    secrets::SecretStore* secrets = nullptr;
   };
   explicit Deployer(Deps deps);
   Deployer(const Deployer&) = delete;

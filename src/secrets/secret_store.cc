@@ -20,7 +20,7 @@ constexpr std::string_view kListTokenPrefix = "moatless.secrets.list.v1:";
 constexpr std::string_view kSecretColumns =
     "arn, name, description, kms_key_id, tags, resource_policy, created_ms, changed_ms, "
     "accessed_ms, deleted_ms, purge_ms, rotation_lambda_arn, rotation_rules, rotation_enabled, "
-    "last_rotated_ms, next_rotation_ms, rotation";
+    "last_rotated_ms, next_rotation_ms, rotation, rotation_due_ms";
 
 core::Status NotFound() {
   return core::NotFoundError("Secrets Manager can't find the specified secret.")
@@ -73,7 +73,18 @@ std::string StateJson(const RotationState& state) {
                                       {"next_step", state.next_step},
                                       {"attempts", state.attempts},
                                       {"last_error", state.last_error},
-                                      {"last_error_ms", state.last_error_ms}});
+                                      {"last_error_ms", state.last_error_ms},
+                                      {"last_error_step", state.last_error_step}});
+}
+
+std::string RulesJson(const RotationRules& rules) {
+  json::object out;
+  if (rules.automatically_after_days != 0) {
+    out["AutomaticallyAfterDays"] = rules.automatically_after_days;
+  }
+  if (!rules.schedule_expression.empty()) out["ScheduleExpression"] = rules.schedule_expression;
+  if (!rules.duration.empty()) out["Duration"] = rules.duration;
+  return json::serialize(out);
 }
 
 // Reads a JSON object column written by RulesJson / StateJson (missing members keep defaults).
@@ -124,6 +135,8 @@ core::Result<SecretInfo> SecretFromRow(const store::Row& row) {
   info.rotation.attempts = IntMember(state, "attempts");
   info.rotation.last_error = StringMember(state, "last_error");
   info.rotation.last_error_ms = IntMember(state, "last_error_ms");
+  info.rotation.last_error_step = StringMember(state, "last_error_step");
+  ASSIGN_OR_RETURN(info.rotation_due_ms, row.GetInt("rotation_due_ms"));
   return info;
 }
 
@@ -152,6 +165,23 @@ void SortLabels(std::vector<std::string>& labels) {
   std::sort(labels.begin(), labels.end(), [&](const std::string& a, const std::string& b) {
     return rank(a) != rank(b) ? rank(a) < rank(b) : a < b;
   });
+}
+
+// A version row's value as stored (columns kind, key_version, wrapped_key, sealed_value).
+struct StoredValue {
+  ValueKind kind = ValueKind::kNone;
+  SealedValue sealed;
+};
+core::Result<StoredValue> ReadStored(const store::Row& row) {
+  StoredValue out;
+  ASSIGN_OR_RETURN(std::int64_t kind, row.GetInt("kind"));
+  out.kind = static_cast<ValueKind>(kind);
+  ASSIGN_OR_RETURN(out.sealed.key_version, row.GetInt("key_version"));
+  ASSIGN_OR_RETURN(auto wrapped, row.GetBlob("wrapped_key"));
+  ASSIGN_OR_RETURN(auto sealed, row.GetBlob("sealed_value"));
+  out.sealed.wrapped_key.assign(wrapped.begin(), wrapped.end());
+  out.sealed.sealed_value.assign(sealed.begin(), sealed.end());
+  return out;
 }
 
 bool SameValue(ValueKind kind, const core::SecretBytes& stored, const NewValue& value) {
@@ -375,17 +405,13 @@ core::Result<WriteResult> SecretStore::Create(CreateRequest request) {
             {existing->arn, request.token});
         if (!sealed_row.ok()) return sealed_row.status();
         if (sealed_row->has_value()) {
-          ASSIGN_OR_RETURN(std::int64_t kind, (*sealed_row)->GetInt("kind"));
-          SealedValue sealed;
-          ASSIGN_OR_RETURN(sealed.key_version, (*sealed_row)->GetInt("key_version"));
-          ASSIGN_OR_RETURN(auto wrapped, (*sealed_row)->GetBlob("wrapped_key"));
-          ASSIGN_OR_RETURN(auto value, (*sealed_row)->GetBlob("sealed_value"));
-          sealed.wrapped_key.assign(wrapped.begin(), wrapped.end());
-          sealed.sealed_value.assign(value.begin(), value.end());
-          ASSIGN_OR_RETURN(
-              core::SecretBytes stored,
-              keyring_.Open(existing->arn, request.token, static_cast<ValueKind>(kind), sealed));
-          if (SameValue(static_cast<ValueKind>(kind), stored, request.value)) {
+          ASSIGN_OR_RETURN(StoredValue stored_value, ReadStored(**sealed_row));
+          core::SecretBytes stored;
+          if (stored_value.kind != ValueKind::kNone) {
+            ASSIGN_OR_RETURN(stored, keyring_.Open(existing->arn, request.token, stored_value.kind,
+                                                   stored_value.sealed));
+          }
+          if (SameValue(stored_value.kind, stored, request.value)) {
             result = WriteResult{.arn = existing->arn,
                                  .name = existing->name,
                                  .version_id = request.token,
@@ -409,11 +435,12 @@ core::Result<WriteResult> SecretStore::Create(CreateRequest request) {
     secret.arn = ArnPrefix() + request.name + "-" + suffix;
     secret.name = request.name;
     const std::int64_t now = NowMs();
-    RETURN_IF_ERROR(tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
-                                ") VALUES (?, ?, ?, ?, ?, '', ?, ?, 0, 0, 0, '', '{}', 0, 0, 0, ?)",
-                            {secret.arn, secret.name, request.description, request.kms_key_id,
-                             TagsJson(request.tags), now, now, StateJson(RotationState())})
-                        .status());
+    RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
+                    ") VALUES (?, ?, ?, ?, ?, '', ?, ?, 0, 0, 0, '', '{}', 0, 0, 0, ?, 0)",
+                {secret.arn, secret.name, request.description, request.kms_key_id,
+                 TagsJson(request.tags), now, now, StateJson(RotationState())})
+            .status());
     result.arn = secret.arn;
     result.name = secret.name;
     if (request.value.kind != ValueKind::kNone) {
@@ -448,17 +475,28 @@ core::Result<WriteResult> SecretStore::PutValue(const std::string& arn, NewValue
                      tx.QueryOptional("SELECT kind, key_version, wrapped_key, sealed_value FROM "
                                       "secret_versions WHERE secret_arn = ? AND version_id = ?",
                                       {secret.arn, token}));
+    const std::int64_t now = NowMs();
     if (existing) {
-      ASSIGN_OR_RETURN(std::int64_t kind, existing->GetInt("kind"));
-      SealedValue sealed;
-      ASSIGN_OR_RETURN(sealed.key_version, existing->GetInt("key_version"));
-      ASSIGN_OR_RETURN(auto wrapped, existing->GetBlob("wrapped_key"));
-      ASSIGN_OR_RETURN(auto sealed_bytes, existing->GetBlob("sealed_value"));
-      sealed.wrapped_key.assign(wrapped.begin(), wrapped.end());
-      sealed.sealed_value.assign(sealed_bytes.begin(), sealed_bytes.end());
+      ASSIGN_OR_RETURN(StoredValue stored_value, ReadStored(*existing));
+      if (stored_value.kind == ValueKind::kNone) {
+        // The version a rotation created without a value (createSecret fills it).
+        const SealedValue sealed = keyring_.Seal(secret.arn, token, value.kind, value.bytes);
+        RETURN_IF_ERROR(tx.Exec("UPDATE secret_versions SET kind = ?, key_version = ?, "
+                                "wrapped_key = ?, sealed_value = ? WHERE secret_arn = ? AND "
+                                "version_id = ?",
+                                {static_cast<std::int64_t>(value.kind), sealed.key_version,
+                                 store::Value::FromBytes(sealed.wrapped_key),
+                                 store::Value::FromBytes(sealed.sealed_value), secret.arn, token})
+                            .status());
+        RETURN_IF_ERROR(AttachLabels(tx, secret, token, stages));
+        RETURN_IF_ERROR(Touch(tx, secret.arn, now));
+        result.stages = secret.version_stages[token];
+        SortLabels(result.stages);
+        return core::Status::Ok();
+      }
       ASSIGN_OR_RETURN(core::SecretBytes stored,
-                       keyring_.Open(secret.arn, token, static_cast<ValueKind>(kind), sealed));
-      if (!SameValue(static_cast<ValueKind>(kind), stored, value)) {
+                       keyring_.Open(secret.arn, token, stored_value.kind, stored_value.sealed));
+      if (!SameValue(stored_value.kind, stored, value)) {
         return core::AlreadyExistsError(
                    "You can't modify an existing version, you can only create a new version.")
             .WithAwsType("ResourceExistsException");
@@ -466,7 +504,6 @@ core::Result<WriteResult> SecretStore::PutValue(const std::string& arn, NewValue
       result.stages = secret.version_stages[token];
       return core::Status::Ok();  // the same request again
     }
-    const std::int64_t now = NowMs();
     RETURN_IF_ERROR(InsertVersion(tx, secret, token, value, now));
     RETURN_IF_ERROR(AttachLabels(tx, secret, token, stages));
     RETURN_IF_ERROR(DropDeprecatedVersions(tx, secret.arn));
@@ -525,13 +562,15 @@ core::Result<SecretValue> SecretStore::GetValue(const std::string& arn, std::str
     }
     ASSIGN_OR_RETURN(out.created_ms, row->GetInt("created_ms"));
     ASSIGN_OR_RETURN(version_accessed, row->GetInt("accessed_ms"));
-    ASSIGN_OR_RETURN(std::int64_t kind, row->GetInt("kind"));
-    out.kind = static_cast<ValueKind>(kind);
-    ASSIGN_OR_RETURN(sealed.key_version, row->GetInt("key_version"));
-    ASSIGN_OR_RETURN(auto wrapped, row->GetBlob("wrapped_key"));
-    ASSIGN_OR_RETURN(auto sealed_bytes, row->GetBlob("sealed_value"));
-    sealed.wrapped_key.assign(wrapped.begin(), wrapped.end());
-    sealed.sealed_value.assign(sealed_bytes.begin(), sealed_bytes.end());
+    ASSIGN_OR_RETURN(StoredValue stored, ReadStored(*row));
+    if (stored.kind == ValueKind::kNone) {
+      return core::NotFoundError(
+                 "Secrets Manager can't find the specified secret value for VersionId: " +
+                 out.version_id + " (it has no value yet)")
+          .WithAwsType("ResourceNotFoundException");
+    }
+    out.kind = stored.kind;
+    sealed = std::move(stored.sealed);
     auto it = secret.version_stages.find(out.version_id);
     if (it != secret.version_stages.end()) out.stages = it->second;
     return core::Status::Ok();
@@ -814,6 +853,226 @@ core::Result<ListPage> SecretStore::List(const ListRequest& request) const {
   return page;
 }
 
+core::Result<std::string> SecretStore::DeclareIn(store::Transaction& tx,
+                                                 const SecretDeclaration& declared) {
+  RETURN_IF_ERROR(ValidateName(declared.name));
+  const std::int64_t now = NowMs();
+  const bool rotates = !declared.rotation_function.empty();
+  auto existing = Load(tx, declared.name);
+  if (!existing.ok() && existing.status().code() != core::StatusCode::kNotFound) {
+    return existing.status();
+  }
+  if (!existing.ok()) {
+    static constexpr std::string_view kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    std::string suffix;
+    for (int i = 0; i < 6; ++i) suffix += kAlphabet[env_.random().Uniform(kAlphabet.size())];
+    const std::string arn = ArnPrefix() + declared.name + "-" + suffix;
+    RETURN_IF_ERROR(tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
+                                ") VALUES (?, ?, ?, '', ?, '', ?, ?, 0, 0, 0, ?, ?, ?, 0, ?, ?, ?)",
+                            {arn, declared.name, declared.description, TagsJson(declared.tags), now,
+                             now, declared.rotation_function, RulesJson(declared.rotation_rules),
+                             static_cast<std::int64_t>(rotates ? 1 : 0),
+                             rotates ? declared.next_rotation_ms : 0, StateJson(RotationState()),
+                             rotates ? declared.next_rotation_ms : 0})
+                        .status());
+    return arn;
+  }
+  const SecretInfo& secret = *existing;
+  if (secret.deleted()) {
+    return InvalidRequest("The secret " + secret.name +
+                          " is scheduled for deletion: restore it (moatless secrets restore) "
+                          "before deploying an app that declares it.");
+  }
+  std::vector<Tag> tags = secret.tags;
+  for (const Tag& tag : declared.tags) {
+    auto it =
+        std::find_if(tags.begin(), tags.end(), [&](const Tag& t) { return t.key == tag.key; });
+    if (it == tags.end()) {
+      tags.push_back(tag);
+    } else {
+      it->value = tag.value;
+    }
+  }
+  const bool rotation_changed = secret.rotation_enabled != rotates ||
+                                secret.rotation_lambda_arn != declared.rotation_function ||
+                                secret.rotation_rules != declared.rotation_rules;
+  if (secret.description == declared.description && secret.tags == tags && !rotation_changed) {
+    return secret.arn;
+  }
+  RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET description = ?, tags = ?, changed_ms = ? WHERE "
+                          "arn = ?",
+                          {declared.description, TagsJson(tags), now, secret.arn})
+                      .status());
+  if (rotation_changed) {
+    const std::int64_t next = rotates ? declared.next_rotation_ms : 0;
+    const std::int64_t due = secret.rotation.token.empty() ? next : secret.rotation_due_ms;
+    RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET rotation_lambda_arn = ?, rotation_rules = ?, "
+                            "rotation_enabled = ?, next_rotation_ms = ?, rotation_due_ms = ? "
+                            "WHERE arn = ?",
+                            {declared.rotation_function, RulesJson(declared.rotation_rules),
+                             static_cast<std::int64_t>(rotates ? 1 : 0), next, due, secret.arn})
+                        .status());
+  }
+  return secret.arn;
+}
+
+core::Status SecretStore::PendingVersion(store::Transaction& tx, SecretInfo& secret,
+                                         const std::string& token, std::int64_t now_ms) {
+  RETURN_IF_ERROR(
+      tx.Exec("INSERT INTO secret_versions (secret_arn, version_id, created_ms, "
+              "accessed_ms, kind, key_version, wrapped_key, sealed_value) VALUES (?, "
+              "?, ?, 0, 0, 0, ?, ?) ON CONFLICT (secret_arn, version_id) DO NOTHING",
+              {secret.arn, token, now_ms, store::Value::FromBytes(""), store::Value::FromBytes("")})
+          .status());
+  return AttachLabels(tx, secret, token, {std::string(kPending)});
+}
+
+core::Status SecretStore::DropPending(store::Transaction& tx, SecretInfo& secret,
+                                      const std::string& token) {
+  const std::string* holder = secret.VersionWith(kPending);
+  if (holder != nullptr && *holder == token) {
+    RETURN_IF_ERROR(tx.Exec("DELETE FROM secret_stages WHERE secret_arn = ? AND label = ?",
+                            {secret.arn, std::string(kPending)})
+                        .status());
+  }
+  return tx
+      .Exec("DELETE FROM secret_versions WHERE secret_arn = ? AND version_id = ? AND kind = 0",
+            {secret.arn, token})
+      .status();
+}
+
+core::Status SecretStore::ConfigureRotation(const std::string& arn,
+                                            const std::optional<std::string>& lambda,
+                                            const std::optional<RotationRules>& rules,
+                                            std::int64_t next_rotation_ms,
+                                            const std::string& token) {
+  const std::int64_t now = NowMs();
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(SecretInfo secret, LoadForChange(tx, arn));
+    if (!secret.rotation.token.empty() && !token.empty()) {
+      if (secret.rotation.token == token) return core::Status::Ok();  // the same request again
+      return InvalidRequest(
+          "A previous rotation isn't complete. That rotation will be reattempted (or cancel it "
+          "with CancelRotateSecret).");
+    }
+    if (lambda) {
+      RETURN_IF_ERROR(
+          tx.Exec("UPDATE secrets SET rotation_lambda_arn = ? WHERE arn = ?", {*lambda, secret.arn})
+              .status());
+    }
+    if (rules) {
+      RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET rotation_rules = ? WHERE arn = ?",
+                              {RulesJson(*rules), secret.arn})
+                          .status());
+    }
+    RotationState state = secret.rotation;
+    std::int64_t due = next_rotation_ms;
+    if (!token.empty()) {
+      RETURN_IF_ERROR(PendingVersion(tx, secret, token, now));
+      state = RotationState{.token = token, .next_step = std::string(kCreateStep)};
+      due = now;
+    }
+    RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET rotation_enabled = 1, next_rotation_ms = ?, "
+                            "rotation = ?, rotation_due_ms = ? WHERE arn = ?",
+                            {next_rotation_ms, StateJson(state), due, secret.arn})
+                        .status());
+    return Touch(tx, secret.arn, now);
+  });
+}
+
+core::Status SecretStore::BeginRotation(const std::string& arn, const std::string& token) {
+  const std::int64_t now = NowMs();
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(SecretInfo secret, LoadForChange(tx, arn));
+    if (!secret.rotation.token.empty()) {
+      return InvalidRequest("A previous rotation isn't complete.");
+    }
+    RETURN_IF_ERROR(PendingVersion(tx, secret, token, now));
+    RotationState state = secret.rotation;  // keeps the attempts and the last error
+    state.token = token;
+    state.next_step = std::string(kCreateStep);
+    return tx
+        .Exec("UPDATE secrets SET rotation = ?, rotation_due_ms = ? WHERE arn = ?",
+              {StateJson(state), now, secret.arn})
+        .status();
+  });
+}
+
+core::Status SecretStore::SaveRotationState(const std::string& arn, const RotationState& state) {
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(SecretInfo secret, Load(tx, arn));
+    return tx.Exec("UPDATE secrets SET rotation = ? WHERE arn = ?", {StateJson(state), secret.arn})
+        .status();
+  });
+}
+
+core::Status SecretStore::EndRotation(const std::string& arn, bool succeeded,
+                                      const RotationState& failed, std::int64_t next_rotation_ms,
+                                      std::int64_t retry_at_ms) {
+  const std::int64_t now = NowMs();
+  return db_.Write([&](store::Transaction& tx) -> core::Status {
+    ASSIGN_OR_RETURN(SecretInfo secret, Load(tx, arn));
+    if (succeeded) {
+      return tx
+          .Exec(
+              "UPDATE secrets SET rotation = ?, last_rotated_ms = ?, next_rotation_ms = ?, "
+              "rotation_due_ms = ?, changed_ms = ? WHERE arn = ?",
+              {StateJson(RotationState()), now, next_rotation_ms,
+               secret.rotation_enabled ? next_rotation_ms : 0, now, secret.arn})
+          .status();
+    }
+    if (!secret.rotation.token.empty()) {
+      RETURN_IF_ERROR(DropPending(tx, secret, secret.rotation.token));
+    }
+    RotationState state = failed;
+    state.token.clear();
+    state.next_step.clear();
+    const std::int64_t due = retry_at_ms != 0 ? retry_at_ms : next_rotation_ms;
+    return tx
+        .Exec(
+            "UPDATE secrets SET rotation = ?, next_rotation_ms = ?, rotation_due_ms = ? "
+            "WHERE arn = ?",
+            {StateJson(state), next_rotation_ms, secret.rotation_enabled ? due : 0, secret.arn})
+        .status();
+  });
+}
+
+core::Result<std::string> SecretStore::DisableRotation(const std::string& arn) {
+  return store::TransactValue(db_, {}, [&](store::Transaction& tx) -> core::Result<std::string> {
+    ASSIGN_OR_RETURN(SecretInfo secret, LoadForChange(tx, arn));
+    const std::string token = secret.rotation.token;
+    if (!token.empty()) RETURN_IF_ERROR(DropPending(tx, secret, token));
+    RotationState state = secret.rotation;
+    state.token.clear();
+    state.next_step.clear();
+    RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET rotation_enabled = 0, next_rotation_ms = 0, "
+                            "rotation_due_ms = 0, rotation = ? WHERE arn = ?",
+                            {StateJson(state), secret.arn})
+                        .status());
+    RETURN_IF_ERROR(Touch(tx, secret.arn, NowMs()));
+    return token;
+  });
+}
+
+core::Result<std::vector<std::string>> SecretStore::DueRotations(std::size_t limit) const {
+  const std::int64_t now = NowMs();
+  return store::TransactValue(
+      db_, {.access = store::Access::kReadOnly},
+      [&](store::Transaction& tx) -> core::Result<std::vector<std::string>> {
+        ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT arn FROM secrets WHERE rotation_due_ms > 0 "
+                                             "AND rotation_due_ms <= ? AND deleted_ms = 0 "
+                                             "ORDER BY rotation_due_ms, arn LIMIT ?",
+                                             {now, static_cast<std::int64_t>(limit)}));
+        std::vector<std::string> out;
+        for (const store::Row& row : rows) {
+          ASSIGN_OR_RETURN(std::string arn, row.GetText("arn"));
+          out.push_back(std::move(arn));
+        }
+        return out;
+      });
+}
+
 core::Status SecretStore::AdoptKeyring() {
   const std::int64_t now = NowMs();
   return db_.Write([&](store::Transaction& tx) -> core::Status {
@@ -835,8 +1094,9 @@ core::Status SecretStore::AdoptKeyring() {
             "restore the original key file");
       }
     }
-    ASSIGN_OR_RETURN(auto used, tx.Query("SELECT DISTINCT key_version FROM secret_versions "
-                                         "ORDER BY key_version"));
+    ASSIGN_OR_RETURN(auto used,
+                     tx.Query("SELECT DISTINCT key_version FROM secret_versions WHERE kind <> 0 "
+                              "ORDER BY key_version"));
     for (const store::Row& row : used) {
       ASSIGN_OR_RETURN(std::int64_t version, row.GetInt("key_version"));
       if (!keyring_.Has(version)) {
@@ -875,23 +1135,18 @@ core::Result<std::vector<std::int64_t>> SecretStore::RetireUnusedKeys() {
 core::Result<std::size_t> SecretStore::RewrapBatch(std::size_t batch) {
   const std::int64_t to = keyring_.current_version();
   return store::TransactValue(db_, {}, [&](store::Transaction& tx) -> core::Result<std::size_t> {
-    ASSIGN_OR_RETURN(auto rows,
-                     tx.Query("SELECT secret_arn, version_id, kind, key_version, wrapped_key, "
-                              "sealed_value FROM secret_versions WHERE key_version <> ? "
-                              "ORDER BY secret_arn, version_id LIMIT ?",
-                              {to, static_cast<std::int64_t>(batch)}));
+    ASSIGN_OR_RETURN(
+        auto rows,
+        tx.Query("SELECT secret_arn, version_id, kind, key_version, wrapped_key, "
+                 "sealed_value FROM secret_versions WHERE key_version <> ? AND kind <> 0 "
+                 "ORDER BY secret_arn, version_id LIMIT ?",
+                 {to, static_cast<std::int64_t>(batch)}));
     for (const store::Row& row : rows) {
       ASSIGN_OR_RETURN(std::string arn, row.GetText("secret_arn"));
       ASSIGN_OR_RETURN(std::string version_id, row.GetText("version_id"));
-      ASSIGN_OR_RETURN(std::int64_t kind, row.GetInt("kind"));
-      SealedValue sealed;
-      ASSIGN_OR_RETURN(sealed.key_version, row.GetInt("key_version"));
-      ASSIGN_OR_RETURN(auto wrapped, row.GetBlob("wrapped_key"));
-      ASSIGN_OR_RETURN(auto sealed_bytes, row.GetBlob("sealed_value"));
-      sealed.wrapped_key.assign(wrapped.begin(), wrapped.end());
-      sealed.sealed_value.assign(sealed_bytes.begin(), sealed_bytes.end());
+      ASSIGN_OR_RETURN(StoredValue stored, ReadStored(row));
       ASSIGN_OR_RETURN(SealedValue rewrapped,
-                       keyring_.Rewrap(arn, version_id, static_cast<ValueKind>(kind), sealed, to));
+                       keyring_.Rewrap(arn, version_id, stored.kind, stored.sealed, to));
       RETURN_IF_ERROR(tx.Exec("UPDATE secret_versions SET key_version = ?, wrapped_key = ? "
                               "WHERE secret_arn = ? AND version_id = ?",
                               {to, store::Value::FromBytes(rewrapped.wrapped_key), arn, version_id})
@@ -905,8 +1160,9 @@ core::Result<std::map<std::int64_t, std::int64_t>> SecretStore::CountByKeyVersio
   return store::TransactValue(
       db_, {.access = store::Access::kReadOnly},
       [&](store::Transaction& tx) -> core::Result<std::map<std::int64_t, std::int64_t>> {
-        ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT key_version, COUNT(*) AS n FROM "
-                                             "secret_versions GROUP BY key_version"));
+        ASSIGN_OR_RETURN(auto rows,
+                         tx.Query("SELECT key_version, COUNT(*) AS n FROM "
+                                  "secret_versions WHERE kind <> 0 GROUP BY key_version"));
         std::map<std::int64_t, std::int64_t> out;
         for (const store::Row& row : rows) {
           ASSIGN_OR_RETURN(std::int64_t version, row.GetInt("key_version"));

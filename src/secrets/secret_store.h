@@ -39,6 +39,8 @@ namespace moatless::secrets {
 inline constexpr std::string_view kCurrent = "AWSCURRENT";
 inline constexpr std::string_view kPrevious = "AWSPREVIOUS";
 inline constexpr std::string_view kPending = "AWSPENDING";
+// The first step of a rotation (rotation.h has all four).
+inline constexpr std::string_view kCreateStep = "createSecret";
 
 // Limits of the AWS service model (and of AWS's quotas where the model has none).
 inline constexpr std::size_t kMaxNameBytes = 512;
@@ -70,6 +72,7 @@ struct RotationState {
   std::int64_t attempts = 0;
   std::string last_error;  // why the last attempt failed; empty: it did not
   std::int64_t last_error_ms = 0;
+  std::string last_error_step;  // the step that failed
   friend bool operator==(const RotationState&, const RotationState&) = default;
 };
 
@@ -92,12 +95,23 @@ struct SecretInfo {
   std::int64_t last_rotated_ms = 0;
   std::int64_t next_rotation_ms = 0;
   RotationState rotation;
+  std::int64_t rotation_due_ms = 0;  // when the rotator acts next; 0: not scheduled
   // Version id -> its labels, for the versions that have at least one.
   std::map<std::string, std::vector<std::string>> version_stages;
 
   bool deleted() const { return deleted_ms != 0; }
   // The version a label is on, or nullptr.
   const std::string* VersionWith(std::string_view label) const;
+};
+
+// A secret an app's manifest declares (manifest/deployer.h applies it).
+struct SecretDeclaration {
+  std::string name;  // STAGE/APP/NAME
+  std::string description;
+  std::vector<Tag> tags;
+  std::string rotation_function;  // a function ARN; empty: no rotation
+  RotationRules rotation_rules;
+  std::int64_t next_rotation_ms = 0;  // when the first scheduled rotation is due; 0: none
 };
 
 // A value to write: a SecretString or a SecretBinary.
@@ -238,6 +252,38 @@ class SecretStore {
   // them).
   core::Result<std::vector<std::int64_t>> RetireUnusedKeys();
 
+  // Inside the caller's transaction (a deployment): creates the declared secret without a value if
+  // it does not exist, otherwise updates its description, tags and rotation settings (rotation
+  // off when the declaration has no function; a rotation in progress is left to finish). Never
+  // writes a value. InvalidRequestException for a secret scheduled for deletion. Returns its ARN.
+  core::Result<std::string> DeclareIn(store::Transaction& tx, const SecretDeclaration& secret);
+
+  // --- rotation (rotation.h drives these) ---------------------------------------------------
+
+  // RotateSecret's bookkeeping, in one transaction: sets the rotation function and rules (those
+  // given), enables rotation, sets NextRotationDate (next_rotation_ms, 0: none) and, with a
+  // token, begins a rotation to it: version `token` is created without a value and labelled
+  // AWSPENDING, and the rotation state says createSecret is next. InvalidRequestException if a
+  // rotation to another token is in progress; the same token again changes nothing.
+  core::Status ConfigureRotation(const std::string& arn, const std::optional<std::string>& lambda,
+                                 const std::optional<RotationRules>& rules,
+                                 std::int64_t next_rotation_ms, const std::string& token);
+  // Begins a rotation the rotator starts on its own (a schedule fired, or a retry).
+  core::Status BeginRotation(const std::string& arn, const std::string& token);
+  // Records that the rotation in progress reached `state.next_step`.
+  core::Status SaveRotationState(const std::string& arn, const RotationState& state);
+  // Ends the rotation in progress. Succeeded: LastRotatedDate = now, NextRotationDate =
+  // next_rotation_ms, the state cleared. Failed: AWSPENDING is removed from the token's version
+  // (which is deleted if it holds no value), `failed` (attempts, last error) is kept, and the
+  // rotator acts again at retry_at_ms (0: at the next scheduled rotation).
+  core::Status EndRotation(const std::string& arn, bool succeeded, const RotationState& failed,
+                           std::int64_t next_rotation_ms, std::int64_t retry_at_ms);
+  // CancelRotateSecret: disables rotation and abandons a rotation in progress as EndRotation
+  // does on failure (without counting an attempt). Returns the abandoned token ("" if none).
+  core::Result<std::string> DisableRotation(const std::string& arn);
+  // The secrets (not scheduled for deletion) the rotator has to act on now, soonest first.
+  core::Result<std::vector<std::string>> DueRotations(std::size_t limit) const;
+
   // Re-wraps the data keys of up to `batch` versions that are not wrapped under the keyring's
   // current master key version; returns how many it re-wrapped (0: all are). Each batch is one
   // transaction, so readers are never blocked for long and a crash loses at most the batch.
@@ -262,6 +308,11 @@ class SecretStore {
                             const std::string& version_id, const std::vector<std::string>& labels);
   core::Status DropDeprecatedVersions(store::Transaction& tx, const std::string& arn);
   core::Status Touch(store::Transaction& tx, const std::string& arn, std::int64_t now_ms);
+  // Creates version `token` without a value (if it does not exist) and labels it AWSPENDING.
+  core::Status PendingVersion(store::Transaction& tx, SecretInfo& secret, const std::string& token,
+                              std::int64_t now_ms);
+  // Removes AWSPENDING from `token`'s version and deletes that version if it holds no value.
+  core::Status DropPending(store::Transaction& tx, SecretInfo& secret, const std::string& token);
   std::int64_t NowMs() const;
 
   store::Database& db_;

@@ -73,6 +73,17 @@ json::object SecretJson(const SecretInfo& info, std::string_view stages_member) 
   for (const auto& [version, labels] : info.version_stages) stages[version] = Strings(labels);
   out[stages_member] = std::move(stages);
   out["CreatedDate"] = EpochSeconds(info.created_ms);
+  // Beyond AWS's members: where a rotation is, and why the last attempt failed.
+  if (!info.rotation.token.empty()) {
+    out["RotationInProgress"] =
+        json::object{{"VersionId", info.rotation.token}, {"NextStep", info.rotation.next_step}};
+  }
+  if (!info.rotation.last_error.empty()) {
+    out["RotationFailure"] = json::object{{"Step", info.rotation.last_error_step},
+                                          {"Message", info.rotation.last_error},
+                                          {"Date", EpochSeconds(info.rotation.last_error_ms)},
+                                          {"Attempts", info.rotation.attempts}};
+  }
   return out;
 }
 
@@ -185,12 +196,14 @@ class SecretsApi::Call {
   http::Response DeleteSecret();
   http::Response RestoreSecret();
   http::Response RotateSecret();
+  http::Response CancelRotateSecret();
   http::Response TagResource(bool tag);
   http::Response GetResourcePolicy();
   http::Response PutResourcePolicy();
   http::Response DeleteResourcePolicy();
   http::Response ValidateResourcePolicy();
   http::Response GetRandomPassword();
+  http::Response RotateMasterKey();
   // One secret of a batch read: its entry, or its error entry.
   void BatchRead(const std::string& secret_id, json::array& values, json::array& errors);
   // A secret-scoped operation with no input besides SecretId and nothing to do but `run`.
@@ -205,8 +218,8 @@ class SecretsApi::Call {
   const std::string action_;
 };
 
-SecretsApi::SecretsApi(secrets::SecretStore& store, core::Random& random)
-    : store_(store), random_(random) {}
+SecretsApi::SecretsApi(Deps deps)
+    : deps_(std::move(deps)), store_(deps_.store), random_(deps_.random) {}
 
 http::Response SecretsApi::Handle(const http::Request& request, const http::RequestContext& context,
                                   const JsonRequest& call, AccessScope& scope) {
@@ -225,7 +238,8 @@ http::Response SecretsApi::Call::Run(const std::string& op) {
   if (op == "UpdateSecretVersionStage") return UpdateSecretVersionStage();
   if (op == "DeleteSecret") return DeleteSecret();
   if (op == "RestoreSecret") return RestoreSecret();
-  if (op == "RotateSecret" || op == "CancelRotateSecret") return RotateSecret();
+  if (op == "RotateSecret") return RotateSecret();
+  if (op == "CancelRotateSecret") return CancelRotateSecret();
   if (op == "TagResource") return TagResource(true);
   if (op == "UntagResource") return TagResource(false);
   if (op == "GetResourcePolicy") return GetResourcePolicy();
@@ -233,6 +247,7 @@ http::Response SecretsApi::Call::Run(const std::string& op) {
   if (op == "DeleteResourcePolicy") return DeleteResourcePolicy();
   if (op == "ValidateResourcePolicy") return ValidateResourcePolicy();
   if (op == "GetRandomPassword") return GetRandomPassword();
+  if (op == "RotateMasterKey") return RotateMasterKey();
   return FailInput(
       core::InvalidArgumentError("Operation " + op + " is not supported by this Secrets Manager.")
           .WithAwsType("UnknownOperationException"));
@@ -712,15 +727,74 @@ http::Response SecretsApi::Call::RestoreSecret() {
 http::Response SecretsApi::Call::RotateSecret() {
   auto secret_id = in_.RequiredString("SecretId", 1, kMaxSecretId);
   if (!secret_id.ok()) return FailInput(secret_id.status());
+  auto token = in_.String("ClientRequestToken", 32, 64);
+  auto function = in_.String("RotationLambdaARN", 0, 2048);
+  auto immediately = in_.Bool("RotateImmediately");
+  auto rules_object = in_.Object("RotationRules");
+  for (const core::Status& s :
+       {token.status(), function.status(), immediately.status(), rules_object.status()}) {
+    if (!s.ok()) return FailInput(s);
+  }
+  if (in_.ObjectList("ExternalSecretRotationMetadata", 0, 100).value_or(nullptr) != nullptr) {
+    return FailInput(InvalidRequest("moatless does not rotate external secrets."));
+  }
+  std::optional<secrets::RotationRules> rules;
+  if (*rules_object != nullptr) {
+    const JsonInput r(**rules_object);
+    auto days = r.Int("AutomaticallyAfterDays", 1, 1000);
+    auto expression = r.String("ScheduleExpression", 1, 256);
+    auto duration = r.String("Duration", 2, 3);
+    for (const core::Status& s : {days.status(), expression.status(), duration.status()}) {
+      if (!s.ok()) return FailInput(s);
+    }
+    rules = secrets::RotationRules{.automatically_after_days = days->value_or(0),
+                                   .schedule_expression = expression->value_or(""),
+                                   .duration = duration->value_or("")};
+    if (core::Status s = secrets::ValidateRotationRules(*rules); !s.ok()) return FailInput(s);
+  }
+  if (function->has_value() && (*function)->empty()) function->reset();
   auto resolved = Resolve(*secret_id);
   if (!resolved.ok()) return FailInput(resolved.status());
-  if (core::Status s = Allow(*resolved, true, nullptr); !s.ok()) {
-    return Fail(resolved->target, s);
+  Target& target = resolved->target;
+  const std::string rotation_function =
+      function->value_or(resolved->found ? resolved->info.rotation_lambda_arn : "");
+  if (!rotation_function.empty()) {
+    target.context.emplace_back("secretsmanager:RotationLambdaARN", rotation_function);
   }
-  return Fail(resolved->target,
-              InvalidRequest("Rotation is not available on this server: no rotation function can "
-                             "be invoked for secret " +
-                             resolved->info.name + "."));
+  if (core::Status s = Allow(*resolved, true, nullptr); !s.ok()) return Fail(target, s);
+  // The platform will invoke the rotation function with this secret: the caller must be allowed
+  // to invoke it too.
+  if (function->has_value() && **function != secrets::kPostgresRotationArn) {
+    const Target invoke{.action = "lambda:InvokeFunction", .resource = **function};
+    auto allowed = scope_.Authorise(invoke, true);
+    if (!allowed.ok()) return Fail(invoke, allowed.status());
+  }
+  if (api_.deps_.rotator == nullptr) {
+    return Fail(target, InvalidRequest("Rotation is not available on this server."));
+  }
+  auto started = api_.deps_.rotator->Rotate(resolved->info.arn, *function, rules,
+                                            immediately->value_or(true), token->value_or(""));
+  if (!started.ok()) return Fail(target, started.status());
+  if (!started->empty() && api_.deps_.rotation_started) api_.deps_.rotation_started();
+  json::object body{{"ARN", resolved->info.arn}, {"Name", resolved->info.name}};
+  std::map<std::string, std::string> fields{{"rotation_function", rotation_function}};
+  if (!started->empty()) {
+    body["VersionId"] = *started;
+    fields["version_id"] = *started;
+  }
+  return Done(target, started->empty() ? "rotation scheduled" : "rotation started",
+              std::move(fields), body);
+}
+
+http::Response SecretsApi::Call::CancelRotateSecret() {
+  if (api_.deps_.rotator == nullptr) {
+    return FailInput(InvalidRequest("Rotation is not available on this server."));
+  }
+  return Simple(true, [&](const Resolved& resolved, json::object& body) -> core::Status {
+    ASSIGN_OR_RETURN(std::string abandoned, api_.deps_.rotator->Cancel(resolved.info.arn));
+    if (!abandoned.empty()) body["VersionId"] = abandoned;
+    return core::Status::Ok();
+  });
 }
 
 http::Response SecretsApi::Call::TagResource(bool tag) {
@@ -859,6 +933,37 @@ http::Response SecretsApi::Call::GetRandomPassword() {
   auto password = secrets::RandomPassword(options, api_.random_);
   if (!password.ok()) return Fail(target, password.status());
   return Done(target, *deciding, {}, json::object{{"RandomPassword", password->Reveal()}});
+}
+
+http::Response SecretsApi::Call::RotateMasterKey() {
+  const Target target{.action = "moatless:RotateSecretsMasterKey",
+                      .resource = "arn:aws:moatless:" + api_.store_.region() + ":" +
+                                  api_.store_.account() + ":secrets-master-key"};
+  auto deciding = scope_.Authorise(target, true);
+  if (!deciding.ok()) return Fail(target, deciding.status());
+  if (api_.deps_.keyring == nullptr) {
+    return Fail(target, InvalidRequest("The secrets master key cannot be rotated here."));
+  }
+  auto version = api_.deps_.keyring->AddVersion();
+  if (!version.ok()) return Fail(target, version.status());
+  if (core::Status s = api_.store_.AdoptKeyring(); !s.ok()) return Fail(target, s);
+  std::size_t rewrapped = 0;
+  for (;;) {
+    auto batch = api_.store_.RewrapBatch(200);
+    if (!batch.ok()) return Fail(target, batch.status());
+    if (*batch == 0) break;
+    rewrapped += *batch;
+  }
+  auto retired = api_.store_.RetireUnusedKeys();
+  if (!retired.ok()) return Fail(target, retired.status());
+  json::array retired_json;
+  for (std::int64_t v : *retired) retired_json.emplace_back(v);
+  return Done(
+      target, "secrets master key rotated",
+      {{"master_key_version", std::to_string(*version)}, {"rewrapped", std::to_string(rewrapped)}},
+      json::object{{"MasterKeyVersion", *version},
+                   {"Rewrapped", static_cast<std::int64_t>(rewrapped)},
+                   {"RetiredVersions", std::move(retired_json)}});
 }
 
 }  // namespace moatless::services

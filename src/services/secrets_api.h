@@ -17,9 +17,24 @@
 // durable (the endpoint waits). Secret values never reach a record, a log line or an error.
 //
 // Input is checked against the limits of the AWS service model (ValidationException,
-// SerializationException) before anything else. Thread-safe: Handle may run on many threads.
+// SerializationException) before anything else.
+//
+// RotateSecret also needs lambda:InvokeFunction on the rotation function it names (the platform
+// will invoke that function with the secret), as AWS requires; the built-in rotations
+// (secrets::kPostgresRotationArn) need only the secretsmanager permission. DescribeSecret adds,
+// beside AWS's members, "RotationInProgress" {VersionId, NextStep} and "RotationFailure" {Step,
+// Message, Date, Attempts} (SDKs ignore members they do not know).
+//
+// One operation is moatless's own: `secretsmanager.RotateMasterKey` (`moatless secrets
+// rotate-master-key`), authorised as moatless:RotateSecretsMasterKey on
+// arn:aws:moatless:REGION:ACCOUNT:secrets-master-key. It adds a master key version and re-wraps
+// every data key under it in batches (reads and writes go on meanwhile; no value is decrypted to
+// disk), then retires the versions nothing is wrapped under any more.
+//
+// Thread-safe: Handle may run on many threads.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -28,6 +43,7 @@
 #include "core/random.h"
 #include "http/types.h"
 #include "observe/audit_log.h"
+#include "secrets/rotation.h"
 #include "secrets/secret_store.h"
 #include "services/json_protocol.h"
 
@@ -59,8 +75,18 @@ class AccessScope {
 
 class SecretsApi {
  public:
-  // `store` and `random` must outlive the API.
-  SecretsApi(secrets::SecretStore& store, core::Random& random);
+  struct Deps {
+    secrets::SecretStore& store;
+    core::Random& random;
+    // Null: RotateSecret and CancelRotateSecret are refused (InvalidRequestException).
+    secrets::Rotator* rotator = nullptr;
+    // Called when a rotation was started, so that the rotation worker runs it now.
+    std::function<void()> rotation_started;
+    // The keyring the store seals with; null: RotateMasterKey is refused.
+    secrets::MasterKeyring* keyring = nullptr;
+  };
+  // What Deps names must outlive the API.
+  explicit SecretsApi(Deps deps);
 
   // Runs one decoded request (its prefix is "secretsmanager").
   http::Response Handle(const http::Request& request, const http::RequestContext& context,
@@ -68,6 +94,7 @@ class SecretsApi {
 
  private:
   class Call;
+  Deps deps_;
   secrets::SecretStore& store_;
   core::Random& random_;
 };

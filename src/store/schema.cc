@@ -118,9 +118,10 @@ std::span<const Migration> PlatformMigrations() {
        ")"},
       // secrets: every secret (metadata, tags, resource policy, rotation settings and the state
       // of a rotation in progress), its versions (the value sealed under a data key of its own,
-      // which is wrapped by a version of the secrets master key), the staging labels (each on at
-      // most one version of its secret), and the master key versions that exist. Times are unix
-      // milliseconds; 0 means "never" / "not set".
+      // which is wrapped by a version of the secrets master key; none yet for the version a
+      // rotation is about to fill), the staging labels (each on at most one version of its
+      // secret), and the master key versions that exist. rotation_due_ms is when the rotator
+      // next acts on the secret. Times are unix milliseconds; 0 means "never" / "not set".
       {6, "create_secrets",
        "CREATE TABLE secrets (\n"
        "  arn TEXT PRIMARY KEY,\n"
@@ -139,10 +140,11 @@ std::span<const Migration> PlatformMigrations() {
        "  rotation_enabled BIGINT NOT NULL,\n"
        "  last_rotated_ms BIGINT NOT NULL,\n"
        "  next_rotation_ms BIGINT NOT NULL,\n"
-       "  rotation TEXT NOT NULL\n"
+       "  rotation TEXT NOT NULL,\n"
+       "  rotation_due_ms BIGINT NOT NULL\n"
        ");\n"
        "CREATE INDEX secrets_by_purge ON secrets (purge_ms);\n"
-       "CREATE INDEX secrets_by_next_rotation ON secrets (next_rotation_ms);\n"
+       "CREATE INDEX secrets_by_rotation_due ON secrets (rotation_due_ms);\n"
        "CREATE TABLE secret_versions (\n"
        "  secret_arn TEXT NOT NULL REFERENCES secrets (arn) ON DELETE CASCADE,\n"
        "  version_id TEXT NOT NULL,\n"

@@ -155,10 +155,24 @@ class A_DeployTest(DeployCase):
                    and "notes_dev_create-note" in r.get("actor", "")
                    and r.get("resource", "").endswith(":function:notes_dev_summarize")]
         self.assertTrue(invoked and invoked[-1]["outcome"] == "allowed", invoked)
-        # get-note reads its secret through the AWS SDK. The secrets manager is not served yet:
-        # the function gets a refusal and says the database is unavailable (never a secret).
+        # The deployment declared the app's secret (without a value: values never live in the
+        # manifest). get-note reads it through the AWS SDK: with no value yet it says the database
+        # is unavailable (naming the error, never a secret)...
+        described = json.loads(self.moatless("secrets", "describe", "dev/notes/db",
+                                             "--json").stdout)
+        self.assertEqual(described["Description"], "database credentials")
+        self.assertIn({"Key": "moatless:app", "Value": "notes"}, described["Tags"])
         got = self.invoke_json("notes_dev_get-note", {"pathParameters": {"id": "abc-1"}})
         self.assertEqual(got["statusCode"], 503, got)
+        self.assertEqual(json.loads(got["body"])["cause"], "ResourceNotFoundException")
+        # ... and once an operator has put one, reads it.
+        put = subprocess.run([harness.MOATLESS, "secrets", "put", "dev/notes/db", "--from-stdin"],
+                             input=json.dumps({"host": "db.internal", "password": "pw"}),
+                             capture_output=True, text=True, timeout=60, env=self.env("moatless"))
+        self.assertEqual(put.returncode, 0, put.stderr)
+        got = self.invoke_json("notes_dev_get-note", {"pathParameters": {"id": "abc-1"}})
+        self.assertEqual(got["statusCode"], 200, got)
+        self.assertEqual(json.loads(got["body"]), {"id": "abc-1", "database": "db.internal"})
 
         shown = json.loads(self.moatless("apps", "show", "notes", "--stage", "dev",
                                          "--json").stdout)
