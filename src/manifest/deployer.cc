@@ -512,7 +512,8 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
       secrets::SecretDeclaration d{
           .name = QualifiedSecretName(app, stage, name),
           .description = spec.description,
-          .tags = {{"moatless:app", std::string(app)}, {"moatless:stage", std::string(stage)}}};
+          .tags = {{"moatless:app", std::string(app)}, {"moatless:stage", std::string(stage)}},
+          .resource_policy = spec.policy};
       if (!spec.rotation_function.empty()) {
         d.rotation_function =
             "arn:aws:lambda:" + deps_.region + ":" + deps_.account_id +

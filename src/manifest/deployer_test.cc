@@ -8,6 +8,8 @@
 
 #include "identity/test_fixture.h"
 #include "runtime/function_registry.h"
+#include "secrets/keyring.h"
+#include "secrets/secret_store.h"
 
 namespace moatless::manifest {
 namespace {
@@ -42,6 +44,10 @@ class DeployerTest : public identity::IdentityStoreTest {
     identity::IdentityStoreTest::SetUp();
     ::chmod(dir_.c_str(), 0711);  // sandboxes must be able to reach deployed code below it
     registry_ = std::make_unique<runtime::FunctionRegistry>(*db_, env_->clock());
+    keyring_ = std::move(*secrets::MasterKeyring::Open(keys_, env_->random()));
+    secrets_ = std::make_unique<secrets::SecretStore>(
+        *db_, *env_, *keyring_,
+        secrets::SecretStore::Options{.region = "us-east-1", .account = "000000000000"});
     deployer_ = std::make_unique<Deployer>(Deployer::Deps{.db = *db_,
                                                           .directory = *directory_,
                                                           .registry = *registry_,
@@ -49,7 +55,8 @@ class DeployerTest : public identity::IdentityStoreTest {
                                                           .apps_dir = dir_ + "/apps",
                                                           .region = "us-east-1",
                                                           .account_id = "000000000000",
-                                                          .limits = {}});
+                                                          .limits = {},
+                                                          .secrets = secrets_.get()});
     app_ = dir_ + "/src";
     Write("moatless.yaml", kManifest);
     Write("create/index.js", "exports.handler = async () => 'v1';\n");
@@ -57,6 +64,7 @@ class DeployerTest : public identity::IdentityStoreTest {
   }
   void TearDown() override {
     deployer_.reset();
+    secrets_.reset();
     registry_.reset();
     identity::IdentityStoreTest::TearDown();
   }
@@ -101,6 +109,9 @@ class DeployerTest : public identity::IdentityStoreTest {
   }
 
   std::unique_ptr<runtime::FunctionRegistry> registry_;
+  secrets::MemoryKeyringStorage keys_;
+  std::unique_ptr<secrets::MasterKeyring> keyring_;
+  std::unique_ptr<secrets::SecretStore> secrets_;
   std::unique_ptr<Deployer> deployer_;
   std::string app_;
 };
@@ -305,6 +316,58 @@ TEST_F(DeployerTest, ARoleOfTheSameNameNotOwnedByTheAppStopsEverything) {
   // Atomic: the other function was not published and its role not created either.
   EXPECT_EQ(registry_->Get("notes_dev_create-note").status().code(), core::StatusCode::kNotFound);
   EXPECT_FALSE(directory_->Get(identity::PrincipalType::kRole, "notes_dev_create-note").ok());
+}
+
+TEST_F(DeployerTest, DeclaredSecretsAreCreatedWithoutAValueWithTheirRotationAndPolicy) {
+  std::string text(kManifest);
+  text += R"(secrets:
+  db:
+    description: database credentials
+    rotation: { function: create-note, every: 30d }
+    policy:
+      - Effect: Allow
+        Principal: { AWS: function:get-note }
+        Action: secretsmanager:GetSecretValue
+        Resource: "*"
+)";
+  Write("moatless.yaml", text);
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  auto secret = secrets_->Describe("dev/notes/db");
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  EXPECT_EQ(secret->description, "database credentials");
+  EXPECT_TRUE(secret->version_stages.empty()) << "a value never comes from the manifest";
+  EXPECT_TRUE(secret->rotation_enabled);
+  EXPECT_EQ(secret->rotation_lambda_arn,
+            "arn:aws:lambda:us-east-1:000000000000:function:notes_dev_create-note");
+  EXPECT_EQ(secret->rotation_rules.automatically_after_days, 30);
+  EXPECT_NE(secret->resource_policy.find("arn:aws:iam::000000000000:role/notes_dev_get-note"),
+            std::string::npos)
+      << secret->resource_policy;
+  EXPECT_EQ(secret->tags,
+            (std::vector<secrets::Tag>{{"moatless:app", "notes"}, {"moatless:stage", "dev"}}));
+  // A value put by an operator survives redeployments, which update the rest.
+  ASSERT_TRUE(secrets_
+                  ->PutValue(secret->arn,
+                             secrets::NewValue{.kind = secrets::ValueKind::kString,
+                                               .bytes = core::SecretBytes("pw")},
+                             "", {})
+                  .ok());
+  text.replace(text.find("database credentials"), 20, "the database's login");
+  text.replace(text.find("every: 30d"), 10, "every: 7d");
+  Write("moatless.yaml", text);
+  ASSERT_TRUE(Deploy().ok());
+  secret = secrets_->Describe("dev/notes/db");
+  EXPECT_EQ(secret->description, "the database's login");
+  EXPECT_EQ(secret->rotation_rules.automatically_after_days, 7);
+  EXPECT_EQ(secrets_->GetValue(secret->arn, "", "")->value.Reveal(), "pw");
+  // Without the secret in the manifest it is kept (its values are data), and the plan says so.
+  text.erase(text.find("secrets:"));
+  Write("moatless.yaml", text);
+  auto removed = Deploy();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(secrets_->Describe("dev/notes/db").ok());
+  EXPECT_NE(removed->pending.back().find("dev/notes/db is kept"), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "policy/parser.h"
+#include "secrets/resource_policy.h"
 
 namespace moatless::manifest {
 namespace {
@@ -568,7 +569,8 @@ class Parser {
     return "";
   }
 
-  std::string ParsePolicy(const YAML::Node& node, const std::string& path) {
+  std::string ParsePolicy(const YAML::Node& node, const std::string& path,
+                          policy::PolicyType type = policy::PolicyType::kIdentity) {
     if (!node.IsSequence()) {
       Error(node, path, "expected a list of IAM statements (Effect, Action, Resource, ...)");
       return "";
@@ -598,12 +600,37 @@ class Parser {
         }
         object[key] = std::move(expanded);
       }
+      // In a resource policy, Principal: {AWS: function:NAME} is the role of one of the app's
+      // functions.
+      if (type == policy::PolicyType::kResource) {
+        if (const YAML::Node principal = statement["Principal"];
+            principal && principal.IsMap() && principal["AWS"]) {
+          boost::json::array expanded;
+          for (const std::string& value : StringList(principal["AWS"], spath + ".Principal.AWS")) {
+            if (!value.starts_with("function:")) {
+              expanded.push_back(boost::json::string(value));
+              continue;
+            }
+            const std::string name = value.substr(std::string_view("function:").size());
+            if (!function_names_.contains(name)) {
+              Error(principal["AWS"], spath + ".Principal.AWS",
+                    "'" + value + "' names a function that `functions` does not define");
+              expanded_ok = false;
+              continue;
+            }
+            expanded.push_back(
+                boost::json::string("arn:aws:iam::" + options_.account_id + ":role/" +
+                                    QualifiedFunctionName(manifest_.app, manifest_.stage, name)));
+          }
+          object["Principal"].as_object()["AWS"] = std::move(expanded);
+        }
+      }
       if (!expanded_ok) {
         ok = false;
         continue;
       }
       boost::json::object one{{"Version", "2012-10-17"}, {"Statement", boost::json::array{object}}};
-      auto parsed = policy::ParsePolicy(boost::json::serialize(one));
+      auto parsed = policy::ParsePolicy(boost::json::serialize(one), {.type = type});
       if (!parsed.ok()) {
         std::string message = parsed.status().message();
         // The validator numbers statements within the one-statement document it was given.
@@ -621,7 +648,7 @@ class Parser {
     if (!ok || statements.empty()) return "";
     const std::string document = boost::json::serialize(
         boost::json::object{{"Version", "2012-10-17"}, {"Statement", std::move(statements)}});
-    if (auto whole = policy::ParsePolicy(document); !whole.ok()) {
+    if (auto whole = policy::ParsePolicy(document, {.type = type}); !whole.ok()) {
       Error(node, path, whole.status().message());
       return "";
     }
@@ -649,7 +676,17 @@ class Parser {
         manifest_.secrets.emplace(name, std::move(s));
         continue;
       }
-      if (!ExpectMap(node, path, {"description", "rotation"})) continue;
+      if (!ExpectMap(node, path, {"description", "rotation", "policy"})) continue;
+      if (const YAML::Node policy = node["policy"]) {
+        s.policy = ParsePolicy(policy, path + ".policy", policy::PolicyType::kResource);
+        if (!s.policy.empty()) {
+          auto review = secrets::ReviewResourcePolicy(s.policy);
+          if (review.ok() && review->is_public) {
+            Error(policy, path + ".policy",
+                  "this resource policy allows every principal (public); name the principals");
+          }
+        }
+      }
       if (const YAML::Node d = node["description"]) {
         if (auto text = String(d, path + ".description")) s.description = *text;
       }
@@ -662,7 +699,7 @@ class Parser {
           }
           if (!rotation["every"]) {
             Error(rotation, path + ".rotation", "'every' is required (for example 30d)");
-          } else if (auto every = Duration(rotation["every"], path + ".rotation.every", 3600,
+          } else if (auto every = Duration(rotation["every"], path + ".rotation.every", 4 * 3600,
                                            1000 * 86400)) {
             s.rotation_every_s = *every;
           }

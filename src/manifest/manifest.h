@@ -117,6 +117,9 @@ struct SecretSpec {
   std::string description;
   std::string rotation_function;  // "" for no rotation
   std::int64_t rotation_every_s = 0;
+  // The secret's resource policy as IAM JSON ("" when the manifest gives none); in it,
+  // Principal: {AWS: function:NAME} is that function's role.
+  std::string policy;
   friend bool operator==(const SecretSpec&, const SecretSpec&) = default;
 };
 

@@ -302,5 +302,35 @@ TEST_F(ManifestTest, NamesAndArns) {
   EXPECT_FALSE(ValidateStageName("dev/x").ok());
 }
 
+TEST_F(ManifestTest, ASecretsResourcePolicyNamesTheAppsFunctionsAndIsNeverPublic) {
+  const std::string with_policy = Edit(
+      "  db: { description: database credentials, rotation: { function: get-note, every: 30d } }\n",
+      "  db:\n"
+      "    policy:\n"
+      "      - Effect: Allow\n"
+      "        Principal: { AWS: function:get-note }\n"
+      "        Action: secretsmanager:GetSecretValue\n"
+      "        Resource: \"*\"\n");
+  ParseOutcome outcome = Parse(with_policy);
+  ASSERT_TRUE(outcome.manifest) << outcome.ToStatus("moatless.yaml");
+  EXPECT_NE(outcome.manifest->secrets.at("db").policy.find(
+                "\"arn:aws:iam::123456789012:role/notes_dev_get-note\""),
+            std::string::npos)
+      << outcome.manifest->secrets.at("db").policy;
+  std::string error =
+      OneError(std::string(with_policy)
+                   .replace(with_policy.find("{ AWS: function:get-note }"), 26, "\"*\""));
+  EXPECT_NE(error.find("public"), std::string::npos) << error;
+  error = OneError(
+      std::string(with_policy).replace(with_policy.find("function:get-note"), 17, "function:nope"));
+  EXPECT_NE(error.find("'function:nope' names a function that `functions` does not define"),
+            std::string::npos)
+      << error;
+  error = OneError(
+      std::string(with_policy)
+          .replace(with_policy.find("        Principal: { AWS: function:get-note }\n"), 46, ""));
+  EXPECT_NE(error.find("Principal"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace moatless::manifest

@@ -280,6 +280,7 @@ AuditLog::AuditLog(std::string path, int fd, core::SecretBytes key, const core::
       clock_(clock),
       options_(std::move(options)) {
   if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics);
+  if (options_.max_wait.count() > 0) watchdog_ = std::thread([this] { WatchdogLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -288,7 +289,9 @@ AuditLog::~AuditLog() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  watchdog_cv_.notify_all();
   pending_cv_.notify_one();
+  if (watchdog_.joinable()) watchdog_.join();
   writer_.join();
   ::close(fd_);
 }
@@ -457,10 +460,44 @@ core::Result<std::uint64_t> AuditLog::Sequence(const AuditRecord& record) {
   return entry.seq;
 }
 
+Status AuditLog::TimedOut() const {
+  return core::UnavailableError("the audit record was not durable within " +
+                                std::to_string(options_.max_wait.count()) +
+                                " ms (a hung or very slow disk?)");
+}
+
 Status AuditLog::WaitDurable(std::uint64_t seq) {
   std::unique_lock lock(mu_);
-  durable_cv_.wait(lock, [&] { return durable_head_.seq >= seq || !failed_.ok(); });
+  auto done = [&] { return durable_head_.seq >= seq || !failed_.ok(); };
+  if (options_.max_wait.count() > 0) {
+    if (!durable_cv_.wait_for(lock, options_.max_wait, done)) return TimedOut();
+  } else {
+    durable_cv_.wait(lock, done);
+  }
   return durable_head_.seq >= seq ? Status::Ok() : failed_;
+}
+
+void AuditLog::WatchdogLoop() {
+  const auto period = std::max(options_.max_wait / 4, std::chrono::milliseconds(5));
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    watchdog_cv_.wait_for(lock, period, [&] { return stopping_; });
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::function<void(Status)>> expired;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(std::move(it->second.done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (expired.empty()) continue;
+    const Status timed_out = TimedOut();
+    lock.unlock();
+    for (auto& done : expired) done(timed_out);
+    lock.lock();
+  }
 }
 
 void AuditLog::WhenDurable(std::uint64_t seq, std::function<void(Status)> done) {
@@ -471,7 +508,8 @@ void AuditLog::WhenDurable(std::uint64_t seq, std::function<void(Status)> done) 
     done(result);
     return;
   }
-  waiters_.emplace(seq, std::move(done));
+  waiters_.emplace(seq, Waiter{.done = std::move(done),
+                               .deadline = std::chrono::steady_clock::now() + options_.max_wait});
 }
 
 // The writer thread: takes everything sequenced so far, writes and syncs it in one go, then wakes
@@ -497,6 +535,7 @@ void AuditLog::WriterLoop() {
       last_sync_start_ = std::chrono::steady_clock::now();
       lock.unlock();
       const core::MonoTime start = clock_.MonotonicNow();
+      if (options_.before_sync) options_.before_sync();
       written = WriteAndSync(batch);
       if (metrics_ != nullptr) {
         const std::chrono::duration<double> took = clock_.MonotonicNow() - start;
@@ -520,7 +559,7 @@ void AuditLog::WriterLoop() {
     // Once the log failed, every waiter learns it; otherwise those this batch covered.
     const auto end = failed_.ok() ? waiters_.upper_bound(durable_head_.seq) : waiters_.end();
     std::vector<std::function<void(Status)>> ready;
-    for (auto it = waiters_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    for (auto it = waiters_.begin(); it != end; ++it) ready.push_back(std::move(it->second.done));
     waiters_.erase(waiters_.begin(), end);
     const Status result = failed_;
     lock.unlock();

@@ -114,6 +114,12 @@ struct AuditLogOptions {
   // syncs. A record that arrives when the last sync is older than this goes out at once. Zero:
   // sync as soon as anything is pending.
   std::chrono::microseconds min_sync_interval{1000};
+  // The longest WaitDurable blocks and WhenDurable waits: past it the waiter is told Unavailable
+  // (the action must fail) although the record may still reach the disk later, so that a hung or
+  // very slow disk fails requests instead of hanging them. Zero: wait as long as it takes.
+  std::chrono::milliseconds max_wait{10000};
+  // Tests only: called by the writer thread before every write and sync (a slow or hung disk).
+  std::function<void()> before_sync;
 };
 
 class AuditLog {
@@ -147,11 +153,12 @@ class AuditLog {
   // sequenced). Unavailable: the log failed earlier.
   core::Result<std::uint64_t> Sequence(const AuditRecord& record);
   // Blocks until record `seq` (from Sequence) is durable: OK; or the write/sync failure that lost
-  // it (Unavailable).
+  // it, or max_wait passing first (Unavailable).
   core::Status WaitDurable(std::uint64_t seq);
   // Calls `done` exactly once with what WaitDurable(seq) would return: on this thread before
-  // returning if that is already known, otherwise on the writer thread. `done` must be quick and
-  // must not call back into the log (hand the result to another thread or executor).
+  // returning if that is already known, otherwise on the writer thread (or, when max_wait passes,
+  // the log's watchdog thread). `done` must be quick and must not call back into the log (hand
+  // the result to another thread or executor).
   void WhenDurable(std::uint64_t seq, std::function<void(core::Status)> done);
 
   // The last durable record.
@@ -168,6 +175,9 @@ class AuditLog {
            Options options);
   core::Status WriteAndSync(std::string_view batch);
   void WriterLoop();
+  // Tells the waiters whose max_wait has passed (the watchdog thread, when max_wait is set).
+  void WatchdogLoop();
+  core::Status TimedOut() const;
 
   const std::string path_;
   const int fd_;
@@ -187,12 +197,18 @@ class AuditLog {
   AuditHead pending_head_;  // the last record sequenced
   AuditHead durable_head_;  // the last record written and synced
   core::Status failed_;     // sticky: set by the first failed write or sync
-  // WhenDurable callbacks by the seq they wait for.
-  std::multimap<std::uint64_t, std::function<void(core::Status)>> waiters_;
+  // WhenDurable callbacks by the seq they wait for, each with the time it gives up.
+  struct Waiter {
+    std::function<void(core::Status)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::multimap<std::uint64_t, Waiter> waiters_;
+  std::condition_variable watchdog_cv_;  // wakes the watchdog: stopping_
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_sync_start_;  // writer thread only
   static constexpr std::uint64_t kFullBatch = 1024;
-  std::thread writer_;  // last member: started by the constructor once the rest exists
+  std::thread watchdog_;  // runs WatchdogLoop when max_wait is set
+  std::thread writer_;    // last member: started by the constructor once the rest exists
 };
 
 // The stored form of a sensitive value: "hmac-sha256:<hex>" under `key`.

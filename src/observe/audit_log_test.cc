@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -678,6 +679,29 @@ TEST_F(AuditLogTest, MissingFileIsAnError) {
   auto report = VerifyAuditLog(dir_ + "/nope.log");
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), core::StatusCode::kNotFound);
+}
+
+TEST_F(AuditLogTest, AHungDiskFailsWaitersInsteadOfHangingThem) {
+  // The writer blocks before its sync until the test lets it go: a disk that does not answer.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto log = OpenLog(
+      {.max_wait = std::chrono::milliseconds(50), .before_sync = [released] { released.wait(); }});
+  auto seq = log->Sequence(MakeRecord(1));
+  ASSERT_TRUE(seq.ok());
+  const core::Status waited = log->WaitDurable(*seq);
+  EXPECT_EQ(waited.code(), core::StatusCode::kUnavailable) << waited;
+  EXPECT_NE(waited.message().find("not durable within 50 ms"), std::string::npos) << waited;
+  std::promise<core::Status> told;
+  log->WhenDurable(*seq, [&](const core::Status& status) { told.set_value(status); });
+  EXPECT_EQ(told.get_future().get().code(), core::StatusCode::kUnavailable);
+  // The disk answers again: the record was written after all, and the log goes on.
+  release.set_value();
+  auto next = log->Sequence(MakeRecord(2));
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(log->WaitDurable(*next).ok());
+  log.reset();
+  EXPECT_EQ(Verify().records, 2u);
 }
 
 }  // namespace

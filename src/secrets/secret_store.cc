@@ -868,14 +868,15 @@ core::Result<std::string> SecretStore::DeclareIn(store::Transaction& tx,
     std::string suffix;
     for (int i = 0; i < 6; ++i) suffix += kAlphabet[env_.random().Uniform(kAlphabet.size())];
     const std::string arn = ArnPrefix() + declared.name + "-" + suffix;
-    RETURN_IF_ERROR(tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
-                                ") VALUES (?, ?, ?, '', ?, '', ?, ?, 0, 0, 0, ?, ?, ?, 0, ?, ?, ?)",
-                            {arn, declared.name, declared.description, TagsJson(declared.tags), now,
-                             now, declared.rotation_function, RulesJson(declared.rotation_rules),
-                             static_cast<std::int64_t>(rotates ? 1 : 0),
-                             rotates ? declared.next_rotation_ms : 0, StateJson(RotationState()),
-                             rotates ? declared.next_rotation_ms : 0})
-                        .status());
+    RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
+                    ") VALUES (?, ?, ?, '', ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, 0, ?, ?, ?)",
+                {arn, declared.name, declared.description, TagsJson(declared.tags),
+                 declared.resource_policy, now, now, declared.rotation_function,
+                 RulesJson(declared.rotation_rules), static_cast<std::int64_t>(rotates ? 1 : 0),
+                 rotates ? declared.next_rotation_ms : 0, StateJson(RotationState()),
+                 rotates ? declared.next_rotation_ms : 0})
+            .status());
     return arn;
   }
   const SecretInfo& secret = *existing;
@@ -897,8 +898,16 @@ core::Result<std::string> SecretStore::DeclareIn(store::Transaction& tx,
   const bool rotation_changed = secret.rotation_enabled != rotates ||
                                 secret.rotation_lambda_arn != declared.rotation_function ||
                                 secret.rotation_rules != declared.rotation_rules;
-  if (secret.description == declared.description && secret.tags == tags && !rotation_changed) {
+  const bool policy_changed =
+      !declared.resource_policy.empty() && declared.resource_policy != secret.resource_policy;
+  if (secret.description == declared.description && secret.tags == tags && !rotation_changed &&
+      !policy_changed) {
     return secret.arn;
+  }
+  if (policy_changed) {
+    RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET resource_policy = ? WHERE arn = ?",
+                            {declared.resource_policy, secret.arn})
+                        .status());
   }
   RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET description = ?, tags = ?, changed_ms = ? WHERE "
                           "arn = ?",

@@ -112,6 +112,7 @@ struct SecretDeclaration {
   std::string rotation_function;  // a function ARN; empty: no rotation
   RotationRules rotation_rules;
   std::int64_t next_rotation_ms = 0;  // when the first scheduled rotation is due; 0: none
+  std::string resource_policy;        // empty: the secret's policy is left as it is
 };
 
 // A value to write: a SecretString or a SecretBinary.
@@ -254,7 +255,8 @@ class SecretStore {
 
   // Inside the caller's transaction (a deployment): creates the declared secret without a value if
   // it does not exist, otherwise updates its description, tags and rotation settings (rotation
-  // off when the declaration has no function; a rotation in progress is left to finish). Never
+  // off when the declaration has no function; a rotation in progress is left to finish) and, when
+  // the declaration has one, its resource policy (the caller reviewed it). Never
   // writes a value. InvalidRequestException for a secret scheduled for deletion. Returns its ARN.
   core::Result<std::string> DeclareIn(store::Transaction& tx, const SecretDeclaration& secret);
 

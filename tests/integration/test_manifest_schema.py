@@ -79,7 +79,7 @@ INVALID = [
     ("a stage name with '/'", edit("stage: dev", "stage: dev/x"), ["stage"]),
     ("a duration with an unknown unit", edit("every: 30d", "every: 30y"),
      ["secrets", "db", "rotation", "every"]),
-    ("a rotation more often than hourly", edit("every: 30d", "every: 59m"),
+    ("a rotation more often than every 4 hours", edit("every: 30d", "every: 3h"),
      ["secrets", "db", "rotation", "every"]),
     ("an alert window under 60 s", edit("for: 5m", "for: 30s"), ["alerts", 0, "for"]),
     ("a duration written as a number", edit("for: 5m", "for: 300"), ["alerts", 0, "for"]),
