@@ -447,9 +447,24 @@ core::Status PostgresRotation::SetSecret(const SecretInfo& secret, const std::st
     }
   }
   if (!conn.ok()) {
+    // A rotation that failed after its setSecret left its value, unlabelled, as the one the
+    // server has: try the newest such versions too.
+    auto versions = store_.ListVersions(arn, /*include_deprecated=*/true);
+    int tried = 0;
+    for (std::size_t i = 0; versions.ok() && i < versions->size() && !conn.ok() && tried < 3; ++i) {
+      const VersionInfo& version = (*versions)[i];
+      if (!version.stages.empty() || version.version_id == token) continue;
+      ++tried;
+      auto abandoned = LoadCredentials(store_, arn, version.version_id, "");
+      if (abandoned.ok() && abandoned->SameTarget(pending)) {
+        conn = Connect(pending, abandoned->password, options_);
+      }
+    }
+  }
+  if (!conn.ok()) {
     return core::UnavailableError("could not log in to " + Where(pending) +
-                                  " with the pending, current or previous password (with the "
-                                  "current one: " +
+                                  " with the pending, current, previous or a recently abandoned "
+                                  "password (with the current one: " +
                                   current_error.message() + ")");
   }
   core::Status set = SetPassword(conn->get(), pending.username, pending.password);

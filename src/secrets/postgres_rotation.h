@@ -17,10 +17,12 @@
 //   createSecret  unless version TOKEN has a value already: AWSCURRENT's value with a new random
 //                 password (32 characters, none of / @ " ' \ or space), stored into version TOKEN;
 //   setSecret     logs in with the pending password (if that works it is set already), else with
-//                 AWSCURRENT's, else with AWSPREVIOUS's, and runs ALTER ROLE ... PASSWORD with a
+//                 AWSCURRENT's, else with AWSPREVIOUS's, else with those of the three newest
+//                 unlabelled versions (a rotation abandoned after its setSecret left the server
+//                 with its password), and runs ALTER ROLE ... PASSWORD with a
 //                 SCRAM-SHA-256 verifier computed here (PQencryptPasswordConn), so the plaintext
 //                 never reaches the server, its logs or pg_stat_statements. The current and
-//                 previous passwords are only ever sent to the host, port and role of the pending
+//                 older passwords are only ever sent to the host, port and role of the pending
 //                 value, and only when the version they come from names the same ones;
 //   testSecret    logs in with the pending value and runs SELECT 1;
 //   finishSecret  moves AWSCURRENT to TOKEN (AWSPREVIOUS follows), then removes AWSPENDING.

@@ -286,6 +286,22 @@ TEST_F(PostgresRotationTest, SetSecretLogsInWithThePreviousPasswordWhenTheCurren
   EXPECT_TRUE(server_->LogIn("app_user", PasswordOf(arn), "app").ok());
 }
 
+TEST_F(PostgresRotationTest, ARotationAbandonedAfterSetSecretIsRecoveredByTheNextOne) {
+  const std::string arn = CreateSecret(Value(password_));
+  const std::string first = BeginRotation(arn);
+  ASSERT_TRUE(Step(arn, first, kCreateSecret).ok());
+  ASSERT_TRUE(Step(arn, first, kSetSecret).ok());
+  // testSecret failed (say): the rotator abandons the rotation; the server keeps the password
+  // the abandoned version holds, AWSCURRENT's no longer works.
+  ASSERT_TRUE(store_->EndRotation(arn, false, RotationState{.attempts = 1}, 0, 0).ok());
+  EXPECT_EQ(Label(arn, kPending), "");
+  EXPECT_FALSE(server_->LogIn("app_user", password_, "app").ok());
+  const std::string second = BeginRotation(arn);
+  ASSERT_NO_FATAL_FAILURE(RunAll(arn, second));
+  EXPECT_EQ(Label(arn, kCurrent), second);
+  EXPECT_TRUE(server_->LogIn("app_user", PasswordOf(arn), "app").ok());
+}
+
 TEST_F(PostgresRotationTest, APendingValueForAnotherServerNeverGetsTheCurrentPassword) {
   const std::string arn = CreateSecret(Value(password_));
   const std::string token = BeginRotation(arn);
