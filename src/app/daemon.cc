@@ -149,8 +149,12 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
 
   // Secrets: values sealed under data keys that the secrets master keyring wraps.
   SecretKeyFiles secret_key_files(data_dir->SecretKeysPath(), env);
-  auto keyring_or = secrets::MasterKeyring::Open(secret_key_files, env.random());
-  if (!keyring_or.ok()) return keyring_or.status().Annotate("secrets master keyring");
+  ASSIGN_OR_RETURN(const std::int64_t recorded_keys, secrets::SecretStore::RecordedMasterKeys(*db));
+  auto keyring_or = secrets::MasterKeyring::Open(secret_key_files, env.random(),
+                                                 /*create_first=*/recorded_keys == 0);
+  if (!keyring_or.ok()) {
+    return keyring_or.status().Annotate("secrets master keyring " + data_dir->SecretKeysPath());
+  }
   std::unique_ptr<secrets::MasterKeyring> keyring = std::move(keyring_or).value();
   secrets::SecretStore secret_store(*db, env, *keyring,
                                     {.region = settings.region, .account = settings.account_id});

@@ -22,6 +22,10 @@ RotationSteps::RotationSteps(Deps deps) : deps_(std::move(deps)) {
 
 core::Status RotationSteps::Run(const std::string& rotation_arn,
                                 const secrets::RotationEvent& event) {
+  // Nothing runs that could not be recorded.
+  if (core::Status health = deps_.audit.Health(); !health.ok()) {
+    return core::UnavailableError("the audit log cannot record the step: " + health.message());
+  }
   if (rotation_arn == secrets::kPostgresRotationArn) {
     if (!deps_.postgres) {
       return core::UnavailableError("the built-in PostgreSQL rotation is not available here");
@@ -128,7 +132,10 @@ void SecretsWorker::Loop() {
 void SecretsWorker::RunOnce() {
   // Nothing happens that could not be recorded.
   if (!deps_.audit.Health().ok()) return;
-  auto rotated = deps_.rotator.RunDue();
+  auto rotated = deps_.rotator.RunDue([this] {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  });
   if (!rotated.ok()) {
     deps_.log.Error("looking for due secret rotations failed",
                     {{"error", rotated.status().message()}});

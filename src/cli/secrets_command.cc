@@ -242,7 +242,8 @@ int SecretsCommands::RunDescribe() {
             << "changed      " << Date(d, "LastChangedDate") << "\n"
             << "accessed     " << Date(d, "LastAccessedDate") << "\n";
   if (d.contains("DeletedDate")) {
-    std::cout << "deletion     scheduled on " << Date(d, "DeletedDate") << "\n";
+    std::cout << "deletion     requested on " << Date(d, "DeletedDate")
+              << " (moatless secrets restore cancels it)\n";
   }
   const bool rotating = d.contains("RotationEnabled") && d.at("RotationEnabled").as_bool();
   std::cout << "rotation     " << (rotating ? "enabled" : "disabled");

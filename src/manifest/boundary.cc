@@ -59,6 +59,11 @@ std::string DefaultBoundary(std::string_view account_id, std::string_view app,
                           {"Effect", "Allow"},
                           {"Action", "sqs:*"},
                           {"Resource", "arn:aws:sqs:*:" + account + ":" + prefix + "*"}});
+  // Random passwords (rotation functions make them) touch no resource.
+  statements.push_back(boost::json::object{{"Sid", "RandomPasswords"},
+                                           {"Effect", "Allow"},
+                                           {"Action", "secretsmanager:GetRandomPassword"},
+                                           {"Resource", "*"}});
   statements.push_back(boost::json::object{{"Sid", "WhoAmI"},
                                            {"Effect", "Allow"},
                                            {"Action", "sts:GetCallerIdentity"},

@@ -3,7 +3,8 @@
 //
 // The operator sets a boundary per app and stage (`moatless boundaries set`); without one,
 // DefaultBoundary confines the app to its own resources in its own stage: its secrets
-// (secret:STAGE/APP/*), its functions and queues (APP_STAGE_*) and sts:GetCallerIdentity. The
+// (secret:STAGE/APP/*), its functions and queues (APP_STAGE_*), secretsmanager:GetRandomPassword
+// (no resource) and sts:GetCallerIdentity. The
 // manifest never names a boundary, so a deployer cannot widen it.
 //
 // DeadStatements finds Allow statements of an identity policy that the boundary can never let

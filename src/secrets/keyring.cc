@@ -56,7 +56,8 @@ core::Status MemoryKeyringStorage::Store(std::int64_t version, const core::Secre
 }
 
 core::Result<std::unique_ptr<MasterKeyring>> MasterKeyring::Open(KeyringStorage& storage,
-                                                                 core::Random& random) {
+                                                                 core::Random& random,
+                                                                 bool create_first) {
   std::unique_ptr<MasterKeyring> ring(new MasterKeyring(storage, random));
   ASSIGN_OR_RETURN(auto stored, storage.LoadAll());
   for (auto& [version, bytes] : stored) {
@@ -67,7 +68,14 @@ core::Result<std::unique_ptr<MasterKeyring>> MasterKeyring::Open(KeyringStorage&
     ASSIGN_OR_RETURN(core::AeadKey key, core::AeadKey::FromBytes(std::move(bytes)));
     ring->Load(version, key);
   }
-  if (ring->versions_.empty()) RETURN_IF_ERROR(ring->AddVersion().status());
+  if (ring->versions_.empty()) {
+    if (!create_first) {
+      return core::FailedPreconditionError(
+          "no secrets master key version is stored, but secrets were sealed under some: restore "
+          "the key files");
+    }
+    RETURN_IF_ERROR(ring->AddVersion().status());
+  }
   return ring;
 }
 

@@ -66,10 +66,13 @@ struct SealedValue {
 
 class MasterKeyring {
  public:
-  // Loads every version from `storage`, creating version 1 if there is none. `storage` and
+  // Loads every version from `storage`. When it holds none: with `create_first`, creates version
+  // 1 (a new installation); without, fails with kFailedPrecondition (the key files are missing,
+  // and a new key would seal new values beside old ones nothing can open). `storage` and
   // `random` must outlive the keyring.
   static core::Result<std::unique_ptr<MasterKeyring>> Open(KeyringStorage& storage,
-                                                           core::Random& random);
+                                                           core::Random& random,
+                                                           bool create_first = true);
 
   // The newest version: what new values are wrapped under.
   std::int64_t current_version() const;

@@ -83,5 +83,14 @@ TEST(MasterKeyringTest, RewrapMovesTheDataKeyToTheNewVersionAndKeepsTheCiphertex
             core::StatusCode::kFailedPrecondition);
 }
 
+TEST(MasterKeyringTest, WithoutItsKeyFilesAnInstallationThatHadThemRefusesToStart) {
+  core::SecureRandom random;
+  MemoryKeyringStorage empty;
+  auto refused = MasterKeyring::Open(empty, random, /*create_first=*/false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(empty.LoadAll()->empty()) << "no new key was made";
+}
+
 }  // namespace
 }  // namespace moatless::secrets

@@ -262,29 +262,31 @@ core::Result<std::string> Rotator::Cancel(const std::string& arn) {
   return store_.DisableRotation(secret.arn);
 }
 
-core::Result<std::size_t> Rotator::RunDue() {
+core::Result<std::size_t> Rotator::RunDue(const std::function<bool()>& stopping) {
   ASSIGN_OR_RETURN(std::vector<std::string> due, store_.DueRotations(100));
   std::size_t steps = 0;
   for (const std::string& arn : due) {
+    if (stopping && stopping()) break;
     auto secret = store_.Describe(arn);
     if (!secret.ok() || secret->deleted()) continue;
     if (secret->rotation.token.empty()) {
       // A schedule fired, or a failed rotation is retried: a new rotation, with a new token.
       if (core::Status s = store_.BeginRotation(arn, core::NewUuid(random_)); !s.ok()) continue;
     }
-    auto ran = Continue(arn);
+    auto ran = Continue(arn, stopping);
     if (ran.ok()) ++steps;
   }
   return steps;
 }
 
-core::Status Rotator::Continue(const std::string& arn) {
+core::Status Rotator::Continue(const std::string& arn, const std::function<bool()>& stopping) {
   ASSIGN_OR_RETURN(SecretInfo secret, store_.Describe(arn));
   RotationState state = secret.rotation;
   if (state.token.empty()) return core::Status::Ok();
   auto first = std::find(kSteps.begin(), kSteps.end(), state.next_step);
   if (first == kSteps.end()) first = kSteps.begin();
   for (auto step = first; step != kSteps.end(); ++step) {
+    if (stopping && stopping()) return core::AbortedError("stopping");
     const RotationEvent event{
         .secret_arn = secret.arn, .token = state.token, .step = std::string(*step)};
     core::Status outcome = run_step_(secret.rotation_lambda_arn, event);

@@ -96,12 +96,15 @@ class Rotator {
   core::Result<std::string> Cancel(const std::string& arn);
 
   // Carries out every rotation that is due: those in progress whose next attempt has come, and
-  // those whose schedule has fired. Returns how many rotations completed.
-  core::Result<std::size_t> RunDue();
+  // those whose schedule has fired. Returns how many rotations completed. `stopping` (optional)
+  // is asked before every step: once it says true, RunDue returns, and the rotation it was in
+  // resumes at its next step on the next call (after a restart, say).
+  core::Result<std::size_t> RunDue(const std::function<bool()>& stopping = {});
 
  private:
-  // Runs the steps of the rotation in progress on `arn` until it finishes or a step fails.
-  core::Status Continue(const std::string& arn);
+  // Runs the steps of the rotation in progress on `arn` until it finishes, a step fails, or
+  // `stopping` says true (kAborted).
+  core::Status Continue(const std::string& arn, const std::function<bool()>& stopping);
 
   SecretStore& store_;
   const core::Clock& clock_;

@@ -238,5 +238,15 @@ TEST(RotationScheduleTest, DaysRatesAndCron) {
   EXPECT_FALSE(ValidateRotationRules({.automatically_after_days = 2, .duration = "2d"}).ok());
 }
 
+TEST_F(RotationTest, SettingAScheduleDuringARotationLeavesItDue) {
+  ASSERT_TRUE(rotator_->Rotate(arn_, std::string(kFunction), std::nullopt, true, "").ok());
+  ASSERT_TRUE(rotator_
+                  ->Rotate(arn_, std::nullopt, RotationRules{.automatically_after_days = 30},
+                           /*rotate_immediately=*/false, "")
+                  .ok());
+  EXPECT_EQ(*rotator_->RunDue(), 1u) << "the rotation in progress still runs now";
+  EXPECT_EQ(Info().rotation_rules.automatically_after_days, 30);
+}
+
 }  // namespace
 }  // namespace moatless::secrets

@@ -915,7 +915,20 @@ core::Result<std::string> SecretStore::DeclareIn(store::Transaction& tx,
                       .status());
   if (rotation_changed) {
     const std::int64_t next = rotates ? declared.next_rotation_ms : 0;
-    const std::int64_t due = secret.rotation.token.empty() ? next : secret.rotation_due_ms;
+    std::int64_t due = secret.rotation.token.empty() ? next : secret.rotation_due_ms;
+    if (!rotates && !secret.rotation.token.empty()) {
+      // Rotation is switched off: the rotation in progress is abandoned, as CancelRotateSecret
+      // would (its function is no longer the secret's).
+      SecretInfo copy = secret;
+      RETURN_IF_ERROR(DropPending(tx, copy, secret.rotation.token));
+      RotationState state = secret.rotation;
+      state.token.clear();
+      state.next_step.clear();
+      RETURN_IF_ERROR(
+          tx.Exec("UPDATE secrets SET rotation = ? WHERE arn = ?", {StateJson(state), secret.arn})
+              .status());
+      due = 0;
+    }
     RETURN_IF_ERROR(tx.Exec("UPDATE secrets SET rotation_lambda_arn = ?, rotation_rules = ?, "
                             "rotation_enabled = ?, next_rotation_ms = ?, rotation_due_ms = ? "
                             "WHERE arn = ?",
@@ -976,7 +989,8 @@ core::Status SecretStore::ConfigureRotation(const std::string& arn,
                           .status());
     }
     RotationState state = secret.rotation;
-    std::int64_t due = next_rotation_ms;
+    // A rotation in progress stays due; otherwise the schedule decides.
+    std::int64_t due = state.token.empty() ? next_rotation_ms : secret.rotation_due_ms;
     if (!token.empty()) {
       RETURN_IF_ERROR(PendingVersion(tx, secret, token, now));
       state = RotationState{.token = token, .next_step = std::string(kCreateStep)};
@@ -1080,6 +1094,15 @@ core::Result<std::vector<std::string>> SecretStore::DueRotations(std::size_t lim
         }
         return out;
       });
+}
+
+core::Result<std::int64_t> SecretStore::RecordedMasterKeys(store::Database& db) {
+  return store::TransactValue(db, {.access = store::Access::kReadOnly},
+                              [](store::Transaction& tx) -> core::Result<std::int64_t> {
+                                ASSIGN_OR_RETURN(auto row, tx.QueryOne("SELECT COUNT(*) AS n FROM "
+                                                                       "secret_master_keys"));
+                                return row.GetInt("n");
+                              });
 }
 
 core::Status SecretStore::AdoptKeyring() {

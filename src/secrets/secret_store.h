@@ -243,6 +243,9 @@ class SecretStore {
   // ListSecrets: filtered, sorted, a page at a time.
   core::Result<ListPage> List(const ListRequest& request) const;
 
+  // How many master key versions the store has recorded (0 for a new installation): whether a
+  // keyring without versions may create its first one (MasterKeyring::Open's create_first).
+  static core::Result<std::int64_t> RecordedMasterKeys(store::Database& db);
   // Records the keyring's versions beside the secrets (with their check values) and checks that
   // the keyring is the one the secrets were sealed with: kFailedPrecondition, naming the version,
   // if a key file was replaced by another key, or if versions are wrapped under a master key

@@ -474,6 +474,12 @@ http::Response SecretsApi::Call::BatchGetSecretValue() {
   const Target batch = Untargeted();
   auto deciding = scope_.Authorise(batch, false);
   if (!deciding.ok()) return Fail(batch, deciding.status());
+  if (*filters != nullptr) {
+    // Filters list secrets: the caller must be allowed to list them (as AWS requires).
+    const Target list{.action = "secretsmanager:ListSecrets", .resource = "*"};
+    auto listing = scope_.Authorise(list, false);
+    if (!listing.ok()) return Fail(list, listing.status());
+  }
   json::array values;
   json::array errors;
   json::object body;
@@ -753,6 +759,12 @@ http::Response SecretsApi::Call::RotateSecret() {
     if (core::Status s = secrets::ValidateRotationRules(*rules); !s.ok()) return FailInput(s);
   }
   if (function->has_value() && (*function)->empty()) function->reset();
+  // A bare function name is the function of that name in this account and region.
+  if (function->has_value() && !(*function)->starts_with("arn:") &&
+      **function != secrets::kPostgresRotationArn) {
+    **function = "arn:aws:lambda:" + api_.store_.region() + ":" + api_.store_.account() +
+                 ":function:" + **function;
+  }
   auto resolved = Resolve(*secret_id);
   if (!resolved.ok()) return FailInput(resolved.status());
   Target& target = resolved->target;

@@ -562,7 +562,7 @@ class D_CommandsTest(SecretsCase):
         deleted = self.ok("secrets", "delete", name, "--recovery-days", "7").stdout
         self.assertIn("deletion scheduled: %s will be deleted on " % name, deleted)
         self.fails(1, "InvalidRequestException", "secrets", "get", name)
-        self.assertIn("deletion     scheduled on ", self.ok("secrets", "describe", name).stdout)
+        self.assertIn("deletion     requested on ", self.ok("secrets", "describe", name).stdout)
         listed = [line.split()[0] for line in
                   self.ok("secrets", "list", "--prefix", "cmd/list/").stdout.splitlines()]
         self.assertEqual(listed, ["cmd/list/two"], "a secret scheduled for deletion is not listed")
