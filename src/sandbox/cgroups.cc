@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -241,6 +242,105 @@ core::Status EnvironmentCgroups::Remove(std::chrono::milliseconds patience) {
   }
   removed_ = true;
   return result;
+}
+
+namespace {
+
+// Calls fn(pid, real uid, effective uid) for every process that is not a zombie.
+template <typename Fn>
+void ForEachProcess(Fn&& fn) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::ifstream status(it->path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      // A zombie holds nothing but its exit status (its parent will reap it).
+      if (line.starts_with("State:") && line.find('Z') != std::string::npos) break;
+      if (!line.starts_with("Uid:")) continue;
+      std::istringstream ids(line.substr(4));
+      uid_t real = 0;
+      uid_t effective = 0;
+      if (ids >> real >> effective) fn(static_cast<pid_t>(std::stol(name)), real, effective);
+      break;
+    }
+  }
+}
+
+// The processes whose real or effective uid is `uid`.
+std::vector<pid_t> ProcessesRunningAs(uid_t uid) {
+  std::vector<pid_t> out;
+  ForEachProcess([&](pid_t pid, uid_t real, uid_t effective) {
+    if (real == uid || effective == uid) out.push_back(pid);
+  });
+  return out;
+}
+
+}  // namespace
+
+std::vector<uid_t> EnvironmentCgroups::UidsInUse(uid_t first, std::size_t count) {
+  std::vector<uid_t> out;
+  ForEachProcess([&](pid_t, uid_t real, uid_t effective) {
+    for (const uid_t uid : {real, effective}) {
+      if (uid >= first && uid - first < count &&
+          std::find(out.begin(), out.end(), uid) == out.end()) {
+        out.push_back(uid);
+      }
+    }
+  });
+  return out;
+}
+
+std::size_t EnvironmentCgroups::ReapOrphans(const HostSupport& host, uid_t uid) {
+  std::vector<pid_t> left = ProcessesRunningAs(uid);
+  if (left.empty()) return 0;
+  // The environments' cgroups, from where their processes are: "/<parent>/<id>" in each
+  // hierarchy (a dead owner's parent may not be ours; an environment's cgroup is always a leaf
+  // two levels down).
+  std::vector<std::string> paths;
+  for (const pid_t pid : left) {
+    ::kill(pid, SIGKILL);  // pending until a frozen process is thawed below
+    std::ifstream cgroups("/proc/" + std::to_string(pid) + "/cgroup");
+    std::string line;
+    while (std::getline(cgroups, line)) {
+      const std::size_t colon = line.find(':', line.find(':') + 1);
+      if (colon == std::string::npos) continue;
+      const std::string path = line.substr(colon + 1);
+      const std::size_t slash = path.find('/', 1);
+      const bool leaf_of_parent = path.size() > 1 && path[0] == '/' && slash != std::string::npos &&
+                                  slash + 1 < path.size() &&
+                                  path.find('/', slash + 1) == std::string::npos &&
+                                  path.find("..") == std::string::npos;
+      if (leaf_of_parent && std::find(paths.begin(), paths.end(), path) == paths.end()) {
+        paths.push_back(path);
+      }
+    }
+  }
+  for (const std::string& path : paths) {
+    std::vector<std::string> dirs;
+    if (host.cgroup == CgroupVersion::kV2) {
+      if (Exists(host.cgroup_root + path)) dirs.push_back(host.cgroup_root + path);
+    } else {
+      for (const std::string_view controller : kV1Controllers) {
+        const std::string dir = host.cgroup_root + "/" + std::string(controller) + path;
+        dirs.push_back(Exists(dir) ? dir : std::string());
+      }
+    }
+    if (std::all_of(dirs.begin(), dirs.end(), [](const std::string& d) { return d.empty(); })) {
+      continue;
+    }
+    EnvironmentCgroups orphan(host.cgroup, std::move(dirs));
+    orphan.KillAll();
+    orphan.Freeze(false).IgnoreError();
+    orphan.Remove(std::chrono::milliseconds(2000)).IgnoreError();
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!(left = ProcessesRunningAs(uid)).empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return left.size();
 }
 
 }  // namespace moatless::sandbox::internal

@@ -46,6 +46,16 @@ class EnvironmentCgroups {
   // Waits (up to `patience`) for the cgroup to empty, then removes the directories.
   core::Status Remove(std::chrono::milliseconds patience = std::chrono::milliseconds(5000));
 
+  // Ends what is left of environments whose owner died (a daemon killed with SIGKILL leaves its
+  // environments behind, frozen or running): every process running as `uid` is killed, and the
+  // environment cgroups they were in (leaves <parent>/<id>, whatever the dead owner's parent) are
+  // thawed, emptied and removed. Only for a uid of the sandbox range whose host-wide lease the
+  // caller has just taken, which proves its owner gone. Returns how many processes of `uid` are
+  // still alive afterwards, after up to 2 s (0: the uid is free to use).
+  static std::size_t ReapOrphans(const HostSupport& host, uid_t uid);
+  // The uids in [first, first + count) that some process runs as.
+  static std::vector<uid_t> UidsInUse(uid_t first, std::size_t count);
+
  private:
   EnvironmentCgroups(CgroupVersion version, std::vector<std::string> dirs);
   // The directory of `controller` (v1), or the only one (v2); empty if not in use.

@@ -795,6 +795,15 @@ core::Result<std::unique_ptr<Sandboxer>> Sandboxer::Create(HostSupport host, cor
   if (::chmod(options.state_dir.c_str(), 0711) != 0) {
     return core::ErrnoStatus("chmod 0711 " + options.state_dir, errno);
   }
+  // Environments of owners that died (a daemon killed with SIGKILL) hold uids whose leases are
+  // free: end them now rather than when their uid comes round again.
+  for (const uid_t uid :
+       internal::EnvironmentCgroups::UidsInUse(options.first_host_uid, options.host_uid_count)) {
+    const int lease = LeaseUid(options.uid_lease_dir, uid);
+    if (lease < 0) continue;  // a live environment's
+    internal::EnvironmentCgroups::ReapOrphans(host, uid);
+    ::close(lease);
+  }
   return std::unique_ptr<Sandboxer>(new Sandboxer(std::move(host), random, std::move(options)));
 }
 
@@ -809,6 +818,12 @@ core::Result<uid_t> Sandboxer::AcquireUid() {
     // Another process's environment may hold it: only a uid leased host-wide is ours.
     const int lease = LeaseUid(options_.uid_lease_dir, uid);
     if (lease < 0) continue;
+    // A free lease with processes still running as the uid: the environment of an owner that
+    // died. Never share a uid with them: end them, or leave the uid alone.
+    if (internal::EnvironmentCgroups::ReapOrphans(host_, uid) != 0) {
+      ::close(lease);
+      continue;
+    }
     uids_->in_use.emplace(uid, lease);
     return uid;
   }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/random.h"
+#include "sandbox/cgroups.h"
 #include "sandbox/test_support.h"
 
 namespace moatless::sandbox {
@@ -322,6 +323,23 @@ TEST_F(SandboxTest, InitHoldsNoneOfThePlatformsDescriptors) {
   ASSERT_TRUE((*env)->Kill().ok());
   ::close(leaked[0]);
   ::close(leaked[1]);
+}
+
+TEST_F(SandboxTest, WhatADeadOwnerLeftBehindIsEnded) {
+  // A daemon killed with SIGKILL leaves its environments as they were, frozen or running; a new
+  // owner of their uid ends them and removes their cgroups before using the uid.
+  auto env = sandboxer_->Start(Shell("sleep 300 & sleep 300"));
+  ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_TRUE((*env)->Freeze().ok());
+  const uid_t uid = (*env)->host_uid();
+  const auto in_use = internal::EnvironmentCgroups::UidsInUse(uid, 1);
+  ASSERT_EQ(in_use, std::vector<uid_t>{uid});
+  EXPECT_EQ(internal::EnvironmentCgroups::ReapOrphans(*host_, uid), 0u);
+  EXPECT_TRUE(internal::EnvironmentCgroups::UidsInUse(uid, 1).empty());
+  auto status = (*env)->Wait();
+
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reason, ExitReason::kSignalled);
 }
 
 TEST_F(SandboxTest, TwoSandboxersNeverHandOutTheSameHostUid) {
