@@ -516,36 +516,43 @@ core::Result<WriteResult> SecretStore::PutValue(const std::string& arn, NewValue
   return result;
 }
 
-core::Result<SecretValue> SecretStore::GetValue(const std::string& arn, std::string_view version_id,
-                                                std::string_view stage) {
-  SecretValue out;
-  std::int64_t secret_accessed = 0;
-  std::int64_t version_accessed = 0;
-  SealedValue sealed;
+core::Result<PreparedRead> SecretStore::PrepareRead(std::string_view secret_id,
+                                                    std::string_view version_id,
+                                                    std::string_view stage) const {
+  PreparedRead out;
+  // Why the value cannot be read (once the secret is known): kept, not returned, so that the
+  // caller decides about access before it says anything about the secret's versions.
+  auto refuse = [&](core::Status why) {
+    out.error = std::move(why);
+    return core::Status::Ok();
+  };
   const core::Status done = db_.Read([&](store::Transaction& tx) -> core::Status {
-    ASSIGN_OR_RETURN(SecretInfo secret, LoadForChange(tx, arn));
-    out.arn = secret.arn;
-    out.name = secret.name;
-    secret_accessed = secret.accessed_ms;
+    ASSIGN_OR_RETURN(out.secret, Load(tx, secret_id));
+    const SecretInfo& secret = out.secret;
+    out.value.arn = secret.arn;
+    out.value.name = secret.name;
+    if (secret.deleted()) return refuse(MarkedForDeletion());
     if (version_id.empty()) {
       const std::string_view label = stage.empty() ? kCurrent : stage;
       const std::string* holder = secret.VersionWith(label);
       if (holder == nullptr) {
-        return core::NotFoundError(
-                   "Secrets Manager can't find the specified secret value for staging label: " +
-                   std::string(label))
-            .WithAwsType("ResourceNotFoundException");
+        return refuse(
+            core::NotFoundError(
+                "Secrets Manager can't find the specified secret value for staging label: " +
+                std::string(label))
+                .WithAwsType("ResourceNotFoundException"));
       }
-      out.version_id = *holder;
+      out.value.version_id = *holder;
     } else {
-      out.version_id = std::string(version_id);
+      out.value.version_id = std::string(version_id);
       if (!stage.empty()) {
         const std::string* holder = secret.VersionWith(stage);
         if (holder == nullptr || *holder != version_id) {
-          return core::NotFoundError(
-                     "Secrets Manager can't find the specified secret value for VersionId: " +
-                     std::string(version_id) + " and staging label: " + std::string(stage))
-              .WithAwsType("ResourceNotFoundException");
+          return refuse(
+              core::NotFoundError(
+                  "Secrets Manager can't find the specified secret value for VersionId: " +
+                  std::string(version_id) + " and staging label: " + std::string(stage))
+                  .WithAwsType("ResourceNotFoundException"));
         }
       }
     }
@@ -553,34 +560,40 @@ core::Result<SecretValue> SecretStore::GetValue(const std::string& arn, std::str
                                                 "key_version, wrapped_key, sealed_value FROM "
                                                 "secret_versions WHERE secret_arn = ? AND "
                                                 "version_id = ?",
-                                                {secret.arn, out.version_id}));
+                                                {secret.arn, out.value.version_id}));
     if (!row) {
-      return core::NotFoundError(
-                 "Secrets Manager can't find the specified secret value for VersionId: " +
-                 out.version_id)
-          .WithAwsType("ResourceNotFoundException");
+      return refuse(core::NotFoundError(
+                        "Secrets Manager can't find the specified secret value for VersionId: " +
+                        out.value.version_id)
+                        .WithAwsType("ResourceNotFoundException"));
     }
-    ASSIGN_OR_RETURN(out.created_ms, row->GetInt("created_ms"));
-    ASSIGN_OR_RETURN(version_accessed, row->GetInt("accessed_ms"));
+    ASSIGN_OR_RETURN(out.value.created_ms, row->GetInt("created_ms"));
+    ASSIGN_OR_RETURN(out.version_accessed_ms, row->GetInt("accessed_ms"));
     ASSIGN_OR_RETURN(StoredValue stored, ReadStored(*row));
     if (stored.kind == ValueKind::kNone) {
-      return core::NotFoundError(
-                 "Secrets Manager can't find the specified secret value for VersionId: " +
-                 out.version_id + " (it has no value yet)")
-          .WithAwsType("ResourceNotFoundException");
+      return refuse(core::NotFoundError(
+                        "Secrets Manager can't find the specified secret value for VersionId: " +
+                        out.value.version_id + " (it has no value yet)")
+                        .WithAwsType("ResourceNotFoundException"));
     }
-    out.kind = stored.kind;
-    sealed = std::move(stored.sealed);
-    auto it = secret.version_stages.find(out.version_id);
-    if (it != secret.version_stages.end()) out.stages = it->second;
+    out.value.kind = stored.kind;
+    out.sealed = std::move(stored.sealed);
+    auto it = secret.version_stages.find(out.value.version_id);
+    if (it != secret.version_stages.end()) out.value.stages = it->second;
     return core::Status::Ok();
   });
   if (!done.ok()) return done;
-  ASSIGN_OR_RETURN(out.value, keyring_.Open(out.arn, out.version_id, out.kind, sealed));
+  return out;
+}
+
+core::Result<SecretValue> SecretStore::FinishRead(PreparedRead read) {
+  if (!read.error.ok()) return read.error;
+  SecretValue out = std::move(read.value);
+  ASSIGN_OR_RETURN(out.value, keyring_.Open(out.arn, out.version_id, out.kind, read.sealed));
   // The day of the last access, written at most once a day per secret and version (AWS keeps
   // LastAccessedDate to the day), so that reads stay read-only transactions.
   const std::int64_t today = NowMs() / kDayMs * kDayMs;
-  if (secret_accessed != today || version_accessed != today) {
+  if (read.secret.accessed_ms != today || read.version_accessed_ms != today) {
     // A lost update only loses an access date: not worth failing a read for.
     db_.Write(
            [&](store::Transaction& tx) -> core::Status {
@@ -598,6 +611,12 @@ core::Result<SecretValue> SecretStore::GetValue(const std::string& arn, std::str
         .IgnoreError();
   }
   return out;
+}
+
+core::Result<SecretValue> SecretStore::GetValue(const std::string& arn, std::string_view version_id,
+                                                std::string_view stage) {
+  ASSIGN_OR_RETURN(PreparedRead read, PrepareRead(arn, version_id, stage));
+  return FinishRead(std::move(read));
 }
 
 core::Status SecretStore::UpdateMetadata(const std::string& arn,

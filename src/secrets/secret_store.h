@@ -131,6 +131,16 @@ struct SecretValue {
   core::SecretBytes value;
 };
 
+// A read of a value prepared in one transaction, not yet decrypted: the secret (to decide about
+// access on), and either what to decrypt or why there is nothing to read.
+struct PreparedRead {
+  SecretInfo secret;
+  core::Status error;  // set: the value cannot be read (deleted, no such version or label)
+  SecretValue value;   // everything but the bytes
+  SealedValue sealed;
+  std::int64_t version_accessed_ms = 0;
+};
+
 struct VersionInfo {
   std::string version_id;
   std::vector<std::string> stages;
@@ -208,9 +218,15 @@ class SecretStore {
                                      std::vector<std::string> stages);
 
   // GetSecretValue: by version id, by label (AWSCURRENT when neither is given), or both if they
-  // name the same version. Records the day of access.
+  // name the same version. Records the day of access. PrepareRead then FinishRead.
   core::Result<SecretValue> GetValue(const std::string& arn, std::string_view version_id,
                                      std::string_view stage);
+  // GetValue in two halves, so that the API authorises on what one transaction read before any
+  // decryption: PrepareRead fails only when the secret does not exist (or the store fails);
+  // FinishRead returns the prepared error, or decrypts and records the day of access.
+  core::Result<PreparedRead> PrepareRead(std::string_view secret_id, std::string_view version_id,
+                                         std::string_view stage) const;
+  core::Result<SecretValue> FinishRead(PreparedRead read);
 
   // UpdateSecret's metadata part: the fields given are replaced.
   core::Status UpdateMetadata(const std::string& arn, const std::optional<std::string>& description,

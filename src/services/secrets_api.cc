@@ -173,6 +173,9 @@ class SecretsApi::Call {
     Target target;
   };
   core::Result<Resolved> Resolve(const std::string& secret_id, std::string action = "");
+  // The same from a Describe the caller made (or its NotFound).
+  core::Result<Resolved> ResolvedFrom(const std::string& secret_id, core::Result<SecretInfo> info,
+                                      std::string action = "");
   // Authorises the target; NotFound (recorded) when the secret does not exist.
   core::Status Allow(const Resolved& resolved, bool record_allowed, std::string* deciding);
 
@@ -255,9 +258,13 @@ http::Response SecretsApi::Call::Run(const std::string& op) {
 
 core::Result<SecretsApi::Call::Resolved> SecretsApi::Call::Resolve(const std::string& secret_id,
                                                                    std::string action) {
+  return ResolvedFrom(secret_id, api_.store_.Describe(secret_id), std::move(action));
+}
+
+core::Result<SecretsApi::Call::Resolved> SecretsApi::Call::ResolvedFrom(
+    const std::string& secret_id, core::Result<SecretInfo> info, std::string action) {
   Resolved out;
   out.target.action = action.empty() ? action_ : std::move(action);
-  auto info = api_.store_.Describe(secret_id);
   if (!info.ok()) {
     if (info.status().code() != core::StatusCode::kNotFound) return info.status();
     out.target.resource =
@@ -383,7 +390,15 @@ http::Response SecretsApi::Call::GetSecretValue() {
   if (!version_id.ok()) return FailInput(version_id.status());
   auto stage = in_.String("VersionStage", 1, 256);
   if (!stage.ok()) return FailInput(stage.status());
-  auto resolved = Resolve(*secret_id);
+  // One read transaction: the secret to decide on, and its value (decrypted only once allowed).
+  auto read = api_.store_.PrepareRead(*secret_id, version_id->value_or(""), stage->value_or(""));
+  core::Result<SecretInfo> info = core::NotFoundError("no such secret");
+  if (read.ok()) {
+    info = read->secret;
+  } else {
+    info = read.status();
+  }
+  auto resolved = ResolvedFrom(*secret_id, std::move(info));
   if (!resolved.ok()) return FailInput(resolved.status());
   Target& target = resolved->target;
   if (version_id->has_value())
@@ -394,8 +409,7 @@ http::Response SecretsApi::Call::GetSecretValue() {
   }
   std::string deciding;
   if (core::Status s = Allow(*resolved, false, &deciding); !s.ok()) return Fail(target, s);
-  auto value =
-      api_.store_.GetValue(resolved->info.arn, version_id->value_or(""), stage->value_or(""));
+  auto value = api_.store_.FinishRead(std::move(*read));
   if (!value.ok()) return Fail(target, value.status());
   json::object body{{"ARN", value->arn},
                     {"Name", value->name},
