@@ -184,8 +184,17 @@ core::Result<StoredValue> ReadStored(const store::Row& row) {
   return out;
 }
 
-bool SameValue(ValueKind kind, const core::SecretBytes& stored, const NewValue& value) {
-  return kind == value.kind && stored.ConstantTimeEquals(value.bytes);
+// The stored value of version `version_id` of `arn`, if that version exists.
+core::Result<std::optional<StoredValue>> StoredVersion(store::Transaction& tx,
+                                                       const std::string& arn,
+                                                       const std::string& version_id) {
+  ASSIGN_OR_RETURN(auto row, tx.QueryOptional("SELECT kind, key_version, wrapped_key, "
+                                              "sealed_value FROM secret_versions WHERE "
+                                              "secret_arn = ? AND version_id = ?",
+                                              {arn, version_id}));
+  if (!row) return std::optional<StoredValue>();
+  ASSIGN_OR_RETURN(StoredValue stored, ReadStored(*row));
+  return std::optional<StoredValue>(std::move(stored));
 }
 
 bool StartsWith(std::string_view text, std::string_view prefix, bool fold_case) {
@@ -230,6 +239,14 @@ bool FilterMatches(const SecretInfo& secret, const ListFilter& filter) {
 }
 
 }  // namespace
+
+std::string NewArnSuffix(core::Random& random) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::string suffix;
+  for (int i = 0; i < 6; ++i) suffix += kAlphabet[random.Uniform(kAlphabet.size())];
+  return suffix;
+}
 
 const std::string* SecretInfo::VersionWith(std::string_view label) const {
   for (const auto& [version, labels] : version_stages) {
@@ -314,6 +331,14 @@ core::Result<SecretInfo> SecretStore::Describe(std::string_view secret_id) const
                               [&](store::Transaction& tx) { return Load(tx, secret_id); });
 }
 
+core::Result<bool> SecretStore::Holds(const std::string& arn, const std::string& version_id,
+                                      ValueKind kind, const SealedValue& sealed,
+                                      const NewValue& value) const {
+  if (kind == ValueKind::kNone || kind != value.kind) return false;
+  ASSIGN_OR_RETURN(core::SecretBytes bytes, keyring_.Open(arn, version_id, kind, sealed));
+  return bytes.ConstantTimeEquals(value.bytes);
+}
+
 core::Status SecretStore::InsertVersion(store::Transaction& tx, const SecretInfo& secret,
                                         const std::string& version_id, const NewValue& value,
                                         std::int64_t now_ms) {
@@ -321,7 +346,10 @@ core::Status SecretStore::InsertVersion(store::Transaction& tx, const SecretInfo
   return tx
       .Exec(
           "INSERT INTO secret_versions (secret_arn, version_id, created_ms, accessed_ms, kind, "
-          "key_version, wrapped_key, sealed_value) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+          "key_version, wrapped_key, sealed_value) VALUES (?, ?, ?, 0, ?, ?, ?, ?) "
+          "ON CONFLICT (secret_arn, version_id) DO UPDATE SET created_ms = excluded.created_ms, "
+          "kind = excluded.kind, key_version = excluded.key_version, "
+          "wrapped_key = excluded.wrapped_key, sealed_value = excluded.sealed_value",
           {secret.arn, version_id, now_ms, static_cast<std::int64_t>(value.kind),
            sealed.key_version, store::Value::FromBytes(sealed.wrapped_key),
            store::Value::FromBytes(sealed.sealed_value)})
@@ -399,19 +427,11 @@ core::Result<WriteResult> SecretStore::Create(CreateRequest request) {
       }
       // The same request again (same token, same value): answered as the first time.
       if (!request.token.empty()) {
-        auto sealed_row = tx.QueryOptional(
-            "SELECT kind, key_version, wrapped_key, sealed_value FROM secret_versions "
-            "WHERE secret_arn = ? AND version_id = ?",
-            {existing->arn, request.token});
-        if (!sealed_row.ok()) return sealed_row.status();
-        if (sealed_row->has_value()) {
-          ASSIGN_OR_RETURN(StoredValue stored_value, ReadStored(**sealed_row));
-          core::SecretBytes stored;
-          if (stored_value.kind != ValueKind::kNone) {
-            ASSIGN_OR_RETURN(stored, keyring_.Open(existing->arn, request.token, stored_value.kind,
-                                                   stored_value.sealed));
-          }
-          if (SameValue(stored_value.kind, stored, request.value)) {
+        ASSIGN_OR_RETURN(auto stored, StoredVersion(tx, existing->arn, request.token));
+        if (stored) {
+          ASSIGN_OR_RETURN(bool same, Holds(existing->arn, request.token, stored->kind,
+                                            stored->sealed, request.value));
+          if (same) {
             result = WriteResult{.arn = existing->arn,
                                  .name = existing->name,
                                  .version_id = request.token,
@@ -425,14 +445,9 @@ core::Result<WriteResult> SecretStore::Create(CreateRequest request) {
           .WithAwsType("ResourceExistsException");
     }
     if (existing.status().code() != core::StatusCode::kNotFound) return existing.status();
-    std::string suffix = request.arn_suffix;
-    if (suffix.empty()) {
-      static constexpr std::string_view kAlphabet =
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-      for (int i = 0; i < 6; ++i) suffix += kAlphabet[env_.random().Uniform(kAlphabet.size())];
-    }
     SecretInfo secret;
-    secret.arn = ArnPrefix() + request.name + "-" + suffix;
+    secret.arn = ArnPrefix() + request.name + "-" +
+                 (request.arn_suffix.empty() ? NewArnSuffix(env_.random()) : request.arn_suffix);
     secret.name = request.name;
     const std::int64_t now = NowMs();
     RETURN_IF_ERROR(
@@ -471,32 +486,12 @@ core::Result<WriteResult> SecretStore::PutValue(const std::string& arn, NewValue
   const core::Status done = db_.Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(SecretInfo secret, LoadForChange(tx, arn));
     result = WriteResult{.arn = secret.arn, .name = secret.name, .version_id = token};
-    ASSIGN_OR_RETURN(auto existing,
-                     tx.QueryOptional("SELECT kind, key_version, wrapped_key, sealed_value FROM "
-                                      "secret_versions WHERE secret_arn = ? AND version_id = ?",
-                                      {secret.arn, token}));
-    const std::int64_t now = NowMs();
-    if (existing) {
-      ASSIGN_OR_RETURN(StoredValue stored_value, ReadStored(*existing));
-      if (stored_value.kind == ValueKind::kNone) {
-        // The version a rotation created without a value (createSecret fills it).
-        const SealedValue sealed = keyring_.Seal(secret.arn, token, value.kind, value.bytes);
-        RETURN_IF_ERROR(tx.Exec("UPDATE secret_versions SET kind = ?, key_version = ?, "
-                                "wrapped_key = ?, sealed_value = ? WHERE secret_arn = ? AND "
-                                "version_id = ?",
-                                {static_cast<std::int64_t>(value.kind), sealed.key_version,
-                                 store::Value::FromBytes(sealed.wrapped_key),
-                                 store::Value::FromBytes(sealed.sealed_value), secret.arn, token})
-                            .status());
-        RETURN_IF_ERROR(AttachLabels(tx, secret, token, stages));
-        RETURN_IF_ERROR(Touch(tx, secret.arn, now));
-        result.stages = secret.version_stages[token];
-        SortLabels(result.stages);
-        return core::Status::Ok();
-      }
-      ASSIGN_OR_RETURN(core::SecretBytes stored,
-                       keyring_.Open(secret.arn, token, stored_value.kind, stored_value.sealed));
-      if (!SameValue(stored_value.kind, stored, value)) {
+    ASSIGN_OR_RETURN(auto existing, StoredVersion(tx, secret.arn, token));
+    // A version without a value (the one a rotation made) is filled below, like a new one.
+    if (existing && existing->kind != ValueKind::kNone) {
+      ASSIGN_OR_RETURN(bool same,
+                       Holds(secret.arn, token, existing->kind, existing->sealed, value));
+      if (!same) {
         return core::AlreadyExistsError(
                    "You can't modify an existing version, you can only create a new version.")
             .WithAwsType("ResourceExistsException");
@@ -504,6 +499,7 @@ core::Result<WriteResult> SecretStore::PutValue(const std::string& arn, NewValue
       result.stages = secret.version_stages[token];
       return core::Status::Ok();  // the same request again
     }
+    const std::int64_t now = NowMs();
     RETURN_IF_ERROR(InsertVersion(tx, secret, token, value, now));
     RETURN_IF_ERROR(AttachLabels(tx, secret, token, stages));
     RETURN_IF_ERROR(DropDeprecatedVersions(tx, secret.arn));
@@ -882,11 +878,7 @@ core::Result<std::string> SecretStore::DeclareIn(store::Transaction& tx,
     return existing.status();
   }
   if (!existing.ok()) {
-    static constexpr std::string_view kAlphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    std::string suffix;
-    for (int i = 0; i < 6; ++i) suffix += kAlphabet[env_.random().Uniform(kAlphabet.size())];
-    const std::string arn = ArnPrefix() + declared.name + "-" + suffix;
+    const std::string arn = ArnPrefix() + declared.name + "-" + NewArnSuffix(env_.random());
     RETURN_IF_ERROR(
         tx.Exec("INSERT INTO secrets (" + std::string(kSecretColumns) +
                     ") VALUES (?, ?, ?, '', ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, 0, ?, ?, ?)",

@@ -115,6 +115,9 @@ struct SecretDeclaration {
   std::string resource_policy;        // empty: the secret's policy is left as it is
 };
 
+// Six random characters of A-Za-z0-9: what follows a secret's name in its ARN.
+std::string NewArnSuffix(core::Random& random);
+
 // A value to write: a SecretString or a SecretBinary.
 struct NewValue {
   ValueKind kind = ValueKind::kNone;  // kNone: no value
@@ -320,9 +323,15 @@ class SecretStore {
  private:
   core::Result<SecretInfo> Load(store::Transaction& tx, std::string_view secret_id) const;
   core::Result<SecretInfo> LoadForChange(store::Transaction& tx, const std::string& arn) const;
+  // Writes version_id with `value` sealed under a new data key (creating it, or filling the
+  // value-less version a rotation made).
   core::Status InsertVersion(store::Transaction& tx, const SecretInfo& secret,
                              const std::string& version_id, const NewValue& value,
                              std::int64_t now_ms);
+  // Whether version_id's stored value (`kind`, `sealed`) is `value`; a version without a value
+  // holds none.
+  core::Result<bool> Holds(const std::string& arn, const std::string& version_id, ValueKind kind,
+                           const SealedValue& sealed, const NewValue& value) const;
   // Puts `labels` on version_id, taking them from other versions; AWSCURRENT moving leaves
   // AWSPREVIOUS on the version it left.
   core::Status AttachLabels(store::Transaction& tx, SecretInfo& secret,

@@ -147,6 +147,36 @@ core::Result<std::size_t> PageOffset(const std::optional<std::string>& token) {
       .WithAwsType("InvalidNextTokenException");
 }
 
+// GetSecretValue's answer, and an entry of BatchGetSecretValue's SecretValues.
+json::object ValueJson(const secrets::SecretValue& value) {
+  json::object out{{"ARN", value.arn},
+                   {"Name", value.name},
+                   {"VersionId", value.version_id},
+                   {"VersionStages", Strings(value.stages)},
+                   {"CreatedDate", EpochSeconds(value.created_ms)}};
+  if (value.kind == secrets::ValueKind::kBinary) {
+    out["SecretBinary"] = core::Base64Encode(value.value.Reveal());
+  } else {
+    out["SecretString"] = value.value.Reveal();
+  }
+  return out;
+}
+
+// The Filters of ListSecrets and BatchGetSecretValue (`items` may be null: none).
+core::Result<std::vector<secrets::ListFilter>> ReadFilters(const json::array* items) {
+  std::vector<secrets::ListFilter> out;
+  if (items == nullptr) return out;
+  for (const json::value& item : *items) {
+    const JsonInput filter(item.as_object());
+    ASSIGN_OR_RETURN(auto key, filter.Enum("Key", {"description", "name", "tag-key", "tag-value",
+                                                   "primary-region", "owning-service", "all"}));
+    ASSIGN_OR_RETURN(auto values, filter.StringList("Values", 1, 10, 0, 512));
+    out.push_back(secrets::ListFilter{.key = key.value_or(""),
+                                      .values = values.value_or(std::vector<std::string>())});
+  }
+  return out;
+}
+
 }  // namespace
 
 // One request on its way through an operation: its input, the scope, and the helpers every
@@ -352,10 +382,7 @@ http::Response SecretsApi::Call::CreateSecret() {
   if (core::Status s = secrets::SecretStore::ValidateName(*name); !s.ok()) return FailInput(s);
   // The ARN is chosen before the decision, so that the caller is authorised on the secret it
   // would create.
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::string suffix;
-  for (int i = 0; i < 6; ++i) suffix += kAlphabet[api_.random_.Uniform(kAlphabet.size())];
+  const std::string suffix = secrets::NewArnSuffix(api_.random_);
   Target target{.action = action_, .resource = api_.store_.ArnPrefix() + *name + "-" + suffix};
   target.context = {{"secretsmanager:Name", *name},
                     {"secretsmanager:SecretId", target.resource},
@@ -411,16 +438,7 @@ http::Response SecretsApi::Call::GetSecretValue() {
   if (core::Status s = Allow(*resolved, false, &deciding); !s.ok()) return Fail(target, s);
   auto value = api_.store_.FinishRead(std::move(*read));
   if (!value.ok()) return Fail(target, value.status());
-  json::object body{{"ARN", value->arn},
-                    {"Name", value->name},
-                    {"VersionId", value->version_id},
-                    {"VersionStages", Strings(value->stages)},
-                    {"CreatedDate", EpochSeconds(value->created_ms)}};
-  if (value->kind == secrets::ValueKind::kBinary) {
-    body["SecretBinary"] = core::Base64Encode(value->value.Reveal());
-  } else {
-    body["SecretString"] = value->value.Reveal();
-  }
+  const json::object body = ValueJson(*value);
   return Done(target, deciding,
               {{"version_id", value->version_id}, {"version_stage", Join(value->stages)}}, body);
 }
@@ -455,17 +473,7 @@ void SecretsApi::Call::BatchRead(const std::string& secret_id, json::array& valu
       !s.ok()) {
     return error(s);
   }
-  json::object entry{{"ARN", value->arn},
-                     {"Name", value->name},
-                     {"VersionId", value->version_id},
-                     {"VersionStages", Strings(value->stages)},
-                     {"CreatedDate", EpochSeconds(value->created_ms)}};
-  if (value->kind == secrets::ValueKind::kBinary) {
-    entry["SecretBinary"] = core::Base64Encode(value->value.Reveal());
-  } else {
-    entry["SecretString"] = value->value.Reveal();
-  }
-  values.push_back(std::move(entry));
+  values.push_back(ValueJson(*value));
 }
 
 http::Response SecretsApi::Call::BatchGetSecretValue() {
@@ -485,6 +493,8 @@ http::Response SecretsApi::Call::BatchGetSecretValue() {
     return FailInput(
         InvalidParameter("MaxResults and NextToken can only be used together with Filters."));
   }
+  auto list_filters = ReadFilters(*filters);
+  if (!list_filters.ok()) return FailInput(list_filters.status());
   const Target batch = Untargeted();
   auto deciding = scope_.Authorise(batch, false);
   if (!deciding.ok()) return Fail(batch, deciding.status());
@@ -500,18 +510,10 @@ http::Response SecretsApi::Call::BatchGetSecretValue() {
   if (ids->has_value()) {
     for (const std::string& id : **ids) BatchRead(id, values, errors);
   } else {
-    secrets::ListRequest list{.max_results = static_cast<std::size_t>(max_results->value_or(20)),
-                              .next_token = next_token->value_or("")};
-    for (const json::value& item : **filters) {
-      const JsonInput filter(item.as_object());
-      auto key = filter.Enum("Key", {"description", "name", "tag-key", "tag-value",
-                                     "primary-region", "owning-service", "all"});
-      if (!key.ok()) return FailInput(key.status());
-      auto filter_values = filter.StringList("Values", 1, 10, 0, 512);
-      if (!filter_values.ok()) return FailInput(filter_values.status());
-      list.filters.push_back(secrets::ListFilter{
-          .key = key->value_or(""), .values = filter_values->value_or(std::vector<std::string>())});
-    }
+    const secrets::ListRequest list{
+        .filters = std::move(*list_filters),
+        .max_results = static_cast<std::size_t>(max_results->value_or(20)),
+        .next_token = next_token->value_or("")};
     auto page = api_.store_.List(list);
     if (!page.ok()) return Fail(batch, page.status());
     for (const SecretInfo& secret : page->secrets) BatchRead(secret.arn, values, errors);
@@ -614,25 +616,16 @@ http::Response SecretsApi::Call::ListSecrets() {
                                 sort_order.status(), sort_by.status(), filters.status()}) {
     if (!s.ok()) return FailInput(s);
   }
-  secrets::ListRequest list{
+  auto list_filters = ReadFilters(*filters);
+  if (!list_filters.ok()) return FailInput(list_filters.status());
+  const secrets::ListRequest list{
       .include_planned_deletion = include_deleted->value_or(false),
+      .filters = std::move(*list_filters),
       .sort_by = sort_by->value_or("created-date"),
       .ascending = sort_order->value_or("desc") == "asc",
       .max_results = static_cast<std::size_t>(max_results->value_or(100)),
       .next_token = next_token->value_or(""),
   };
-  if (*filters != nullptr) {
-    for (const json::value& item : **filters) {
-      const JsonInput filter(item.as_object());
-      auto key = filter.Enum("Key", {"description", "name", "tag-key", "tag-value",
-                                     "primary-region", "owning-service", "all"});
-      if (!key.ok()) return FailInput(key.status());
-      auto values = filter.StringList("Values", 1, 10, 0, 512);
-      if (!values.ok()) return FailInput(values.status());
-      list.filters.push_back(secrets::ListFilter{
-          .key = key->value_or(""), .values = values->value_or(std::vector<std::string>())});
-    }
-  }
   const Target target = Untargeted();
   auto deciding = scope_.Authorise(target, false);
   if (!deciding.ok()) return Fail(target, deciding.status());
