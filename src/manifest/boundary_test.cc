@@ -29,6 +29,12 @@ TEST(DefaultBoundaryTest, IsAValidBoundaryConfinedToTheAppAndStage) {
       << boundary;
   EXPECT_NE(boundary.find("secret:dev/notes/*"), std::string::npos);
   EXPECT_NE(boundary.find("function:notes_dev_*"), std::string::npos);
+  // Rotation functions make passwords with GetRandomPassword, which names no resource.
+  auto dead = DeadStatements(R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",)"
+                             R"("Action":"secretsmanager:GetRandomPassword","Resource":"*"}]})",
+                             boundary);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_TRUE(dead->empty());
 }
 
 std::string Policy(std::string statements) {

@@ -361,6 +361,22 @@ TEST_F(DeployerTest, DeclaredSecretsAreCreatedWithoutAValueWithTheirRotationAndP
   EXPECT_EQ(secret->description, "the database's login");
   EXPECT_EQ(secret->rotation_rules.automatically_after_days, 7);
   EXPECT_EQ(secrets_->GetValue(secret->arn, "", "")->value.Reveal(), "pw");
+  // A rotation waiting between steps is abandoned when the manifest turns rotation off.
+  ASSERT_TRUE(secrets_
+                  ->ConfigureRotation(secret->arn, std::nullopt, std::nullopt, 0,
+                                      "00000000-0000-4000-8000-00000000000a")
+                  .ok());
+  std::string without_rotation = text;
+  without_rotation.erase(
+      without_rotation.find("    rotation:"),
+      std::string("    rotation: { function: create-note, every: 7d }\n").size());
+  Write("moatless.yaml", without_rotation);
+  ASSERT_TRUE(Deploy().ok());
+  secret = secrets_->Describe("dev/notes/db");
+  EXPECT_FALSE(secret->rotation_enabled);
+  EXPECT_TRUE(secret->rotation.token.empty());
+  EXPECT_EQ(secret->VersionWith("AWSPENDING"), nullptr);
+  EXPECT_EQ(secrets_->GetValue(secret->arn, "", "")->value.Reveal(), "pw");
   // Without the secret in the manifest it is kept (its values are data), and the plan says so.
   text.erase(text.find("secrets:"));
   Write("moatless.yaml", text);
