@@ -69,12 +69,6 @@ http::Handler ControlApi::Handler(std::string listener) {
   };
 }
 
-http::Handler ControlApi::GatewayHandler() {
-  return [this](http::Request& req, http::RequestContext& ctx) {
-    return Instrumented(gateway_router_, "gateway", req, ctx);
-  };
-}
-
 http::asio::awaitable<http::Response> ControlApi::Instrumented(const http::Router& router,
                                                                std::string listener,
                                                                http::Request& req,

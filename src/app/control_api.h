@@ -46,8 +46,6 @@ class ControlApi {
 
   // The control listener's handler.
   http::Handler Handler(std::string listener);
-  // The public gateway's handler: no routes yet, so every request is a 404.
-  http::Handler GatewayHandler();
   // Access log and reject counters for a listener's Server::on_access.
   std::function<void(const http::AccessRecord&)> AccessHook(std::string listener);
   void SetReady(bool ready);
@@ -65,7 +63,6 @@ class ControlApi {
 
   Deps deps_;
   http::Router router_;
-  http::Router gateway_router_;
   std::atomic<bool> ready_{false};
   observe::CounterFamily& requests_;
   observe::HistogramFamily& durations_;

@@ -14,6 +14,7 @@
 #include "app/control_api.h"
 #include "app/data_dir.h"
 #include "app/function_host.h"
+#include "app/gateway_host.h"
 #include "app/secret_key_files.h"
 #include "app/secrets_worker.h"
 #include "app/version.h"
@@ -192,20 +193,41 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                         .region = settings.region,
                                                         .secrets = &secrets_api});
 
+  // The public gateway: the APIs deployed apps declare, served once the listener starts.
+  GatewayHost gateway_host(
+      GatewayHost::Deps{.db = *db,
+                        .env = env,
+                        .authenticator = authenticator,
+                        .audit = *audit,
+                        .log = log,
+                        .metrics = &metrics,
+                        .options = {.region = settings.region,
+                                    .account_id = settings.account_id,
+                                    .hosts = settings.gateway_hosts,
+                                    .max_response_bytes = settings.gateway_max_response_bytes,
+                                    .integration_timeout = settings.gateway_integration_timeout},
+                        .threads = settings.gateway_threads});
+
   // Apps: deployments through the app API on the same endpoint (they need no sandbox: a node
   // that cannot run functions can still hold what will run elsewhere).
   runtime::FunctionRegistry app_registry(*db, env.clock());
-  manifest::Deployer deployer(manifest::Deployer::Deps{.db = *db,
-                                                       .directory = directory,
-                                                       .registry = app_registry,
-                                                       .env = env,
-                                                       .apps_dir = settings.apps_code_dir,
-                                                       .region = settings.region,
-                                                       .account_id = settings.account_id,
-                                                       .limits = {},
-                                                       .secrets = &secret_store});
-  manifest::AppApi app_api(manifest::AppApi::Deps{
-      .deployer = deployer, .region = settings.region, .account_id = settings.account_id});
+  manifest::Deployer deployer(
+      manifest::Deployer::Deps{.db = *db,
+                               .directory = directory,
+                               .registry = app_registry,
+                               .env = env,
+                               .apps_dir = settings.apps_code_dir,
+                               .region = settings.region,
+                               .account_id = settings.account_id,
+                               .limits = {},
+                               .secrets = &secret_store,
+                               .on_api_applied = [&gateway_host](const gateway::ApiConfig& api) {
+                                 gateway_host.Apply(api);
+                               }});
+  manifest::AppApi app_api(manifest::AppApi::Deps{.deployer = deployer,
+                                                  .keys = &gateway_host.keys(),
+                                                  .region = settings.region,
+                                                  .account_id = settings.account_id});
   aws.AttachService(&app_api);
 
   boost::asio::thread_pool service_pool(static_cast<std::size_t>(settings.service_threads));
@@ -240,10 +262,20 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   std::string gateway_address;
   if (settings.gateway_enabled) {
     http::ServerOptions gateway_options = MakeServerOptions(settings, env);
-    gateway_options.on_access = control.AccessHook("gateway");
-    gateway_server.emplace(pool, gateway_options, control.GatewayHandler());
+    gateway_options.max_body_bytes = settings.gateway_max_body_bytes;
+    // The gateway logs and counts the requests it answers; the server what it refuses itself.
+    gateway_options.on_access =
+        [hook = control.AccessHook("gateway")](const http::AccessRecord& record) {
+          if (record.reject != http::RejectReason::kNone) hook(record);
+        };
+    gateway_server.emplace(pool, gateway_options, gateway_host.Handler());
+    std::optional<http::TlsOptions> gateway_tls;
+    if (!settings.gateway_tls_cert_file.empty()) {
+      gateway_tls = http::TlsOptions{.cert_file = settings.gateway_tls_cert_file,
+                                     .key_file = settings.gateway_tls_key_file};
+    }
     auto ep = gateway_server->ListenTcp(settings.gateway_listen.host, settings.gateway_listen.port,
-                                        std::nullopt, "gateway");
+                                        gateway_tls, "gateway");
     if (!ep.ok()) return ep.status().Annotate("gateway listen");
     gateway_address = FormatEndpoint(*ep);
   }
@@ -273,6 +305,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                            .account_id = settings.account_id,
                            .settings = std::move(function_settings)});
   }
+
+  gateway_host.SetFunctions(functions.get());
 
   secrets::PostgresRotation postgres_rotation(secret_store, env.random());
   rotation_steps = std::make_unique<RotationSteps>(
@@ -318,6 +352,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
+  gateway_host.Stop();     // integrations still running finish while their functions exist
   secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
   functions.reset();       // in-flight invocations end; environments are discarded
   aws.AttachService(nullptr);

@@ -1,5 +1,7 @@
 #include "app/settings.h"
 
+#include <algorithm>
+#include <cctype>
 #include <thread>
 
 #include "identity/directory.h"
@@ -151,6 +153,44 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kString,
             .default_value = "",
             .help = "directory of the built-in runtimes' bootstraps (default: the installed one)"})
+      .Add({.name = "gateway.hosts",
+            .type = ConfigType::kString,
+            .default_value = "",
+            .help = "host names that serve one app stage at the root, as "
+                    "HOST=APP/STAGE[,HOST=APP/STAGE...]; other hosts use the path prefix "
+                    "/APP/STAGE"})
+      .Add({.name = "gateway.max_body_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "4MiB",
+            .help = "largest request body the gateway accepts (413 beyond); binary bodies grow "
+                    "by a third in the event, which must stay under 6 MiB",
+            .min = 0,
+            .max = 6 << 20})
+      .Add({.name = "gateway.max_response_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "6MiB",
+            .help = "largest response body a function may return through the gateway (502 beyond)",
+            .min = 1024,
+            .max = 64 << 20})
+      .Add({.name = "gateway.integration_timeout",
+            .type = ConfigType::kDuration,
+            .default_value = "30s",
+            .help = "how long the gateway waits for a function's answer (504 beyond)",
+            .min = 50,
+            .max = 900'000})
+      .Add({.name = "gateway.threads",
+            .type = ConfigType::kInt,
+            .default_value = "32",
+            .help = "threads that authenticate gateway requests and wait for their functions "
+                    "(an invocation holds one for as long as it runs)",
+            .min = 1,
+            .max = 4096})
+      .Add({.name = "gateway.tls_cert_file",
+            .type = ConfigType::kString,
+            .help = "PEM certificate chain: serve the gateway over TLS 1.2+"})
+      .Add({.name = "gateway.tls_key_file",
+            .type = ConfigType::kString,
+            .help = "PEM private key of the gateway (not readable by group or others)"})
       .Add({.name = "insecure_allow_weak_isolation",
             .type = ConfigType::kBool,
             .default_value = "false",
@@ -179,6 +219,41 @@ core::Result<HostPort> ReadHostPort(const core::Config& config, std::string_view
 }
 }  // namespace
 
+core::Result<std::map<std::string, std::string>> ParseGatewayHosts(std::string_view text) {
+  std::map<std::string, std::string> hosts;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    std::string_view entry = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) continue;
+    const std::size_t eq = entry.find('=');
+    const std::size_t slash = eq == std::string_view::npos ? eq : entry.find('/', eq);
+    if (eq == std::string_view::npos || eq == 0 || slash == std::string_view::npos) {
+      return core::InvalidArgumentError("gateway.hosts: '" + std::string(entry) +
+                                        "' is not HOST=APP/STAGE");
+    }
+    std::string host(entry.substr(0, eq));
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string app(entry.substr(eq + 1, slash - eq - 1));
+    const std::string stage(entry.substr(slash + 1));
+    if (!std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+        })) {
+      return core::InvalidArgumentError("gateway.hosts: '" + host + "' is not a host name");
+    }
+    if (app.empty() || stage.empty() || stage.find('/') != std::string::npos) {
+      return core::InvalidArgumentError("gateway.hosts: '" + std::string(entry) +
+                                        "' is not HOST=APP/STAGE");
+    }
+    if (!hosts.emplace(host, app + "/" + stage).second) {
+      return core::InvalidArgumentError("gateway.hosts: " + host + " is mapped twice");
+    }
+  }
+  return hosts;
+}
+
 core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   ServeSettings s;
   s.data_dir = config.GetString("data_dir");
@@ -186,6 +261,18 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   if (!config.GetString("gateway_listen").empty()) {
     s.gateway_enabled = true;
     ASSIGN_OR_RETURN(s.gateway_listen, ReadHostPort(config, "gateway_listen"));
+  }
+  ASSIGN_OR_RETURN(s.gateway_hosts, ParseGatewayHosts(config.GetString("gateway.hosts")));
+  s.gateway_max_body_bytes = static_cast<std::size_t>(config.GetInt("gateway.max_body_bytes"));
+  s.gateway_max_response_bytes =
+      static_cast<std::size_t>(config.GetInt("gateway.max_response_bytes"));
+  s.gateway_integration_timeout = config.GetDuration("gateway.integration_timeout");
+  s.gateway_threads = static_cast<int>(config.GetInt("gateway.threads"));
+  s.gateway_tls_cert_file = config.GetString("gateway.tls_cert_file");
+  s.gateway_tls_key_file = config.GetString("gateway.tls_key_file");
+  if (s.gateway_tls_cert_file.empty() != s.gateway_tls_key_file.empty()) {
+    return core::InvalidArgumentError(
+        "gateway.tls_cert_file and gateway.tls_key_file go together: give both or neither");
   }
   s.threads = static_cast<int>(config.GetInt("threads"));
   if (s.threads == 0)

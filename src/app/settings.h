@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 
 #include "core/config.h"
 
@@ -26,6 +28,12 @@ struct ServeSettings {
   HostPort listen;
   bool gateway_enabled = false;
   HostPort gateway_listen;
+  std::map<std::string, std::string> gateway_hosts;  // gateway.hosts: host -> "APP/STAGE"
+  std::size_t gateway_max_body_bytes = 0;
+  std::size_t gateway_max_response_bytes = 0;
+  std::chrono::milliseconds gateway_integration_timeout{};
+  int gateway_threads = 32;
+  std::string gateway_tls_cert_file, gateway_tls_key_file;  // both or neither
   int threads = 1;
   std::size_t max_header_bytes = 0;
   std::size_t max_body_bytes = 0;
@@ -52,5 +60,7 @@ struct ServeSettings {
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.
 core::Result<ServeSettings> ReadServeSettings(const core::Config& config);
+// "api.example.com=notes/dev, x.example.com=shop/prod" -> {host: "APP/STAGE"}.
+core::Result<std::map<std::string, std::string>> ParseGatewayHosts(std::string_view text);
 
 }  // namespace moatless::app

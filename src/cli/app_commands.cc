@@ -180,16 +180,45 @@ AppCommands::AppCommands(CLI::App& parent) {
     sub->add_option("--stage", stage_, "Stage")->required();
   }
   boundaries_set_->add_option("file", file_, "IAM policy JSON file")->required();
+
+  apikeys_ = parent.add_subcommand(
+      "apikeys", "API keys of an app stage (the x-api-key of its api_key routes)");
+  apikeys_->require_subcommand(1);
+  apikeys_create_ = apikeys_->add_subcommand(
+      "create", "Create a key on a usage plan; its value is printed once, only its hash is kept");
+  apikeys_list_ = apikeys_->add_subcommand("list", "The app stage's keys (never their values)");
+  apikeys_show_ = apikeys_->add_subcommand("show", "One key");
+  apikeys_enable_ = apikeys_->add_subcommand("enable", "Accept a key again");
+  apikeys_disable_ = apikeys_->add_subcommand("disable", "Refuse a key from the next request on");
+  apikeys_attach_ = apikeys_->add_subcommand("attach", "Move a key to another usage plan");
+  apikeys_delete_ = apikeys_->add_subcommand("delete", "Delete a key and its quota use");
+  for (CLI::App* sub : {apikeys_create_, apikeys_list_, apikeys_show_, apikeys_enable_,
+                        apikeys_disable_, apikeys_attach_, apikeys_delete_}) {
+    AddConnectionFlags(sub, connection_);
+    sub->add_option("--app", app_, "App")->required();
+    sub->add_option("--stage", stage_, "Stage")->required();
+    sub->add_flag("--json", json_, "Print JSON");
+  }
+  for (CLI::App* sub :
+       {apikeys_show_, apikeys_enable_, apikeys_disable_, apikeys_attach_, apikeys_delete_}) {
+    sub->add_option("id", key_id_, "Key id (key-...)")->required();
+  }
+  apikeys_create_->add_option("--plan", plan_, "Usage plan (defined by the app's manifest)")
+      ->required();
+  apikeys_create_->add_option("--name", name_, "A name for people (who holds the key)");
+  apikeys_attach_->add_option("--plan", plan_, "Usage plan")->required();
 }
 
 bool AppCommands::parsed() const {
-  return deploy_->parsed() || rollback_->parsed() || apps_->parsed() || boundaries_->parsed();
+  return deploy_->parsed() || rollback_->parsed() || apps_->parsed() || boundaries_->parsed() ||
+         apikeys_->parsed();
 }
 
 int AppCommands::Run(const std::map<std::string, std::string>& environment) {
   if (deploy_->parsed()) return RunDeploy(environment);
   if (rollback_->parsed()) return RunRollback(environment);
   if (apps_->parsed()) return RunApps(environment);
+  if (apikeys_->parsed()) return RunApiKeys(environment);
   return RunBoundaries(environment);
 }
 
@@ -369,6 +398,77 @@ int AppCommands::RunApps(const std::map<std::string, std::string>& environment) 
     const json::object& version = v.as_object();
     std::cout << "  " << Str(version, "Version") << "  " << Str(version, "CreatedAt") << "  "
               << Str(version, "Description") << " by " << Str(version, "Deployer") << "\n";
+  }
+  return kExitOk;
+}
+
+int AppCommands::RunApiKeys(const std::map<std::string, std::string>& environment) {
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless apikeys: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  const std::string path = AppPath(app_, stage_) + "/apikeys";
+  auto print_key = [&](const json::object& key) {
+    std::cout << Str(key, "Id") << "  plan " << Str(key, "Plan") << "  "
+              << (key.contains("Enabled") && key.at("Enabled").is_bool() &&
+                          key.at("Enabled").as_bool()
+                      ? "enabled"
+                      : "disabled")
+              << "  created " << Str(key, "CreatedAt");
+    if (!Str(key, "Name").empty()) std::cout << "  " << Str(key, "Name");
+    std::cout << "\n";
+  };
+  std::optional<json::object> answer;
+  if (apikeys_create_->parsed()) {
+    const std::string body = json::serialize(json::object{{"Plan", plan_}, {"Name", name_}});
+    answer = Call(*settings, http::Verb::post, path, body, "application/json", "apikeys create");
+    if (!answer) return kExitRuntime;
+    if (json_) {
+      std::cout << json::serialize(*answer) << "\n";
+      return kExitOk;
+    }
+    print_key(*answer);
+    std::cerr << "The key's value follows; it is shown only now (send it as x-api-key):\n";
+    std::cout << Str(*answer, "Value") << "\n";
+    return kExitOk;
+  }
+  if (apikeys_list_->parsed()) {
+    answer = Call(*settings, http::Verb::get, path, "", "", "apikeys list");
+    if (!answer) return kExitRuntime;
+    if (json_) {
+      std::cout << json::serialize(*answer) << "\n";
+      return kExitOk;
+    }
+    if (const json::value* keys = answer->if_contains("ApiKeys"); keys && keys->is_array()) {
+      for (const json::value& key : keys->as_array()) {
+        if (key.is_object()) print_key(key.as_object());
+      }
+    }
+    return kExitOk;
+  }
+  const std::string one = path + "/" + key_id_;
+  if (apikeys_show_->parsed()) {
+    answer = Call(*settings, http::Verb::get, one, "", "", "apikeys show");
+  } else if (apikeys_delete_->parsed()) {
+    answer = Call(*settings, http::Verb::delete_, one, "", "", "apikeys delete");
+    if (!answer) return kExitRuntime;
+    std::cout << "Deleted " << key_id_ << ".\n";
+    return kExitOk;
+  } else {
+    json::object body;
+    if (apikeys_enable_->parsed()) body["Enabled"] = true;
+    if (apikeys_disable_->parsed()) body["Enabled"] = false;
+    if (apikeys_attach_->parsed()) body["Plan"] = plan_;
+    answer = Call(*settings, http::Verb::patch, one, json::serialize(body), "application/json",
+                  "apikeys update");
+  }
+  if (!answer) return kExitRuntime;
+  if (json_) {
+    std::cout << json::serialize(*answer) << "\n";
+  } else {
+    print_key(*answer);
   }
   return kExitOk;
 }

@@ -217,6 +217,7 @@ class AppCommands {
   int RunRollback(const std::map<std::string, std::string>& environment);
   int RunApps(const std::map<std::string, std::string>& environment);
   int RunBoundaries(const std::map<std::string, std::string>& environment);
+  int RunApiKeys(const std::map<std::string, std::string>& environment);
 
   CLI::App* deploy_;
   CLI::App* rollback_;
@@ -227,11 +228,22 @@ class AppCommands {
   CLI::App* boundaries_set_;
   CLI::App* boundaries_show_;
   CLI::App* boundaries_delete_;
+  CLI::App* apikeys_;
+  CLI::App* apikeys_create_;
+  CLI::App* apikeys_list_;
+  CLI::App* apikeys_show_;
+  CLI::App* apikeys_enable_;
+  CLI::App* apikeys_disable_;
+  CLI::App* apikeys_attach_;
+  CLI::App* apikeys_delete_;
   AdminCommands::Connection connection_;
   std::string dir_ = ".";
   std::string app_;
   std::string stage_;
   std::string file_;
+  std::string plan_;
+  std::string name_;
+  std::string key_id_;
   std::optional<std::int64_t> to_;
   bool dry_run_ = false;
   bool strict_ = false;

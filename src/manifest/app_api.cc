@@ -124,6 +124,106 @@ std::string DeployOutcomeJson(const DeployOutcome& o) {
 
 AppApi::AppApi(Deps deps) : deps_(std::move(deps)) {}
 
+namespace {
+
+boost::json::object ApiKeyJson(const gateway::ApiKey& key) {
+  return {{"Id", key.id},
+          {"App", key.app},
+          {"Stage", key.stage},
+          {"Plan", key.plan},
+          {"Name", key.name},
+          {"Enabled", key.enabled},
+          {"CreatedAt", core::FormatRfc3339(key.created)},
+          {"UpdatedAt", core::FormatRfc3339(key.updated)}};
+}
+
+http::Response RunApiKeys(const AppApi::Deps& deps, const http::Request& request,
+                          const http::RequestContext& context, const AppApi::Target& target,
+                          const Parsed& parsed,
+                          const std::function<http::Response(const core::Status&)>& fail) {
+  if (deps.keys == nullptr) return fail(core::UnavailableError("API keys are not served here"));
+  const std::string& app = parsed.segments[1];
+  const std::string& stage = parsed.segments[3];
+  boost::json::object body;
+  if (request.method() == http::Verb::post || request.method() == http::Verb::patch) {
+    boost::system::error_code ec;
+    boost::json::value value = boost::json::parse(request.body(), ec);
+    if (ec || !value.is_object())
+      return fail(core::InvalidArgumentError("the body is not a JSON object"));
+    body = std::move(value.as_object());
+  }
+  auto text = [&](const char* key) -> core::Result<std::optional<std::string>> {
+    const boost::json::value* v = body.if_contains(key);
+    if (v == nullptr) return std::optional<std::string>();
+    if (!v->is_string()) return core::InvalidArgumentError(std::string(key) + " must be a string");
+    return std::optional<std::string>(std::string(v->as_string()));
+  };
+  // A plan the live version of the app stage defines.
+  auto check_plan = [&](const std::string& plan) -> core::Status {
+    ASSIGN_OR_RETURN(std::optional<gateway::ApiConfig> api, deps.deployer.GatewayApiOf(app, stage));
+    if (!api || !api->usage_plans.contains(plan)) {
+      return core::InvalidArgumentError(
+          "usage plan '" + plan + "' is not defined by the live version of " + app + "/" + stage);
+    }
+    return core::Status::Ok();
+  };
+  if (target.action == "moatless:CreateApiKey") {
+    auto plan = text("Plan");
+    auto name = text("Name");
+    if (!plan.ok()) return fail(plan.status());
+    if (!name.ok()) return fail(name.status());
+    if (!*plan) return fail(core::InvalidArgumentError("Plan is required"));
+    if (core::Status st = check_plan(**plan); !st.ok()) return fail(st);
+    auto created = deps.keys->Create(app, stage, **plan, name->value_or(""));
+    if (!created.ok()) return fail(created.status());
+    boost::json::object out = ApiKeyJson(created->key);
+    out["Value"] = std::string(created->value.Reveal());
+    return Json(request, context, http::HttpStatus::created, boost::json::serialize(out));
+  }
+  if (target.action == "moatless:ListApiKeys") {
+    auto keys = deps.keys->List(app, stage);
+    if (!keys.ok()) return fail(keys.status());
+    boost::json::array out;
+    for (const gateway::ApiKey& key : *keys) out.push_back(ApiKeyJson(key));
+    return Json(request, context, http::HttpStatus::ok,
+                boost::json::serialize(boost::json::object{{"ApiKeys", std::move(out)}}));
+  }
+  // One key, which must belong to this app stage.
+  const std::string& id = parsed.segments[5];
+  auto key = deps.keys->Get(id);
+  if (key.ok() && (key->app != app || key->stage != stage)) {
+    key = core::NotFoundError("no API key " + id + " in " + app + "/" + stage);
+  }
+  if (!key.ok()) return fail(key.status());
+  if (target.action == "moatless:GetApiKey") {
+    return Json(request, context, http::HttpStatus::ok, boost::json::serialize(ApiKeyJson(*key)));
+  }
+  if (target.action == "moatless:DeleteApiKey") {
+    if (core::Status st = deps.keys->Delete(id); !st.ok()) return fail(st);
+    return Json(request, context, http::HttpStatus::ok, "{}");
+  }
+  // UpdateApiKey
+  auto plan = text("Plan");
+  if (!plan.ok()) return fail(plan.status());
+  const boost::json::value* enabled = body.if_contains("Enabled");
+  if (enabled != nullptr && !enabled->is_bool()) {
+    return fail(core::InvalidArgumentError("Enabled must be true or false"));
+  }
+  if (enabled == nullptr && !*plan) return fail(core::InvalidArgumentError("give Enabled or Plan"));
+  if (*plan) {
+    if (core::Status st = check_plan(**plan); !st.ok()) return fail(st);
+    if (core::Status st = deps.keys->SetPlan(id, **plan); !st.ok()) return fail(st);
+  }
+  if (enabled != nullptr) {
+    if (core::Status st = deps.keys->SetEnabled(id, enabled->as_bool()); !st.ok()) return fail(st);
+  }
+  auto updated = deps.keys->Get(id);
+  if (!updated.ok()) return fail(updated.status());
+  return Json(request, context, http::HttpStatus::ok, boost::json::serialize(ApiKeyJson(*updated)));
+}
+
+}  // namespace
+
 bool AppApi::Handles(const http::Request& request) const {
   return request.target().starts_with(kAppApiPrefix);
 }
@@ -151,6 +251,15 @@ core::Result<services::RestJsonService::Target> AppApi::Decode(const http::Reque
   }
   if (s.size() == 5 && s[4] == "rollback" && method == http::Verb::post) {
     return Target{"moatless:Deploy", arn};
+  }
+  if (s.size() == 5 && s[4] == "apikeys") {
+    if (method == http::Verb::post) return Target{"moatless:CreateApiKey", arn};
+    if (method == http::Verb::get) return Target{"moatless:ListApiKeys", arn};
+  }
+  if (s.size() == 6 && s[4] == "apikeys") {
+    if (method == http::Verb::get) return Target{"moatless:GetApiKey", arn};
+    if (method == http::Verb::patch) return Target{"moatless:UpdateApiKey", arn};
+    if (method == http::Verb::delete_) return Target{"moatless:DeleteApiKey", arn};
   }
   if (s.size() == 5 && s[4] == "boundary") {
     if (method == http::Verb::get) return Target{"moatless:GetBoundary", arn};
@@ -234,6 +343,9 @@ http::Response AppApi::Run(const http::Request& request, const http::RequestCont
                                                    {"Functions", std::move(functions)},
                                                    {"Routes", std::move(routes)},
                                                    {"Versions", std::move(versions)}}));
+  }
+  if (target.action.find("ApiKey") != std::string::npos) {
+    return RunApiKeys(deps_, request, context, target, *parsed, fail);
   }
   if (target.action == "moatless:GetBoundary") {
     auto boundary = deps_.deployer.GetBoundary(app, stage);

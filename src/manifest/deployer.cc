@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "gateway/jwt.h"
 #include "policy/parser.h"
 #include "secrets/rotation.h"
 
@@ -236,6 +237,114 @@ Deployer::Deployer(Deps deps) : deps_(std::move(deps)) {
 
 std::string Deployer::BundleDir(const std::string& sha256) const {
   return (fs::path(deps_.apps_dir) / "bundles" / sha256).string();
+}
+
+core::Result<gateway::ApiConfig> Deployer::GatewayApi(
+    const Manifest& manifest, const std::vector<FunctionDeployment>& functions,
+    const std::string& dir, std::int64_t version) const {
+  std::map<std::string, const FunctionDeployment*> by_name;
+  for (const FunctionDeployment& f : functions) by_name[f.name] = &f;
+  auto bind = [&](const std::string& name, std::string& function, std::int64_t& fn_version) {
+    const FunctionDeployment& f = *by_name.at(name);
+    function = f.function_name;
+    fn_version = f.version;
+  };
+  auto sources = [](const std::vector<std::string>& expressions)
+      -> core::Result<std::vector<gateway::IdentitySource>> {
+    std::vector<gateway::IdentitySource> out;
+    for (const std::string& e : expressions) {
+      ASSIGN_OR_RETURN(gateway::IdentitySource s, gateway::ParseIdentitySource(e));
+      out.push_back(std::move(s));
+    }
+    return out;
+  };
+  gateway::ApiConfig api;
+  api.app = manifest.app;
+  api.stage = manifest.stage;
+  api.version = version;
+  for (const RouteSpec& spec : manifest.routes) {
+    gateway::RouteConfig route;
+    route.method = spec.method;
+    route.path = spec.path;
+    bind(spec.function, route.function, route.function_version);
+    switch (spec.auth.kind) {
+      case AuthSpec::Kind::kNone:
+        route.auth = gateway::AuthKind::kNone;
+        break;
+      case AuthSpec::Kind::kJwt:
+        route.auth = gateway::AuthKind::kJwt;
+        break;
+      case AuthSpec::Kind::kApiKey:
+        route.auth = gateway::AuthKind::kApiKey;
+        break;
+      case AuthSpec::Kind::kAuthorizer:
+        route.auth = gateway::AuthKind::kAuthorizer;
+        break;
+      case AuthSpec::Kind::kIam:
+        route.auth = gateway::AuthKind::kIam;
+        break;
+    }
+    route.authorizer = spec.auth.authorizer;
+    route.scopes = spec.auth.scopes;
+    route.usage_plan = spec.auth.usage_plan;
+    api.routes.push_back(std::move(route));
+  }
+  for (const auto& [name, spec] : manifest.authorizers) {
+    gateway::AuthorizerConfig a;
+    a.name = name;
+    if (spec.type == AuthorizerSpec::Type::kJwt) {
+      a.type = gateway::AuthKind::kJwt;
+      a.jwt.issuer = spec.issuer;
+      a.jwt.audience = spec.audience;
+      a.jwt.leeway_s = spec.leeway_s;
+      if (!spec.identity_sources.empty()) {
+        ASSIGN_OR_RETURN(a.jwt.identity_source,
+                         gateway::ParseIdentitySource(spec.identity_sources[0]));
+      }
+      if (!spec.jwks_inline.empty()) {
+        a.jwt.jwks = spec.jwks_inline;
+      } else if (spec.jwks.starts_with("https://")) {
+        return core::InvalidArgumentError(
+            "authorizers." + name +
+            ".jwks: a JWKS URL is not fetched by this platform yet; give the keys in a file beside "
+            "the manifest or inline");
+      } else {
+        std::ifstream in(fs::path(dir) / spec.jwks, std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        if (!in)
+          return core::InvalidArgumentError("authorizers." + name + ".jwks: cannot read " +
+                                            spec.jwks);
+        a.jwt.jwks = text.str();
+      }
+    } else {
+      a.type = gateway::AuthKind::kAuthorizer;
+      bind(spec.function, a.function.function, a.function.function_version);
+      ASSIGN_OR_RETURN(a.function.identity_sources, sources(spec.identity_sources));
+      a.function.ttl_s = spec.ttl_s;
+      a.function.simple_responses = spec.simple_responses;
+    }
+    api.authorizers.emplace(name, std::move(a));
+  }
+  for (const auto& [name, spec] : manifest.usage_plans) {
+    api.usage_plans.emplace(name, gateway::UsagePlanConfig{.name = name,
+                                                           .rate = spec.rate,
+                                                           .burst = spec.burst,
+                                                           .quota_limit = spec.quota_limit,
+                                                           .quota_period = spec.quota_period,
+                                                           .quota_offset = spec.quota_offset});
+  }
+  if (manifest.cors) {
+    const CorsSpec& c = *manifest.cors;
+    api.cors = gateway::CorsConfig{.allow_origins = c.allow_origins,
+                                   .allow_methods = c.allow_methods,
+                                   .allow_headers = c.allow_headers,
+                                   .expose_headers = c.expose_headers,
+                                   .max_age_s = c.max_age_s,
+                                   .allow_credentials = c.allow_credentials};
+  }
+  RETURN_IF_ERROR(gateway::ValidateApiConfig(api));
+  return api;
 }
 
 core::Result<std::optional<Deployer::Live>> Deployer::ReadLive(store::Transaction& tx,
@@ -496,9 +605,31 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
   DiffNamed("usage_plan", old.usage_plans, manifest.usage_plans, outcome.changes);
   DiffNamed("secret", old.secrets, manifest.secrets, outcome.changes);
   DiffNamed("alert", ByKey(old.alerts), ByKey(manifest.alerts), outcome.changes);
-  if (!manifest.routes.empty()) outcome.pending.push_back("routes (the gateway)");
-  if (!manifest.authorizers.empty()) outcome.pending.push_back("authorizers (the gateway)");
-  if (!manifest.usage_plans.empty()) outcome.pending.push_back("usage_plans (the gateway)");
+  if (manifest.cors != old.cors) {
+    outcome.changes.push_back({"cors",
+                               app + "/" + stage,
+                               !manifest.cors ? ChangeKind::kDelete
+                               : !old.cors    ? ChangeKind::kCreate
+                                              : ChangeKind::kUpdate,
+                               {}});
+  }
+  // The gateway API, checked now (JWKS included) so that a plan never promises what the apply
+  // would refuse; versions of functions not yet published are placeholders until the apply.
+  {
+    std::vector<FunctionDeployment> planned = desired;
+    for (FunctionDeployment& f : planned) {
+      if (f.version == 0) f.version = 1;
+    }
+    ASSIGN_OR_RETURN(gateway::ApiConfig api, GatewayApi(manifest, planned, dir.string(), 1));
+    for (const auto& [name, a] : api.authorizers) {
+      if (a.type != gateway::AuthKind::kJwt) continue;
+      auto verifier = gateway::JwtVerifier::Create({.issuer = a.jwt.issuer}, a.jwt.jwks);
+      if (!verifier.ok()) {
+        return core::InvalidArgumentError("authorizers." + name +
+                                          ".jwks: " + verifier.status().message());
+      }
+    }
+  }
   if (!manifest.secrets.empty() && deps_.secrets == nullptr) {
     outcome.pending.push_back("secrets (the secrets manager)");
   }
@@ -571,6 +702,7 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
   // Apply: one transaction.
   const std::string now = core::FormatRfc3339(deps_.env.clock().Now());
   const std::int64_t planned = live ? live->version : 0;
+  gateway::ApiConfig api;
   core::Status applied = deps_.db.Write([&](store::Transaction& tx) -> core::Status {
     ASSIGN_OR_RETURN(std::optional<Live> still, ReadLive(tx, app, stage));
     if ((still ? still->version : 0) != planned) {
@@ -626,12 +758,19 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
                 "updated_at = excluded.updated_at",
                 {app, stage, next, now}));
     outcome.version = next;
-    return core::Status::Ok();
+    ASSIGN_OR_RETURN(api, GatewayApi(manifest, desired, dir.string(), next));
+    return gateway::ApiStore::PutIn(tx, api, deps_.env.clock().Now());
   });
   deps_.directory.NoteWrite();
   RETURN_IF_ERROR(applied);
+  if (deps_.on_api_applied) deps_.on_api_applied(api);
   outcome.functions = std::move(desired);
   return outcome;
+}
+
+core::Result<std::optional<gateway::ApiConfig>> Deployer::GatewayApiOf(std::string_view app,
+                                                                       std::string_view stage) {
+  return gateway::ApiStore::Load(deps_.db, app, stage);
 }
 
 core::Result<std::vector<AppSummary>> Deployer::ListApps() {

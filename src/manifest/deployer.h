@@ -18,9 +18,12 @@
 // still live (kAborted otherwise: deploy again). Versions of functions whose code and settings
 // did not change are kept; roles are brought to the definition on every deployment.
 //
-// Sections whose services are not part of this platform yet — routes and their auth, authorizers,
-// usage plans, secrets, alerts — are validated, planned and recorded with the version; they are
-// listed in DeployOutcome::pending.
+// Routes, authorizers, usage plans and CORS become the app stage's gateway API
+// (gateway::ApiConfig: each route bound to the function version this app version runs, JWKS files
+// read inline), stored in the same transaction and handed to `on_api_applied` once committed.
+// Secrets are declared in the secrets manager in the same transaction. Sections whose services are
+// not part of this platform yet (alerts) are validated, planned and recorded with the version;
+// they are listed in DeployOutcome::pending.
 //
 // Errors: kInvalidArgument (a manifest's diagnostics, with file, line and column, or a bad
 // bundle), kPayloadTooLarge, kNotFound (an unknown app or version), kFailedPrecondition (strict
@@ -33,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,6 +45,7 @@
 
 #include "core/env.h"
 #include "core/status.h"
+#include "gateway/api_config.h"
 #include "identity/directory.h"
 #include "manifest/boundary.h"
 #include "manifest/bundle.h"
@@ -140,6 +145,9 @@ class Deployer {
     // Where the manifest's `secrets` are declared (created without a value, described, their
     // rotation set); null: they are only recorded.
     secrets::SecretStore* secrets = nullptr;
+    // Called after a deployment or rollback committed, with the app stage's new gateway API (the
+    // gateway serves it from then on). Null: nobody is told (it is stored all the same).
+    std::function<void(const gateway::ApiConfig&)> on_api_applied;
   };
   explicit Deployer(Deps deps);
   Deployer(const Deployer&) = delete;
@@ -162,6 +170,9 @@ class Deployer {
       std::string_view app, std::string_view stage, std::string_view document);
   // Back to the default boundary (also applied at once).
   core::Status DeleteBoundary(std::string_view app, std::string_view stage);
+  // The gateway API the live version of an app stage serves; nullopt when none is deployed.
+  core::Result<std::optional<gateway::ApiConfig>> GatewayApiOf(std::string_view app,
+                                                               std::string_view stage);
   // The boundary in force and where it comes from ("operator" or "default").
   core::Result<std::pair<std::string, std::string>> GetBoundary(std::string_view app,
                                                                 std::string_view stage);
@@ -186,6 +197,11 @@ class Deployer {
                                    const FunctionDeployment& function,
                                    const std::string& boundary) const;
   std::string BundleDir(const std::string& sha256) const;
+  // The gateway API of a manifest whose functions run the versions in `functions`. JWKS files are
+  // read from the bundle directory.
+  core::Result<gateway::ApiConfig> GatewayApi(const Manifest& manifest,
+                                              const std::vector<FunctionDeployment>& functions,
+                                              const std::string& dir, std::int64_t version) const;
 
   Deps deps_;
 };

@@ -314,8 +314,8 @@ class Parser {
 
   void ParseRoot(const YAML::Node& root) {
     if (!ExpectMap(root, "manifest",
-                   {"app", "stage", "functions", "routes", "authorizers", "usage_plans", "secrets",
-                    "alerts"})) {
+                   {"app", "stage", "functions", "routes", "authorizers", "usage_plans", "cors",
+                    "secrets", "alerts"})) {
       return;
     }
     if (auto app = RequiredString(root, "app", "manifest")) {
@@ -350,6 +350,101 @@ class Parser {
     if (const YAML::Node plans = root["usage_plans"]) ParseUsagePlans(plans);
     if (const YAML::Node routes = root["routes"]) ParseRoutes(routes);
     if (const YAML::Node alerts = root["alerts"]) ParseAlerts(alerts);
+    if (const YAML::Node cors = root["cors"]) ParseCors(cors);
+  }
+
+  void ParseCors(const YAML::Node& node) {
+    if (!ExpectMap(node, "cors",
+                   {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age",
+                    "allow_credentials"})) {
+      return;
+    }
+    CorsSpec c;
+    c.at = LocationOf(node);
+    if (!node["allow_origins"]) {
+      Error(node, "cors", "'allow_origins' is required: the origins browsers may call from");
+    } else {
+      c.allow_origins = StringList(node["allow_origins"], "cors.allow_origins");
+      for (const std::string& origin : c.allow_origins) {
+        const std::size_t scheme = origin.find("://");
+        if (origin != "*" &&
+            (!(origin.starts_with("https://") || origin.starts_with("http://")) ||
+             origin.find('/', scheme + 3) != std::string::npos || origin.size() == scheme + 3)) {
+          Error(node["allow_origins"], "cors.allow_origins",
+                "'" + origin + "' is not an origin: scheme://host[:port], without a path, or *");
+        }
+      }
+    }
+    if (const YAML::Node m = node["allow_methods"]) {
+      static const std::set<std::string> kMethods = {"GET",    "POST", "PUT",    "PATCH",
+                                                     "DELETE", "HEAD", "OPTIONS"};
+      for (const std::string& method : StringList(m, "cors.allow_methods")) {
+        if (!kMethods.contains(method)) {
+          Error(m, "cors.allow_methods", "unknown method '" + method + "'");
+        } else {
+          c.allow_methods.push_back(method);
+        }
+      }
+    }
+    auto header_names = [&](const char* key) {
+      std::vector<std::string> out;
+      if (const YAML::Node h = node[key]) {
+        for (std::string name : StringList(h, std::string("cors.") + key)) {
+          const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) ||
+                   std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+          });
+          if (!token) {
+            Error(h, std::string("cors.") + key, "'" + name + "' is not a header name");
+            continue;
+          }
+          for (char& ch : name)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          out.push_back(std::move(name));
+        }
+      }
+      return out;
+    };
+    c.allow_headers = header_names("allow_headers");
+    c.expose_headers = header_names("expose_headers");
+    if (const YAML::Node age = node["max_age"]) {
+      if (auto seconds = Duration(age, "cors.max_age", 0, 86400)) c.max_age_s = *seconds;
+    }
+    if (const YAML::Node credentials = node["allow_credentials"]) {
+      if (auto flag = Flag(credentials, "cors.allow_credentials")) c.allow_credentials = *flag;
+    }
+    if (c.allow_credentials &&
+        std::find(c.allow_origins.begin(), c.allow_origins.end(), "*") != c.allow_origins.end()) {
+      Error(node, "cors", "allow_credentials cannot be used with the origin '*'");
+    }
+    manifest_.cors = std::move(c);
+  }
+
+  std::optional<bool> Flag(const YAML::Node& node, const std::string& path) {
+    auto text = String(node, path);
+    if (!text) return std::nullopt;
+    if (*text == "true") return true;
+    if (*text == "false") return false;
+    Error(node, path, "expected true or false, not '" + *text + "'");
+    return std::nullopt;
+  }
+
+  void IdentitySources(const YAML::Node& node, const std::string& path,
+                       std::vector<std::string>& out) {
+    for (const std::string& source : StringList(node, path)) {
+      const bool known = source.starts_with("$request.header.") ||
+                         source.starts_with("$request.querystring.") ||
+                         source == "$context.routeKey" || source == "$context.httpMethod" ||
+                         source == "$context.path" || source == "$context.sourceIp";
+      if (!known || source.ends_with(".")) {
+        Error(node, path,
+              "'" + source +
+                  "' is not an identity source; expected $request.header.NAME, "
+                  "$request.querystring.NAME or $context.routeKey|httpMethod|path|sourceIp");
+        continue;
+      }
+      out.push_back(source);
+    }
   }
 
   static void CollectNames(const YAML::Node& section, std::set<std::string>& names) {
@@ -743,7 +838,10 @@ class Parser {
       if (!type) continue;
       if (*type == "jwt") {
         a.type = AuthorizerSpec::Type::kJwt;
-        if (!ExpectMap(node, path, {"type", "issuer", "audience", "jwks"})) continue;
+        if (!ExpectMap(node, path,
+                       {"type", "issuer", "audience", "jwks", "identity_source", "leeway"})) {
+          continue;
+        }
         if (auto issuer = RequiredString(node, "issuer", path)) {
           if (!issuer->starts_with("https://")) {
             Error(node["issuer"], path + ".issuer", "the issuer must be an https:// URL");
@@ -756,8 +854,29 @@ class Parser {
           a.audience = StringList(node["audience"], path + ".audience");
           if (a.audience.empty()) Error(node["audience"], path + ".audience", "name at least one");
         }
+        if (const YAML::Node source = node["identity_source"]) {
+          IdentitySources(source, path + ".identity_source", a.identity_sources);
+          if (a.identity_sources.size() > 1 ||
+              (a.identity_sources.size() == 1 && a.identity_sources[0].starts_with("$context."))) {
+            Error(source, path + ".identity_source",
+                  "a JWT comes from one header or query parameter");
+          }
+        }
+        if (const YAML::Node leeway = node["leeway"]) {
+          if (auto seconds = Duration(leeway, path + ".leeway", 0, 300)) a.leeway_s = *seconds;
+        }
         if (!node["jwks"]) {
-          Error(node, path, "'jwks' is required: a JWKS file beside the manifest or an https URL");
+          Error(node, path,
+                "'jwks' is required: a JWKS file beside the manifest, the keys inline, or an "
+                "https URL");
+        } else if (node["jwks"].IsMap()) {
+          const boost::json::value keys = ToJson(node["jwks"]);
+          const boost::json::value* list = keys.as_object().if_contains("keys");
+          if (list == nullptr || !list->is_array() || list->as_array().empty()) {
+            Error(node["jwks"], path + ".jwks", "an inline JWK Set needs a non-empty 'keys' list");
+          } else {
+            a.jwks_inline = boost::json::serialize(keys);
+          }
         } else if (auto jwks = String(node["jwks"], path + ".jwks")) {
           if (jwks->starts_with("https://")) {
             a.jwks = *jwks;
@@ -768,7 +887,27 @@ class Parser {
         }
       } else if (*type == "function") {
         a.type = AuthorizerSpec::Type::kFunction;
-        if (!ExpectMap(node, path, {"type", "function", "ttl"})) continue;
+        if (!ExpectMap(node, path, {"type", "function", "ttl", "identity_source", "response"})) {
+          continue;
+        }
+        if (const YAML::Node source = node["identity_source"]) {
+          IdentitySources(source, path + ".identity_source", a.identity_sources);
+          if (a.identity_sources.empty()) {
+            Error(source, path + ".identity_source", "name at least one identity source");
+          }
+        } else {
+          a.identity_sources.push_back("$request.header.Authorization");
+        }
+        if (const YAML::Node response = node["response"]) {
+          if (auto format = String(response, path + ".response")) {
+            if (*format == "simple" || *format == "iam") {
+              a.simple_responses = *format == "simple";
+            } else {
+              Error(response, path + ".response",
+                    "unknown response format '" + *format + "'; expected simple or iam");
+            }
+          }
+        }
         if (auto fn = RequiredString(node, "function", path)) {
           if (CheckFunctionRef(node["function"], path + ".function", *fn)) a.function = *fn;
         }
@@ -833,7 +972,7 @@ class Parser {
         p.burst = *burst;
       }
       if (const YAML::Node quota = node["quota"]) {
-        if (ExpectMap(quota, path + ".quota", {"limit", "period"})) {
+        if (ExpectMap(quota, path + ".quota", {"limit", "period", "offset"})) {
           if (!quota["limit"]) {
             Error(quota, path + ".quota", "'limit' is required");
           } else if (auto limit =
@@ -846,6 +985,14 @@ class Parser {
             } else {
               Error(quota["period"], path + ".quota.period",
                     "unknown period '" + *period + "'; expected day, week or month");
+            }
+          }
+          if (const YAML::Node offset = quota["offset"]) {
+            if (auto n = Integer(offset, path + ".quota.offset", 0, 1'000'000'000'000)) {
+              p.quota_offset = *n;
+              if (p.quota_limit && static_cast<std::uint64_t>(*n) >= *p.quota_limit) {
+                Error(offset, path + ".quota.offset", "the offset must be below the limit");
+              }
             }
           }
         }

@@ -96,8 +96,14 @@ struct AuthorizerSpec {
   std::string issuer;                 // kJwt: https URL
   std::vector<std::string> audience;  // kJwt: at least one
   std::string jwks;                   // kJwt: a file relative to the manifest, or an https URL
-  std::string function;               // kFunction
-  std::uint32_t ttl_s = 0;            // kFunction: how long a decision may be cached
+  std::string jwks_inline;            // kJwt: the JWK Set written inline (JSON), instead
+  std::int64_t leeway_s = 30;         // kJwt: clock skew allowed for exp / nbf / iat
+  // Where the credential is: kJwt one source, kFunction one or more (API Gateway selection
+  // expressions: $request.header.X, $request.querystring.X, $context.routeKey...).
+  std::vector<std::string> identity_sources;
+  std::string function;          // kFunction
+  std::uint32_t ttl_s = 300;     // kFunction: how long a decision may be cached (0: never)
+  bool simple_responses = true;  // kFunction: {isAuthorized, context}; false: an IAM policy
   friend bool operator==(const AuthorizerSpec&, const AuthorizerSpec&) = default;
 };
 
@@ -107,8 +113,21 @@ struct UsagePlanSpec {
   double rate = 0;          // requests per second, steady
   std::uint32_t burst = 0;  // requests at once
   std::optional<std::uint64_t> quota_limit;
-  std::string quota_period;  // "day", "week" or "month" when quota_limit is set
+  std::string quota_period;        // "day", "week" or "month" when quota_limit is set
+  std::uint64_t quota_offset = 0;  // requests taken off the limit in the first period
   friend bool operator==(const UsagePlanSpec&, const UsagePlanSpec&) = default;
+};
+
+// The app's CORS policy, applied by the gateway (preflight included).
+struct CorsSpec {
+  Location at;
+  std::vector<std::string> allow_origins;  // "https://app.example.com", or "*"
+  std::vector<std::string> allow_methods;  // default: the methods of the app's routes
+  std::vector<std::string> allow_headers;
+  std::vector<std::string> expose_headers;
+  std::int64_t max_age_s = 0;
+  bool allow_credentials = false;
+  friend bool operator==(const CorsSpec&, const CorsSpec&) = default;
 };
 
 struct SecretSpec {
@@ -140,6 +159,7 @@ struct Manifest {
   std::vector<RouteSpec> routes;
   std::map<std::string, AuthorizerSpec> authorizers;
   std::map<std::string, UsagePlanSpec> usage_plans;
+  std::optional<CorsSpec> cors;
   std::map<std::string, SecretSpec> secrets;
   std::vector<AlertSpec> alerts;
 };

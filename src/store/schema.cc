@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 6> kMigrations = {{
+  static const std::array<Migration, 7> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -171,6 +171,38 @@ std::span<const Migration> PlatformMigrations() {
        "  created_ms BIGINT NOT NULL,\n"
        "  check_value TEXT NOT NULL,\n"
        "  retired_ms BIGINT NOT NULL\n"
+       ")"},
+      // gateway: each app stage's API as the gateway serves it (routes, authorizers with their
+      // JWKS inline, usage plans, CORS; JSON written by the deployer with the app version), the
+      // API keys (only a SHA-256 of each value is kept; a key belongs to one app stage and one
+      // usage plan), and each key's quota use in its current period. Times are unix milliseconds.
+      {7, "create_gateway",
+       "CREATE TABLE gateway_apis (\n"
+       "  app TEXT NOT NULL,\n"
+       "  stage TEXT NOT NULL,\n"
+       "  version BIGINT NOT NULL,\n"
+       "  config TEXT NOT NULL,\n"
+       "  updated_ms BIGINT NOT NULL,\n"
+       "  PRIMARY KEY (app, stage)\n"
+       ");\n"
+       "CREATE TABLE gateway_api_keys (\n"
+       "  id TEXT PRIMARY KEY,\n"
+       "  app TEXT NOT NULL,\n"
+       "  stage TEXT NOT NULL,\n"
+       "  plan TEXT NOT NULL,\n"
+       "  name TEXT NOT NULL,\n"
+       "  value_sha256 TEXT NOT NULL UNIQUE,\n"
+       "  enabled BIGINT NOT NULL,\n"
+       "  created_ms BIGINT NOT NULL,\n"
+       "  updated_ms BIGINT NOT NULL\n"
+       ");\n"
+       "CREATE INDEX gateway_api_keys_by_app ON gateway_api_keys (app, stage);\n"
+       "CREATE TABLE gateway_quota_usage (\n"
+       "  key_id TEXT NOT NULL,\n"
+       "  plan TEXT NOT NULL,\n"
+       "  period_start_ms BIGINT NOT NULL,\n"
+       "  used BIGINT NOT NULL,\n"
+       "  PRIMARY KEY (key_id, plan)\n"
        ")"},
   }};
   return kMigrations;

@@ -87,7 +87,7 @@ class ServeTest(unittest.TestCase):
 
 
 class GatewayListenerTest(unittest.TestCase):
-    def test_gateway_listener_has_no_routes_yet_and_counts_separately(self):
+    def test_gateway_listener_serves_no_control_endpoint(self):
         with Server("--gateway-listen", "127.0.0.1:0") as server:
             record = server.wait_for_log(lambda r: r.get("msg") == "listening"
                                          and r.get("listener") == "gateway")
@@ -98,11 +98,12 @@ class GatewayListenerTest(unittest.TestCase):
                 status, headers, body = read_response(sock)
             # The control endpoints are not reachable through the public listener.
             self.assertEqual(status, 404)
-            self.assertEqual(json.loads(body)["__type"], "ResourceNotFoundException")
+            self.assertEqual(json.loads(body), {"message": "Not Found"})
+            self.assertEqual(headers.get("x-content-type-options"), "nosniff")
             _, _, metrics = request(server, "GET", "/metrics")
             self.assertRegex(metrics.decode(),
-                             r'moatless_http_requests_total\{listener="gateway",method="GET",'
-                             r'route="unmatched",code="404"\} 1')
+                             r'moatless_gateway_requests_total\{api="unknown",route="unmatched",'
+                             r'status="4xx"\} 1')
 
 
 if __name__ == "__main__":
