@@ -416,6 +416,9 @@ core::Status ValidateApiConfig(const ApiConfig& config) {
       if (a.jwt.issuer.empty() || a.jwt.audience.empty() || a.jwt.jwks.empty()) {
         return bad("authorizer " + name + ": issuer, audience and jwks are required");
       }
+      if (a.jwt.identity_source.kind == IdentitySource::Kind::kContext) {
+        return bad("authorizer " + name + ": a JWT comes from a header or a query parameter");
+      }
       if (a.jwt.leeway_s < 0 || a.jwt.leeway_s > 300) {
         return bad("authorizer " + name + ": leeway must be 0-300 s");
       }

@@ -646,6 +646,13 @@ Gateway::Outcome Gateway::Invoke(Exchange& ex) {
       o.throttled = "function";
       return o;
     }
+    if (result.status().code() == core::StatusCode::kUnavailable) {
+      deps_.log.Error("gateway integration unavailable", {{"request_id", g.request_id},
+                                                          {"api", ex.api->id},
+                                                          {"route", g.route_key},
+                                                          {"error", result.status()}});
+      return Outcome::Message(503, "Service Unavailable");
+    }
     return fail("the function could not run", result.status().message());
   }
   if (result->function_error) {
