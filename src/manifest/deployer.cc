@@ -623,7 +623,10 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
     ASSIGN_OR_RETURN(gateway::ApiConfig api, GatewayApi(manifest, planned, dir.string(), 1));
     for (const auto& [name, a] : api.authorizers) {
       if (a.type != gateway::AuthKind::kJwt) continue;
-      auto verifier = gateway::JwtVerifier::Create({.issuer = a.jwt.issuer}, a.jwt.jwks);
+      auto verifier = gateway::JwtVerifier::Create({.issuer = a.jwt.issuer,
+                                                    .audience = a.jwt.audience,
+                                                    .leeway = std::chrono::seconds(a.jwt.leeway_s)},
+                                                   a.jwt.jwks);
       if (!verifier.ok()) {
         return core::InvalidArgumentError("authorizers." + name +
                                           ".jwks: " + verifier.status().message());

@@ -48,15 +48,17 @@ class DeployerTest : public identity::IdentityStoreTest {
     secrets_ = std::make_unique<secrets::SecretStore>(
         *db_, *env_, *keyring_,
         secrets::SecretStore::Options{.region = "us-east-1", .account = "000000000000"});
-    deployer_ = std::make_unique<Deployer>(Deployer::Deps{.db = *db_,
-                                                          .directory = *directory_,
-                                                          .registry = *registry_,
-                                                          .env = *env_,
-                                                          .apps_dir = dir_ + "/apps",
-                                                          .region = "us-east-1",
-                                                          .account_id = "000000000000",
-                                                          .limits = {},
-                                                          .secrets = secrets_.get()});
+    deployer_ = std::make_unique<Deployer>(Deployer::Deps{
+        .db = *db_,
+        .directory = *directory_,
+        .registry = *registry_,
+        .env = *env_,
+        .apps_dir = dir_ + "/apps",
+        .region = "us-east-1",
+        .account_id = "000000000000",
+        .limits = {},
+        .secrets = secrets_.get(),
+        .on_api_applied = [this](const gateway::ApiConfig& api) { applied_.push_back(api); }});
     app_ = dir_ + "/src";
     Write("moatless.yaml", kManifest);
     Write("create/index.js", "exports.handler = async () => 'v1';\n");
@@ -114,6 +116,7 @@ class DeployerTest : public identity::IdentityStoreTest {
   std::unique_ptr<secrets::SecretStore> secrets_;
   std::unique_ptr<Deployer> deployer_;
   std::string app_;
+  std::vector<gateway::ApiConfig> applied_;  // what on_api_applied was told
 };
 
 TEST_F(DeployerTest, FirstDeploymentCreatesOneRolePerFunctionUnderTheBoundary) {
@@ -384,6 +387,58 @@ TEST_F(DeployerTest, DeclaredSecretsAreCreatedWithoutAValueWithTheirRotationAndP
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_TRUE(secrets_->Describe("dev/notes/db").ok());
   EXPECT_NE(removed->pending.back().find("dev/notes/db is kept"), std::string::npos);
+}
+
+TEST_F(DeployerTest, EachVersionStoresTheGatewayApiBoundToItsFunctionVersions) {
+  auto first = Deploy();
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto stored = gateway::ApiStore::Load(*db_, "notes", "dev");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_TRUE(stored->has_value());
+  const gateway::ApiConfig& api = **stored;
+  EXPECT_EQ(api.version, first->version);
+  ASSERT_EQ(api.routes.size(), 1u);
+  EXPECT_EQ(api.routes[0].key(), "GET /notes/{id}");
+  EXPECT_EQ(api.routes[0].function, "notes_dev_get-note");
+  EXPECT_EQ(api.routes[0].auth, gateway::AuthKind::kNone);
+  std::int64_t get_version = 0;
+  for (const FunctionDeployment& f : first->functions) {
+    if (f.name == "get-note") get_version = f.version;
+  }
+  EXPECT_EQ(api.routes[0].function_version, get_version);
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(applied_[0], api);
+
+  // A new code version moves the route to it; a dry run stores and announces nothing.
+  Write("get/app.py", "def handler(e, c):\n    return 'v2'\n");
+  ASSERT_TRUE(Deploy(/*dry_run=*/true).ok());
+  EXPECT_EQ(applied_.size(), 1u);
+  auto second = Deploy();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(applied_.size(), 2u);
+  EXPECT_EQ(applied_[1].routes[0].function_version, get_version + 1);
+  EXPECT_EQ(applied_[1].version, second->version);
+}
+
+TEST_F(DeployerTest, AJwksThatTheGatewayWouldRefuseFailsThePlan) {
+  std::string text(kManifest);
+  text.replace(text.find("    auth: none"), 14, "    auth: { jwt: users }");
+  text +=
+      "authorizers:\n  users: { type: jwt, issuer: \"https://id.example.com\", audience: [a], "
+      "jwks: keys/jwks.json }\n";
+  Write("moatless.yaml", text);
+  Write("keys/jwks.json", R"({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})");
+  auto outcome = Deploy();
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.status().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(outcome.status().message().find("authorizers.users.jwks"), std::string::npos)
+      << outcome.status();
+  EXPECT_NE(outcome.status().message().find("private key material"), std::string::npos)
+      << outcome.status();
+  EXPECT_TRUE(applied_.empty());
+  auto stored = gateway::ApiStore::Load(*db_, "notes", "dev");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE(stored->has_value());
 }
 
 }  // namespace

@@ -198,6 +198,77 @@ TEST_F(ManifestTest, DuplicateRoutesDifferOnlyInParameterNames) {
   EXPECT_TRUE(Parse(Edit("  - route: GET /health", "  - route: PUT /notes/{note}")).manifest);
 }
 
+TEST_F(ManifestTest, GatewaySettingsAreParsedWithTheirDefaults) {
+  ParseOutcome plain = Parse(kNotes);
+  ASSERT_TRUE(plain.manifest) << plain.ToStatus("moatless.yaml");
+  const AuthorizerSpec& users = plain.manifest->authorizers.at("users");
+  EXPECT_EQ(users.leeway_s, 30);
+  EXPECT_TRUE(users.identity_sources.empty());  // the gateway's default: Authorization
+  EXPECT_FALSE(plain.manifest->cors.has_value());
+
+  std::string yaml = Edit(
+      "  users: { type: jwt, issuer: \"https://id.example.com\", audience: [notes-api], jwks: "
+      "keys/jwks.json }",
+      "  users:\n"
+      "    type: jwt\n"
+      "    issuer: \"https://id.example.com\"\n"
+      "    audience: notes-api\n"
+      "    identity_source: $request.querystring.token\n"
+      "    leeway: 1m\n"
+      "    jwks: { keys: [ { kty: OKP, crv: Ed25519, x: abc } ] }\n"
+      "  gate:\n"
+      "    type: function\n"
+      "    function: health\n"
+      "    identity_source: [$request.header.X-Token, $context.routeKey]\n"
+      "    response: iam\n"
+      "  plain: { type: function, function: health }");
+  yaml = std::string(yaml).replace(yaml.find("period: day }"), 13, "period: day, offset: 5 }");
+  yaml +=
+      "cors:\n  allow_origins: [\"https://app.example.com\"]\n  allow_headers: [X-Token]\n"
+      "  max_age: 10m\n  allow_credentials: true\n";
+  ParseOutcome outcome = Parse(yaml);
+  ASSERT_TRUE(outcome.manifest) << outcome.ToStatus("moatless.yaml");
+  const Manifest& m = *outcome.manifest;
+  EXPECT_EQ(m.authorizers.at("users").leeway_s, 60);
+  EXPECT_EQ(m.authorizers.at("users").identity_sources,
+            std::vector<std::string>{"$request.querystring.token"});
+  EXPECT_EQ(m.authorizers.at("users").jwks_inline,
+            R"({"keys":[{"kty":"OKP","crv":"Ed25519","x":"abc"}]})");
+  const AuthorizerSpec& gate = m.authorizers.at("gate");
+  EXPECT_EQ(gate.identity_sources,
+            (std::vector<std::string>{"$request.header.X-Token", "$context.routeKey"}));
+  EXPECT_FALSE(gate.simple_responses);
+  EXPECT_EQ(gate.ttl_s, 300u);
+  EXPECT_EQ(m.authorizers.at("plain").identity_sources,
+            std::vector<std::string>{"$request.header.Authorization"});
+  EXPECT_TRUE(m.authorizers.at("plain").simple_responses);
+  EXPECT_EQ(m.usage_plans.at("basic").quota_offset, 5u);
+  ASSERT_TRUE(m.cors.has_value());
+  EXPECT_EQ(m.cors->allow_origins, std::vector<std::string>{"https://app.example.com"});
+  EXPECT_EQ(m.cors->allow_headers, std::vector<std::string>{"x-token"});
+  EXPECT_EQ(m.cors->max_age_s, 600);
+  EXPECT_TRUE(m.cors->allow_credentials);
+}
+
+TEST_F(ManifestTest, GatewaySettingsAreRefusedWhereWrong) {
+  EXPECT_EQ(OneError(Edit("period: day }", "period: day, offset: 10000 }")),
+            "42:77: usage_plans.basic.quota.offset: the offset must be below the limit");
+  EXPECT_EQ(
+      OneError(std::string(kNotes) + "cors: { allow_origins: [\"https://a.example/path\"] }\n"),
+      "47:24: cors.allow_origins: 'https://a.example/path' is not an origin: "
+      "scheme://host[:port], without a path, or *");
+  EXPECT_EQ(
+      OneError(std::string(kNotes) + "cors: { allow_origins: \"*\", allow_credentials: true }\n"),
+      "47:7: cors: allow_credentials cannot be used with the origin '*'");
+  EXPECT_TRUE(OneError(Edit("jwks: keys/jwks.json }",
+                            "jwks: keys/jwks.json, identity_source: $request.body.token }"))
+                  .find("is not an identity source") != std::string::npos);
+  EXPECT_TRUE(OneError(Edit("jwks: keys/jwks.json }", "jwks: { keys: [] } }"))
+                  .find("an inline JWK Set needs a non-empty 'keys' list") != std::string::npos);
+  EXPECT_TRUE(OneError(Edit("jwks: keys/jwks.json }", "jwks: keys/jwks.json, leeway: 10m }"))
+                  .find("out of range") != std::string::npos);
+}
+
 TEST_F(ManifestTest, ReferencesMustResolve) {
   EXPECT_EQ(OneError(Edit("    function: get-note\n", "    function: get-notes\n")),
             "34:15: routes[1].function: 'get-notes' is not a function of this manifest (it "
