@@ -60,6 +60,12 @@ ControlApi::ControlApi(Deps deps)
     for (const char* method : {"GET", "PUT", "DELETE"}) {
       add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/boundary", aws);
     }
+    for (const char* method : {"GET", "POST"}) {
+      add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/apikeys", aws);
+    }
+    for (const char* method : {"GET", "PATCH", "DELETE"}) {
+      add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/apikeys/{id}", aws);
+    }
   }
 }
 

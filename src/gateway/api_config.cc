@@ -196,6 +196,9 @@ std::string ToJson(const ApiConfig& config) {
     if (!r.authorizer.empty()) o["authorizer"] = r.authorizer;
     if (!r.scopes.empty()) o["scopes"] = StringArray(r.scopes);
     if (!r.usage_plan.empty()) o["usage_plan"] = r.usage_plan;
+    if (r.throttle) {
+      o["throttle"] = json::object{{"rate", r.throttle->rate}, {"burst", r.throttle->burst}};
+    }
     routes.emplace_back(std::move(o));
   }
   json::object authorizers;
@@ -283,6 +286,11 @@ core::Result<ApiConfig> ApiConfigFromJson(std::string_view text) {
       route.authorizer = r.String(o, "authorizer", path, false);
       route.scopes = r.Strings(o, "scopes", path);
       route.usage_plan = r.String(o, "usage_plan", path, false);
+      if (const json::object* t = r.Object(o, "throttle", path)) {
+        route.throttle = Throttle{
+            .rate = r.Number(*t, "rate", path + ".throttle"),
+            .burst = static_cast<std::uint32_t>(r.Int(*t, "burst", path + ".throttle", 0))};
+      }
       config.routes.push_back(std::move(route));
     }
   } else {
@@ -390,6 +398,10 @@ core::Status ValidateApiConfig(const ApiConfig& config) {
     }
     if (route.function.empty() || route.function_version <= 0) {
       return bad(key + ": a function and its version are required");
+    }
+    if (route.throttle &&
+        (!(route.throttle->rate > 0) || route.throttle->rate > 1e6 || route.throttle->burst == 0)) {
+      return bad(key + ": a throttle needs a rate (up to 10^6/s) and a burst of at least 1");
     }
     switch (route.auth) {
       case AuthKind::kJwt:

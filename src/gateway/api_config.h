@@ -41,6 +41,12 @@ struct IdentitySource {
 };
 core::Result<IdentitySource> ParseIdentitySource(std::string_view expression);
 
+struct Throttle {
+  double rate = 0;          // requests per second
+  std::uint32_t burst = 0;  // requests at once
+  friend bool operator==(const Throttle&, const Throttle&) = default;
+};
+
 struct RouteConfig {
   std::string method;    // GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY
   std::string path;      // "/notes/{id}", a greedy last segment "{path+}"; "$default": everything
@@ -50,7 +56,10 @@ struct RouteConfig {
   std::string authorizer;           // kJwt, kAuthorizer
   std::vector<std::string> scopes;  // kJwt: every one is required
   std::string usage_plan;           // kApiKey: the plan the key must be on; "" for any
-  std::string key() const;          // "GET /notes/{id}" or "$default"
+  // The route's own token bucket: per API key on kApiKey routes, shared by every caller
+  // otherwise. Applied after authentication.
+  std::optional<Throttle> throttle;
+  std::string key() const;  // "GET /notes/{id}" or "$default"
   friend bool operator==(const RouteConfig&, const RouteConfig&) = default;
 };
 

@@ -408,6 +408,11 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
 Gateway::Outcome Gateway::Run(Exchange& ex) {
   Outcome auth = Authenticate(ex);
   if (auth.status != 0) return auth;
+  // The route's own bucket; an API key's was checked with its plan.
+  if (ex.route->throttle && ex.key_id.empty()) {
+    Outcome throttled = ThrottleRoute(ex, "*", ex.api->id);
+    if (throttled.status != 0) return throttled;
+  }
   Outcome result = Invoke(ex);
   // Rate-limit headers decided during authentication travel with the function's answer.
   for (auto& header : auth.headers) result.headers.push_back(std::move(header));
@@ -565,6 +570,27 @@ Gateway::Outcome Gateway::Authenticate(Exchange& ex) {
   return deny(Outcome::Message(403, "Forbidden"));
 }
 
+// The route's token bucket for `who` (an API key id, or "*": every caller). Status 0: admitted.
+Gateway::Outcome Gateway::ThrottleRoute(Exchange& ex, const std::string& who,
+                                        const std::string& bucket) {
+  const Throttle& throttle = *ex.route->throttle;
+  auto admission = deps_.usage.Admit(who, bucket, {.rate = throttle.rate, .burst = throttle.burst},
+                                     ex.request.route_key);
+  if (!admission.ok()) {
+    deps_.log.Error("gateway usage meter failed",
+                    {{"request_id", ex.request.request_id}, {"error", admission.status()}});
+    return Outcome::Message(500, "Internal Server Error");
+  }
+  Outcome o;
+  o.status = 0;
+  if (!admission->admitted) {
+    o = Outcome::Message(429, "Too Many Requests");
+    o.headers.emplace_back("retry-after", std::to_string(admission->retry_after.count()));
+    o.throttled = "route";
+  }
+  return o;
+}
+
 // arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH (PATH without its leading '/').
 std::string Gateway::RouteArn(const Exchange& ex) const {
   return "arn:aws:execute-api:" + options_.region + ":" + options_.account_id + ":" +
@@ -591,6 +617,10 @@ Gateway::Outcome Gateway::AdmitKey(Exchange& ex, const std::string& value) {
   }
   auto plan = config.usage_plans.find(key->plan);
   if (plan == config.usage_plans.end()) return Outcome::Message(403, "Forbidden");
+  if (route.throttle) {
+    Outcome throttled = ThrottleRoute(ex, key->id, "route:" + key->plan);
+    if (throttled.status != 0) return throttled;
+  }
   PlanLimits limits{.rate = plan->second.rate, .burst = plan->second.burst};
   if (plan->second.quota_limit) {
     limits.quota_limit = plan->second.quota_limit;
@@ -701,7 +731,6 @@ void Gateway::Finish(const Exchange& ex, http::Response& response, const Outcome
     }
   }
   std::vector<observe::LogField> fields = {
-      {"request_id", ex.request.request_id},
       {"api", api},
       {"route", route},
       {"method", ex.request.method},
@@ -712,7 +741,9 @@ void Gateway::Finish(const Exchange& ex, http::Response& response, const Outcome
   if (!ex.principal.empty()) fields.emplace_back("principal", ex.principal);
   if (!ex.key_id.empty()) fields.emplace_back("api_key_id", ex.key_id);
   if (!outcome.throttled.empty()) fields.emplace_back("throttled", outcome.throttled);
-  deps_.log.Log(observe::LogLevel::kInfo, "gateway request", fields);
+  // The logger writes the id under "request_id" (a field of that name would be renamed).
+  deps_.log.WithRequestId(ex.request.request_id)
+      .Log(observe::LogLevel::kInfo, "gateway request", fields);
 }
 
 }  // namespace moatless::gateway

@@ -111,6 +111,7 @@ class Gateway {
   Outcome AdmitKey(Exchange& ex, const std::string& value);
   Outcome Invoke(Exchange& ex);
   std::string RouteArn(const Exchange& ex) const;
+  Outcome ThrottleRoute(Exchange& ex, const std::string& who, const std::string& bucket);
   void Finish(const Exchange& ex, http::Response& response, const Outcome& outcome);
   void Audit(const Exchange& ex, std::string actor, std::string action, std::string resource,
              observe::AuditOutcome outcome, std::string reason);

@@ -282,6 +282,11 @@ class GatewayTest : public ::testing::Test {
     route("GET", "/other", AuthKind::kAuthorizer, "policy-gate");
     route("GET", "/iam", AuthKind::kIam);
     route("GET", "/boom", AuthKind::kNone, "", "shop_dev_boom");
+    route("GET", "/limited", AuthKind::kNone);
+    api.routes.back().throttle = Throttle{.rate = 1, .burst = 1};
+    route("GET", "/gold-limited", AuthKind::kApiKey);
+    api.routes.back().usage_plan = "gold";
+    api.routes.back().throttle = Throttle{.rate = 1, .burst = 1};
     route("GET", "/slow", AuthKind::kNone, "", "shop_dev_slow");
     AuthorizerConfig users{.name = "users", .type = AuthKind::kJwt};
     users.jwt = {.issuer = "https://id.example.com", .audience = {"shop"}, .jwks = issuer_.Jwks()};
@@ -611,6 +616,25 @@ TEST_F(GatewayTest, OverTheQuotaIs429UntilThePeriodRollsAndARestartKeepsTheCount
   clock_.Advance(seconds(86400));
   EXPECT_EQ(Get("/shop/dev/items", header, "POST", "{}").status, 200);
   EXPECT_EQ(functions_.Count("shop_dev_items"), 6);
+}
+
+TEST_F(GatewayTest, RouteThrottlesArePerKeyOnKeyRoutesAndSharedOtherwise) {
+  EXPECT_EQ(Get("/shop/dev/limited").status, 200);
+  const HttpAnswer limited = Get("/shop/dev/limited");
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(limited.Header("retry-after"), "1");
+  EXPECT_EQ(Get("/shop/dev/items/1").status, 200);  // other routes are not affected
+  // On an API-key route, each key has its own bucket for the route.
+  const std::string a = MustCreateKey("gold");
+  const std::string b = MustCreateKey("gold");
+  EXPECT_EQ(Get("/shop/dev/gold-limited", "x-api-key: " + a + "\r\n").status, 200);
+  EXPECT_EQ(Get("/shop/dev/gold-limited", "x-api-key: " + a + "\r\n").status, 429);
+  EXPECT_EQ(Get("/shop/dev/gold-limited", "x-api-key: " + b + "\r\n").status, 200);
+  EXPECT_EQ(Get("/shop/dev/gold", "x-api-key: " + a + "\r\n").status, 200);  // its plan allows
+  clock_.Advance(seconds(1));
+  EXPECT_EQ(Get("/shop/dev/limited").status, 200);
+  EXPECT_EQ(Get("/shop/dev/gold-limited", "x-api-key: " + a + "\r\n").status, 200);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 7);  // the three 429s reached nothing
 }
 
 // ---------------------------------------------------------------------------------------------

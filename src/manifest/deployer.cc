@@ -287,6 +287,9 @@ core::Result<gateway::ApiConfig> Deployer::GatewayApi(
     route.authorizer = spec.auth.authorizer;
     route.scopes = spec.auth.scopes;
     route.usage_plan = spec.auth.usage_plan;
+    if (spec.throttle_rate) {
+      route.throttle = gateway::Throttle{.rate = *spec.throttle_rate, .burst = spec.throttle_burst};
+    }
     api.routes.push_back(std::move(route));
   }
   for (const auto& [name, spec] : manifest.authorizers) {

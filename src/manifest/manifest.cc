@@ -1010,7 +1010,7 @@ class Parser {
     for (std::size_t i = 0; i < section.size(); ++i) {
       const YAML::Node node = section[i];
       const std::string path = "routes[" + std::to_string(i) + "]";
-      if (!ExpectMap(node, path, {"route", "function", "auth", "schema"})) continue;
+      if (!ExpectMap(node, path, {"route", "function", "auth", "schema", "throttle"})) continue;
       RouteSpec r;
       r.at = LocationOf(node);
       if (auto route = RequiredString(node, "route", path)) {
@@ -1041,12 +1041,31 @@ class Parser {
           CheckJsonFile(schema, path + ".schema", *file);
         }
       }
+      if (const YAML::Node throttle = node["throttle"]) {
+        if (ExpectMap(throttle, path + ".throttle", {"rate", "burst"})) {
+          if (!throttle["rate"] || !throttle["burst"]) {
+            Error(throttle, path + ".throttle", "'rate' and 'burst' are required");
+          } else {
+            auto rate = Number(throttle["rate"], path + ".throttle.rate", 0.001, 1e6);
+            auto burst = Integer(throttle["burst"], path + ".throttle.burst", 1, 1000000);
+            if (rate && burst) {
+              r.throttle_rate = *rate;
+              r.throttle_burst = static_cast<std::uint32_t>(*burst);
+            }
+          }
+        }
+      }
       manifest_.routes.push_back(std::move(r));
     }
   }
 
   // "POST /notes/{id}" -> method and path; a problem, or "".
   static std::string ParseRouteKey(const std::string& text, RouteSpec& r) {
+    if (text == "$default") {  // what no other route matches (the gateway's catch-all)
+      r.method = "ANY";
+      r.path = text;
+      return "";
+    }
     const std::size_t space = text.find(' ');
     if (space == std::string::npos) {
       return "expected 'METHOD /path', for example 'GET /notes/{id}'";

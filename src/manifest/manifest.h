@@ -84,7 +84,11 @@ struct RouteSpec {
   std::string function;
   AuthSpec auth;
   std::string schema;  // request body JSON Schema, relative to the manifest; "" for none
-  std::string key() const { return method + " " + path; }  // "GET /notes/{id}"
+  // A token bucket for this route: per API key on api_key routes, for all callers otherwise.
+  std::optional<double> throttle_rate;
+  std::uint32_t throttle_burst = 0;
+  // "GET /notes/{id}", or "$default"
+  std::string key() const { return path == "$default" ? path : method + " " + path; }
   friend bool operator==(const RouteSpec&, const RouteSpec&) = default;
 };
 
