@@ -697,6 +697,29 @@ TEST_F(GatewayTest, IamPolicyAuthorizersAllowOnlyWhatTheirPolicyNames) {
   EXPECT_EQ(functions_.Count("shop_dev_items"), 1);
 }
 
+TEST_F(GatewayTest, AnAuthorizersUsageIdentifierKeyMetersTheCallerOnItsPlan) {
+  const std::string key = MustCreateKey("basic");
+  functions_.Set("shop_dev_policy", [key](const std::string& event) {
+    json::value v = json::parse(event);
+    const std::string who(v.at("identitySource").at(0).as_string());
+    return Answer(json::serialize(json::object{
+        {"principalId", who},
+        {"usageIdentifierKey", who == "metered" ? key : std::string(40, 'Z')},
+        {"policyDocument",
+         {{"Version", "2012-10-17"},
+          {"Statement",
+           json::array{json::object{
+               {"Effect", "Allow"}, {"Action", "execute-api:Invoke"}, {"Resource", "*"}}}}}}}));
+  });
+  const HttpAnswer metered = Get("/shop/dev/policy", "x-token: metered\r\n");
+  ASSERT_EQ(metered.status, 200);
+  EXPECT_EQ(metered.Header("x-ratelimit-limit"), "5");
+  EXPECT_EQ(metered.Header("x-ratelimit-remaining"), "4");
+  // A usageIdentifierKey that is no key of this app stage is refused.
+  EXPECT_EQ(Get("/shop/dev/policy", "x-token: unknown\r\n").status, 403);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 1);
+}
+
 TEST_F(GatewayTest, IamRoutesWithoutAnAuthenticatorRefuseEverything) {
   EXPECT_EQ(Get("/shop/dev/iam").status, 403);
   EXPECT_EQ(functions_.Total(), 0);
