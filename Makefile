@@ -15,7 +15,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
 CI_FUZZ_SECONDS ?= 20
-FUZZERS := http_request policy_parser
+FUZZERS := http_request policy_parser gateway_input
 MOATLESS := $(BUILD)/src/cli/moatless
 # Tracked and new (untracked, not ignored) sources alike, so that new files are formatted too.
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src tests bench -name '*.cc' -o -name '*.h')
@@ -48,7 +48,7 @@ build-fuzz: deps
 	  -DMOATLESS_FUZZ=ON -DMOATLESS_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target $(addsuffix _fuzzer,$(FUZZERS))
 
-# CI_FUZZ_SECONDS per fuzzer: about 40 s of fuzzing in total.
+# CI_FUZZ_SECONDS per fuzzer: about 60 s of fuzzing in total.
 fuzz-ci: build-fuzz
 	@for f in $(FUZZERS); do scripts/run-fuzz $$f $(CI_FUZZ_SECONDS); done
 

@@ -369,12 +369,11 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
       outcome = std::move(*pending->outcome);
     } else {
       outcome = Outcome::Message(504, "Gateway Timeout");
-      deps_.log.Error(
-          "gateway integration timed out",
-          {{"request_id", g.request_id},
-           {"api", ex->api->id},
-           {"route", g.route_key},
-           {"timeout_ms", static_cast<std::int64_t>(options_.integration_timeout.count())}});
+      deps_.log.WithRequestId(g.request_id)
+          .Error("gateway integration timed out",
+                 {{"api", ex->api->id},
+                  {"route", g.route_key},
+                  {"timeout_ms", static_cast<std::int64_t>(options_.integration_timeout.count())}});
     }
   }
 
@@ -515,11 +514,11 @@ Gateway::Outcome Gateway::Authenticate(Exchange& ex) {
           .request_id = g.request_id};
       auto decision = authorizer_.Authorize(call);
       if (!decision.ok()) {
-        deps_.log.Error("gateway authorizer failed", {{"request_id", g.request_id},
-                                                      {"api", api.id},
-                                                      {"route", g.route_key},
-                                                      {"authorizer", a.name},
-                                                      {"error", decision.status()}});
+        deps_.log.WithRequestId(g.request_id)
+            .Error("gateway authorizer failed", {{"api", api.id},
+                                                 {"route", g.route_key},
+                                                 {"authorizer", a.name},
+                                                 {"error", decision.status()}});
         Audit(ex, "authorizer:" + a.name, "execute-api:Invoke", route_arn,
               observe::AuditOutcome::kError, decision.status().message());
         return deny(Outcome::Message(500, "Internal Server Error"));
@@ -577,8 +576,8 @@ Gateway::Outcome Gateway::ThrottleRoute(Exchange& ex, const std::string& who,
   auto admission = deps_.usage.Admit(who, bucket, {.rate = throttle.rate, .burst = throttle.burst},
                                      ex.request.route_key);
   if (!admission.ok()) {
-    deps_.log.Error("gateway usage meter failed",
-                    {{"request_id", ex.request.request_id}, {"error", admission.status()}});
+    deps_.log.WithRequestId(ex.request.request_id)
+        .Error("gateway usage meter failed", {{"error", admission.status()}});
     return Outcome::Message(500, "Internal Server Error");
   }
   Outcome o;
@@ -604,8 +603,8 @@ Gateway::Outcome Gateway::AdmitKey(Exchange& ex, const std::string& value) {
   auto key = deps_.keys.Lookup(value);
   if (!key.ok()) {
     if (key.status().code() != core::StatusCode::kNotFound) {
-      deps_.log.Error("gateway API key lookup failed",
-                      {{"request_id", ex.request.request_id}, {"error", key.status()}});
+      deps_.log.WithRequestId(ex.request.request_id)
+          .Error("gateway API key lookup failed", {{"error", key.status()}});
       return Outcome::Message(500, "Internal Server Error");
     }
     return Outcome::Message(403, "Forbidden");
@@ -631,8 +630,8 @@ Gateway::Outcome Gateway::AdmitKey(Exchange& ex, const std::string& value) {
   }
   auto admission = deps_.usage.Admit(key->id, key->plan, limits);
   if (!admission.ok()) {
-    deps_.log.Error("gateway usage meter failed",
-                    {{"request_id", ex.request.request_id}, {"error", admission.status()}});
+    deps_.log.WithRequestId(ex.request.request_id)
+        .Error("gateway usage meter failed", {{"error", admission.status()}});
     return Outcome::Message(500, "Internal Server Error");
   }
   Outcome o;
@@ -661,12 +660,12 @@ Gateway::Outcome Gateway::Invoke(Exchange& ex) {
   const std::string event = BuildEvent(g, ex.request_authorizer);
   auto result = deps_.functions.Invoke(route.function, route.function_version, event, g.request_id);
   auto fail = [&](std::string_view what, const std::string& detail) {
-    deps_.log.Error("gateway integration failed", {{"request_id", g.request_id},
-                                                   {"api", ex.api->id},
-                                                   {"route", g.route_key},
-                                                   {"function", route.function},
-                                                   {"reason", what},
-                                                   {"detail", detail}});
+    deps_.log.WithRequestId(g.request_id)
+        .Error("gateway integration failed", {{"api", ex.api->id},
+                                              {"route", g.route_key},
+                                              {"function", route.function},
+                                              {"reason", what},
+                                              {"detail", detail}});
     return Outcome::Message(502, "Bad Gateway");
   };
   if (!result.ok()) {
@@ -677,10 +676,9 @@ Gateway::Outcome Gateway::Invoke(Exchange& ex) {
       return o;
     }
     if (result.status().code() == core::StatusCode::kUnavailable) {
-      deps_.log.Error("gateway integration unavailable", {{"request_id", g.request_id},
-                                                          {"api", ex.api->id},
-                                                          {"route", g.route_key},
-                                                          {"error", result.status()}});
+      deps_.log.WithRequestId(g.request_id)
+          .Error("gateway integration unavailable",
+                 {{"api", ex.api->id}, {"route", g.route_key}, {"error", result.status()}});
       return Outcome::Message(503, "Service Unavailable");
     }
     return fail("the function could not run", result.status().message());
@@ -713,7 +711,7 @@ void Gateway::Audit(const Exchange& ex, std::string actor, std::string action, s
       .reason = std::move(reason),
       .fields = {{"source_ip", ex.request.source_ip}, {"route", ex.request.route_key}}};
   if (core::Status s = deps_.audit->Append(record); !s.ok()) {
-    deps_.log.Error("gateway audit failed", {{"request_id", ex.request.request_id}, {"error", s}});
+    deps_.log.WithRequestId(ex.request.request_id).Error("gateway audit failed", {{"error", s}});
   }
 }
 
