@@ -11,8 +11,10 @@
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "core/base64.h"
@@ -650,7 +652,57 @@ core::Result<JwtVerifier> JwtVerifier::Create(JwtRules rules, std::string_view j
 
 std::size_t JwtVerifier::key_count() const { return keys_->size(); }
 
+struct JwtVerifier::Remembered {
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const VerifiedJwt>> tokens;
+};
+
+JwtVerifier::JwtVerifier(JwtRules rules, std::shared_ptr<const std::vector<internal::JwtKey>> keys)
+    : rules_(std::move(rules)),
+      remembered_(std::make_shared<Remembered>()),
+      keys_(std::move(keys)) {}
+
 core::Result<VerifiedJwt> JwtVerifier::Verify(std::string_view token, core::WallTime now) const {
+  if (token.size() > kMaxRememberedTokenSize) return VerifyAll(token, now);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_size = 0;
+  if (EVP_Digest(token.data(), token.size(), digest, &digest_size, EVP_sha256(), nullptr) != 1) {
+    ERR_clear_error();
+    return VerifyAll(token, now);
+  }
+  const std::string key(reinterpret_cast<const char*>(digest), digest_size);
+  std::shared_ptr<const VerifiedJwt> known;
+  {
+    std::lock_guard lock(remembered_->mu);
+    if (auto it = remembered_->tokens.find(key); it != remembered_->tokens.end())
+      known = it->second;
+  }
+  if (known) {
+    RETURN_IF_ERROR(CheckTimes(*known, now));
+    return *known;
+  }
+  ASSIGN_OR_RETURN(VerifiedJwt verified, VerifyAll(token, now));
+  auto shared = std::make_shared<const VerifiedJwt>(verified);
+  std::lock_guard lock(remembered_->mu);
+  if (remembered_->tokens.size() >= kMaxRememberedTokens) remembered_->tokens.clear();
+  remembered_->tokens.emplace(key, std::move(shared));
+  return verified;
+}
+
+core::Status JwtVerifier::CheckTimes(const VerifiedJwt& jwt, core::WallTime now) const {
+  const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
+  const double leeway_s = static_cast<double>(rules_.leeway.count());
+  if (!(jwt.expires_at > now_s - leeway_s)) return Refuse("the token has expired");
+  if (jwt.not_before && !(*jwt.not_before <= now_s + leeway_s)) {
+    return Refuse("the token is not valid yet");
+  }
+  if (jwt.issued_at && !(*jwt.issued_at <= now_s + leeway_s)) {
+    return Refuse("the token was issued in the future");
+  }
+  return core::Status::Ok();
+}
+
+core::Result<VerifiedJwt> JwtVerifier::VerifyAll(std::string_view token, core::WallTime now) const {
   // Before any decoding, so an oversized header costs nothing.
   if (token.size() > kMaxJwtSize) return Refuse("the token is too large");
   const std::size_t dot1 = token.find('.');
@@ -708,15 +760,15 @@ core::Result<VerifiedJwt> JwtVerifier::Verify(std::string_view token, core::Wall
   RETURN_IF_ERROR(NumericDate(*claims, "exp", exp));
   RETURN_IF_ERROR(NumericDate(*claims, "nbf", nbf));
   RETURN_IF_ERROR(NumericDate(*claims, "iat", iat));
-  const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
-  const double leeway_s = static_cast<double>(rules_.leeway.count());
   if (!exp) return Refuse("the token has no expiry time");
-  if (!(*exp > now_s - leeway_s)) return Refuse("the token has expired");
-  if (nbf && !(*nbf <= now_s + leeway_s)) return Refuse("the token is not valid yet");
-  if (iat && !(*iat <= now_s + leeway_s)) return Refuse("the token was issued in the future");
-
   ASSIGN_OR_RETURN(std::vector<std::string> scopes, Scopes(*claims));
-  return VerifiedJwt{.claims = std::move(*claims), .scopes = std::move(scopes)};
+  VerifiedJwt verified{.claims = std::move(*claims),
+                       .scopes = std::move(scopes),
+                       .expires_at = *exp,
+                       .not_before = nbf,
+                       .issued_at = iat};
+  RETURN_IF_ERROR(CheckTimes(verified, now));
+  return verified;
 }
 
 std::string_view BearerToken(std::string_view header_value) {

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,7 +49,17 @@ struct JwtRules {
 struct VerifiedJwt {
   boost::json::object claims;       // the payload's claims as sent
   std::vector<std::string> scopes;  // from `scope` (space-separated) or else `scp`
+  // The time claims, in seconds since the epoch: checked again whenever a verification is reused.
+  double expires_at = 0;
+  std::optional<double> not_before;
+  std::optional<double> issued_at;
 };
+
+// Tokens up to this size are remembered once verified (by their SHA-256), at most
+// kMaxRememberedTokens of them: the same token presented again skips the signature check (its
+// time claims are checked every time). The set is emptied when full.
+inline constexpr std::size_t kMaxRememberedTokenSize = 4096;
+inline constexpr std::size_t kMaxRememberedTokens = 4096;
 
 // The longest compact token Verify decodes at all.
 inline constexpr std::size_t kMaxJwtSize = 16 * 1024;
@@ -67,9 +78,10 @@ class JwtVerifier {
   static core::Result<JwtVerifier> Create(JwtRules rules, std::string_view jwks_json);
 
   // Verifies a compact JWS (three base64url parts, no padding), its signature and its claims at
-  // `now`. The key is the one the header's `kid` names, or, without a kid, the only key of the set
-  // usable with the header's alg; either way its kty / crv and its JWK `alg`, if any, must fit the
-  // header's alg. Every failure is kUnauthenticated (see the file comment).
+  // `now` (a token verified before is remembered: see kMaxRememberedTokens). The key is the one the
+  // header's `kid` names, or, without a kid, the only key of the set usable with the header's alg;
+  // either way its kty / crv and its JWK `alg`, if any, must fit the header's alg. Every failure is
+  // kUnauthenticated (see the file comment).
   core::Result<VerifiedJwt> Verify(std::string_view token, core::WallTime now) const;
 
   // The number of keys tokens can be verified with (skipped keys not counted).
@@ -78,10 +90,14 @@ class JwtVerifier {
   const JwtRules& rules() const { return rules_; }
 
  private:
-  JwtVerifier(JwtRules rules, std::shared_ptr<const std::vector<internal::JwtKey>> keys)
-      : rules_(std::move(rules)), keys_(std::move(keys)) {}
+  struct Remembered;
+  JwtVerifier(JwtRules rules, std::shared_ptr<const std::vector<internal::JwtKey>> keys);
+  core::Result<VerifiedJwt> VerifyAll(std::string_view token, core::WallTime now) const;
+  core::Status CheckTimes(const VerifiedJwt& jwt, core::WallTime now) const;
 
   JwtRules rules_;
+  // Verified tokens by SHA-256; shared by copies, guarded by its own mutex.
+  std::shared_ptr<Remembered> remembered_;
   // Immutable after Create and shared by copies, so Verify needs no lock.
   std::shared_ptr<const std::vector<internal::JwtKey>> keys_;
 };

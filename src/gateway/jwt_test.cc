@@ -375,6 +375,26 @@ TEST_F(JwtTest, RefusesAnExpiredToken) {
   EXPECT_TRUE(Passes(Verify(token, kNow - 90min)));
 }
 
+TEST_F(JwtTest, ARememberedTokenIsStillCheckedForItsTimes) {
+  auto claims = Claims();
+  claims["iat"] = kNowSeconds - 60;
+  claims["nbf"] = kNowSeconds - 60;
+  claims["exp"] = kNowSeconds + 600;
+  const std::string token = RsaToken(claims);
+  ASSERT_TRUE(Passes(Verify(token)));  // verified once: remembered
+  auto again = Verify(token);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->claims, claims);
+  EXPECT_TRUE(Refused(Verify(token, kNow + 2h), "the token has expired", token));
+  EXPECT_TRUE(Refused(Verify(token, kNow - 2h), "the token is not valid yet", token));
+  // Copies share what is remembered, and nothing but the exact token is served from it.
+  const JwtVerifier copy = *verifier_;
+  EXPECT_TRUE(Passes(copy.Verify(token, kNow)));
+  std::string flipped = token;
+  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  EXPECT_TRUE(Refused(Verify(flipped), "signature is not valid"));
+}
+
 TEST_F(JwtTest, RefusesATokenWithoutExpiry) {
   auto claims = Claims();
   claims.erase("exp");
