@@ -149,9 +149,4 @@ void FunctionAuthorizer::Clear(std::string_view scope_prefix) {
   }
 }
 
-std::size_t FunctionAuthorizer::cached_entries() const {
-  std::lock_guard lock(mu_);
-  return cache_.size();
-}
-
 }  // namespace moatless::gateway

@@ -67,7 +67,6 @@ class FunctionAuthorizer {
   core::Result<AuthorizerDecision> Authorize(const AuthorizerCall& call);
   // Forgets every cached decision whose scope starts with `scope_prefix` ("" : all).
   void Clear(std::string_view scope_prefix = "");
-  std::size_t cached_entries() const;
 
  private:
   struct Entry {

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <optional>
 #include <set>
@@ -32,13 +33,13 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// The first value of a header (names compared case-insensitively); repeated headers joined with
-// commas, as the event shows them.
+// The value of a header (names compared case-insensitively, without copying them: this runs
+// several times per request); repeated headers joined with commas, as the event shows them.
 std::optional<std::string> HeaderValue(const std::vector<std::pair<std::string, std::string>>& hs,
                                        std::string_view lower_name) {
   std::optional<std::string> out;
   for (const auto& [name, value] : hs) {
-    if (name.size() != lower_name.size() || Lower(name) != lower_name) continue;
+    if (!boost::beast::iequals(name, lower_name)) continue;
     if (out) {
       *out += ",";
       *out += value;
@@ -226,15 +227,6 @@ void Gateway::Remove(std::string_view app, std::string_view stage) {
     apis_.erase(id);
   }
   authorizer_.Clear(id + "/");
-}
-
-core::Status Gateway::ApplyAll(const std::vector<ApiConfig>& configs) {
-  core::Status first = core::Status::Ok();
-  for (const ApiConfig& config : configs) {
-    core::Status s = Apply(config);
-    if (!s.ok() && first.ok()) first = std::move(s);
-  }
-  return first;
 }
 
 std::shared_ptr<const Gateway::CompiledApi> Gateway::Find(const std::string& id) const {

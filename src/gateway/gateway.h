@@ -91,14 +91,10 @@ class Gateway {
   // and nothing changes, when it does not validate or a JWKS does not parse.
   core::Status Apply(const ApiConfig& config);
   void Remove(std::string_view app, std::string_view stage);
-  // Apply for each; the first failure is returned after trying every one.
-  core::Status ApplyAll(const std::vector<ApiConfig>& configs);
 
   http::asio::awaitable<http::Response> Handle(http::Request& request,
                                                http::RequestContext& context);
   http::Handler AsHandler();
-
-  FunctionAuthorizer& authorizers() { return authorizer_; }
 
  private:
   struct CompiledApi;
