@@ -199,6 +199,7 @@ std::string ToJson(const ApiConfig& config) {
     if (r.throttle) {
       o["throttle"] = json::object{{"rate", r.throttle->rate}, {"burst", r.throttle->burst}};
     }
+    if (!r.body_schema.empty()) o["body_schema"] = r.body_schema;
     routes.emplace_back(std::move(o));
   }
   json::object authorizers;
@@ -286,6 +287,7 @@ core::Result<ApiConfig> ApiConfigFromJson(std::string_view text) {
       route.authorizer = r.String(o, "authorizer", path, false);
       route.scopes = r.Strings(o, "scopes", path);
       route.usage_plan = r.String(o, "usage_plan", path, false);
+      route.body_schema = r.String(o, "body_schema", path, false);
       if (const json::object* t = r.Object(o, "throttle", path)) {
         route.throttle = Throttle{
             .rate = r.Number(*t, "rate", path + ".throttle"),

@@ -59,6 +59,9 @@ struct RouteConfig {
   // The route's own token bucket: per API key on kApiKey routes, shared by every caller
   // otherwise. Applied after authentication.
   std::optional<Throttle> throttle;
+  // The JSON Schema (draft-04 or draft-07) a JSON request body must match, as JSON text; "" for
+  // none. Compiled when the API is applied; a schema that does not compile refuses the API.
+  std::string body_schema;
   std::string key() const;  // "GET /notes/{id}" or "$default"
   friend bool operator==(const RouteConfig&, const RouteConfig&) = default;
 };

@@ -14,6 +14,7 @@
 
 #include "gateway/jwt.h"
 #include "gateway/payload.h"
+#include "gateway/schema_validator.h"
 #include "http/path.h"
 #include "http/router.h"
 #include "identity/sigv4.h"
@@ -119,8 +120,9 @@ struct Gateway::CompiledApi {
   std::string id;  // "APP/STAGE"
   http::Router router;
   std::optional<std::size_t> default_route;
-  std::map<std::string, std::shared_ptr<const JwtVerifier>> jwt;  // by authorizer name
-  std::string cors_methods;                                       // Access-Control-Allow-Methods
+  std::map<std::string, std::shared_ptr<const JwtVerifier>> jwt;              // by authorizer name
+  std::map<std::size_t, std::shared_ptr<const CompiledSchema>> body_schemas;  // by route index
+  std::string cors_methods;  // Access-Control-Allow-Methods
 };
 
 // One request on its way through the gateway; owned jointly by the connection's coroutine and the
@@ -133,9 +135,10 @@ struct Gateway::Exchange {
   bool secure = false;
   std::chrono::steady_clock::time_point started;
   // What the access log and metrics say.
-  std::string principal;            // JWT sub, IAM caller ARN, authorizer principalId
-  std::string key_id;               // the API key's id (never its value)
-  json::object request_authorizer;  // requestContext.authorizer
+  std::string principal;                        // JWT sub, IAM caller ARN, authorizer principalId
+  std::string key_id;                           // the API key's id (never its value)
+  json::object request_authorizer;              // requestContext.authorizer
+  const CompiledSchema* body_schema = nullptr;  // the route's, if it has one
 };
 
 struct Gateway::Outcome {
@@ -170,6 +173,10 @@ Gateway::Gateway(Deps deps, GatewayOptions options)
         "moatless_gateway_auth_denials_total",
         "Requests refused by a route's authentication, by API, route and auth kind.",
         {"api", "route", "auth"});
+    invalid_metric_ = &deps_.metrics->Counter(
+        "moatless_gateway_validation_failures_total",
+        "Requests refused because their body did not match the route's schema (400, 415).",
+        {"api", "route"});
     throttles_metric_ = &deps_.metrics->Counter(
         "moatless_gateway_throttles_total",
         "Requests refused by a usage plan (rate or quota), by API and route.",
@@ -198,6 +205,14 @@ core::Status Gateway::Apply(const ApiConfig& config) {
   std::set<std::string> methods;
   for (std::size_t i = 0; i < api->config.routes.size(); ++i) {
     const RouteConfig& route = api->config.routes[i];
+    if (!route.body_schema.empty()) {
+      auto compiled = CompiledSchema::Compile(route.body_schema);
+      if (!compiled.ok()) {
+        return core::InvalidArgumentError("route " + route.key() +
+                                          ": schema: " + compiled.status().message());
+      }
+      api->body_schemas.emplace(i, std::make_shared<const CompiledSchema>(*std::move(compiled)));
+    }
     if (route.path == "$default") {
       api->default_route = i;
       continue;
@@ -323,6 +338,9 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
     }
     if (index) {
       ex->route = &api->config.routes[*index];
+      if (auto schema = api->body_schemas.find(*index); schema != api->body_schemas.end()) {
+        ex->body_schema = schema->second.get();
+      }
       g.route_key = ex->route->key();
       g.api_id = api->config.api_id();
       g.stage = api->config.stage;
@@ -403,6 +421,13 @@ Gateway::Outcome Gateway::Run(Exchange& ex) {
   if (ex.route->throttle && ex.key_id.empty()) {
     Outcome throttled = ThrottleRoute(ex, "*", ex.api->id);
     if (throttled.status != 0) return throttled;
+  }
+  if (ex.body_schema != nullptr) {
+    Outcome invalid = ValidateBody(ex);
+    if (invalid.status != 0) {
+      for (auto& header : auth.headers) invalid.headers.push_back(std::move(header));
+      return invalid;
+    }
   }
   Outcome result = Invoke(ex);
   // Rate-limit headers decided during authentication travel with the function's answer.
@@ -561,6 +586,35 @@ Gateway::Outcome Gateway::Authenticate(Exchange& ex) {
   return deny(Outcome::Message(403, "Forbidden"));
 }
 
+// The request body against the route's schema. Status 0: valid. A body that is not JSON is 415
+// (the schema describes JSON); violations are 400 with each one's JSON pointer and message (the
+// validator caps their number and size).
+Gateway::Outcome Gateway::ValidateBody(Exchange& ex) {
+  std::string type = Lower(HeaderValue(ex.request.headers, "content-type").value_or(""));
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  const bool json_type =
+      type == "application/json" || (type.starts_with("application/") && type.ends_with("+json"));
+  if (!json_type) {
+    Outcome o = Outcome::Message(415, "Unsupported Media Type");
+    o.denied = "validation";
+    return o;
+  }
+  const std::vector<Violation> violations = ex.body_schema->Validate(ex.request.body);
+  Outcome o;
+  o.status = 0;
+  if (violations.empty()) return o;
+  json::array list;
+  for (const Violation& v : violations) {
+    list.emplace_back(json::object{{"path", v.pointer}, {"message", v.message}});
+  }
+  o.status = 400;
+  o.body = json::serialize(
+      json::object{{"message", "Invalid request body"}, {"violations", std::move(list)}});
+  o.denied = "validation";
+  return o;
+}
+
 // The route's token bucket for `who` (an API key id, or "*": every caller). Status 0: admitted.
 Gateway::Outcome Gateway::ThrottleRoute(Exchange& ex, const std::string& who,
                                         const std::string& bucket) {
@@ -715,7 +769,11 @@ void Gateway::Finish(const Exchange& ex, http::Response& response, const Outcome
   if (requests_metric_ != nullptr) {
     requests_metric_->WithLabels({api, route, StatusClass(outcome.status)}).Inc();
     latency_metric_->WithLabels({api, route}).Observe(seconds);
-    if (!outcome.denied.empty()) denials_metric_->WithLabels({api, route, outcome.denied}).Inc();
+    if (outcome.denied == "validation") {
+      invalid_metric_->WithLabels({api, route}).Inc();
+    } else if (!outcome.denied.empty()) {
+      denials_metric_->WithLabels({api, route, outcome.denied}).Inc();
+    }
     if (!outcome.throttled.empty()) {
       throttles_metric_->WithLabels({api, route, outcome.throttled}).Inc();
     }

@@ -108,6 +108,7 @@ class Gateway {
   Outcome Invoke(Exchange& ex);
   std::string RouteArn(const Exchange& ex) const;
   Outcome ThrottleRoute(Exchange& ex, const std::string& who, const std::string& bucket);
+  Outcome ValidateBody(Exchange& ex);
   void Finish(const Exchange& ex, http::Response& response, const Outcome& outcome);
   void Audit(const Exchange& ex, std::string actor, std::string action, std::string resource,
              observe::AuditOutcome outcome, std::string reason);
@@ -121,6 +122,7 @@ class Gateway {
   observe::HistogramFamily* latency_metric_ = nullptr;
   observe::CounterFamily* denials_metric_ = nullptr;
   observe::CounterFamily* throttles_metric_ = nullptr;
+  observe::CounterFamily* invalid_metric_ = nullptr;
 };
 
 }  // namespace moatless::gateway

@@ -282,6 +282,11 @@ class GatewayTest : public ::testing::Test {
     route("GET", "/other", AuthKind::kAuthorizer, "policy-gate");
     route("GET", "/iam", AuthKind::kIam);
     route("GET", "/boom", AuthKind::kNone, "", "shop_dev_boom");
+    route("POST", "/validated", AuthKind::kNone);
+    api.routes.back().body_schema = R"({"$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object", "required": ["name"], "additionalProperties": false,
+        "properties": {"name": {"type": "string", "maxLength": 5},
+                       "code": {"type": "string", "pattern": "^(a+)+$"}}})";
     route("GET", "/limited", AuthKind::kNone);
     api.routes.back().throttle = Throttle{.rate = 1, .burst = 1};
     route("GET", "/gold-limited", AuthKind::kApiKey);
@@ -635,6 +640,26 @@ TEST_F(GatewayTest, RouteThrottlesArePerKeyOnKeyRoutesAndSharedOtherwise) {
   EXPECT_EQ(Get("/shop/dev/limited").status, 200);
   EXPECT_EQ(Get("/shop/dev/gold-limited", "x-api-key: " + a + "\r\n").status, 200);
   EXPECT_EQ(functions_.Count("shop_dev_items"), 7);  // the three 429s reached nothing
+}
+
+TEST_F(GatewayTest, BodiesAreValidatedAgainstTheRouteSchemaBeforeTheFunction) {
+  const std::string json = "Content-Type: application/json\r\n";
+  ASSERT_EQ(Get("/shop/dev/validated", json, "POST", R"({"name":"ok"})").status, 200);
+  const HttpAnswer invalid =
+      Get("/shop/dev/validated", json, "POST", R"({"name":"far too long","extra":1})");
+  EXPECT_EQ(invalid.status, 400);
+  json::value body = json::parse(invalid.body);
+  EXPECT_EQ(body.at("message"), "Invalid request body");
+  EXPECT_GE(body.at("violations").as_array().size(), 2u) << invalid.body;
+  EXPECT_EQ(Get("/shop/dev/validated", json, "POST", "{not json").status, 400);
+  EXPECT_EQ(
+      Get("/shop/dev/validated", "Content-Type: text/plain\r\n", "POST", R"({"name":"ok"})").status,
+      415);
+  EXPECT_EQ(Get("/shop/dev/validated", "", "POST", R"({"name":"ok"})").status, 415);
+  // A pattern that backtracks exponentially elsewhere runs in linear time here.
+  const std::string evil = R"({"name":"x","code":")" + std::string(50000, 'a') + R"(!"})";
+  EXPECT_EQ(Get("/shop/dev/validated", json, "POST", evil).status, 400);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

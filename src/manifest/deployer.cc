@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "gateway/jwt.h"
+#include "gateway/schema_validator.h"
 #include "policy/parser.h"
 #include "secrets/rotation.h"
 
@@ -289,6 +290,21 @@ core::Result<gateway::ApiConfig> Deployer::GatewayApi(
     route.usage_plan = spec.auth.usage_plan;
     if (spec.throttle_rate) {
       route.throttle = gateway::Throttle{.rate = *spec.throttle_rate, .burst = spec.throttle_burst};
+    }
+    if (!spec.schema.empty()) {
+      std::ifstream in(fs::path(dir) / spec.schema, std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in) {
+        return core::InvalidArgumentError("routes." + spec.key() + ".schema: cannot read " +
+                                          spec.schema);
+      }
+      route.body_schema = text.str();
+      auto compiled = gateway::CompiledSchema::Compile(route.body_schema);
+      if (!compiled.ok()) {
+        return core::InvalidArgumentError("route " + spec.key() + ": schema " + spec.schema + ": " +
+                                          compiled.status().message());
+      }
     }
     api.routes.push_back(std::move(route));
   }
