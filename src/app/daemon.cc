@@ -205,8 +205,10 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                     .account_id = settings.account_id,
                                     .hosts = settings.gateway_hosts,
                                     .max_response_bytes = settings.gateway_max_response_bytes,
-                                    .integration_timeout = settings.gateway_integration_timeout},
+                                    .integration_timeout = settings.gateway_integration_timeout,
+                                    .waf_rules_dir = settings.gateway_waf_rules_dir},
                         .threads = settings.gateway_threads});
+  if (core::Status s = gateway_host.Start(); !s.ok()) return s.Annotate("gateway WAF");
 
   // Apps: deployments through the app API on the same endpoint (they need no sandbox: a node
   // that cannot run functions can still hold what will run elsewhere).

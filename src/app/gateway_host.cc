@@ -20,13 +20,18 @@ GatewayHost::GatewayHost(Deps deps)
                              .log = deps_.log,
                              .metrics = deps_.metrics},
       deps_.options);
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+core::Status GatewayHost::Start() {
+  RETURN_IF_ERROR(gateway_->LoadWaf());
   auto apis = gateway::ApiStore::LoadAll(deps_.db);
   if (!apis.ok()) {
     deps_.log.Error("gateway APIs could not be loaded; none is served", {{"error", apis.status()}});
   } else {
     for (const gateway::ApiConfig& api : *apis) Apply(api);
   }
-  flusher_ = std::thread([this] { FlushLoop(); });
+  return core::Status::Ok();
 }
 
 GatewayHost::~GatewayHost() { Stop(); }

@@ -43,11 +43,15 @@ class GatewayHost final : private gateway::Functions {
     int threads = 32;
     std::chrono::milliseconds flush_interval{1000};
   };
-  // Loads every stored API; one that does not load is logged and not served (the others are).
   explicit GatewayHost(Deps deps);
   ~GatewayHost() override;
   GatewayHost(const GatewayHost&) = delete;
   GatewayHost& operator=(const GatewayHost&) = delete;
+
+  // Loads the WAF rules (FailedPrecondition when they are missing or broken: start-up must fail
+  // rather than serve without them), then every stored API; an API that does not load is logged
+  // and not served (the others are). Call once, before serving.
+  core::Status Start();
 
   // From now on integrations run on `functions` (null: 503). Call before serving.
   void SetFunctions(FunctionHost* functions) { functions_ = functions; }

@@ -191,6 +191,11 @@ core::ConfigSchema ServeSchema() {
       .Add({.name = "gateway.tls_key_file",
             .type = ConfigType::kString,
             .help = "PEM private key of the gateway (not readable by group or others)"})
+      .Add({.name = "gateway.waf_rules_dir",
+            .type = ConfigType::kString,
+            .help = "the OWASP Core Rule Set's rules directory (default: Debian's "
+                    "modsecurity-crs, /usr/share/modsecurity-crs/rules); missing or broken rules "
+                    "stop start-up"})
       .Add({.name = "insecure_allow_weak_isolation",
             .type = ConfigType::kBool,
             .default_value = "false",
@@ -270,6 +275,7 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   s.gateway_threads = static_cast<int>(config.GetInt("gateway.threads"));
   s.gateway_tls_cert_file = config.GetString("gateway.tls_cert_file");
   s.gateway_tls_key_file = config.GetString("gateway.tls_key_file");
+  s.gateway_waf_rules_dir = config.GetString("gateway.waf_rules_dir");
   if (s.gateway_tls_cert_file.empty() != s.gateway_tls_key_file.empty()) {
     return core::InvalidArgumentError(
         "gateway.tls_cert_file and gateway.tls_key_file go together: give both or neither");

@@ -34,6 +34,7 @@ struct ServeSettings {
   std::chrono::milliseconds gateway_integration_timeout{};
   int gateway_threads = 32;
   std::string gateway_tls_cert_file, gateway_tls_key_file;  // both or neither
+  std::string gateway_waf_rules_dir;                        // "": Debian's CRS
   int threads = 1;
   std::size_t max_header_bytes = 0;
   std::size_t max_body_bytes = 0;

@@ -1,6 +1,8 @@
 #include "gateway/api_config.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <set>
 
@@ -181,6 +183,20 @@ core::Result<IdentitySource> ParseIdentitySource(std::string_view expression) {
   return out;
 }
 
+WafSettings ToWafSettings(const WafConfig& config) {
+  WafSettings settings;
+  settings.mode = config.mode == "off"      ? WafMode::kOff
+                  : config.mode == "detect" ? WafMode::kDetect
+                                            : WafMode::kBlock;
+  settings.paranoia_level = config.paranoia;
+  settings.inbound_anomaly_threshold = config.anomaly_threshold;
+  settings.excluded_rule_ids = config.exclude_rules;
+  settings.excluded_tags = config.exclude_tags;
+  std::sort(settings.excluded_rule_ids.begin(), settings.excluded_rule_ids.end());
+  std::sort(settings.excluded_tags.begin(), settings.excluded_tags.end());
+  return settings;
+}
+
 std::string RouteConfig::key() const {
   return path == kDefaultRoute ? std::string(kDefaultRoute) : method + " " + path;
 }
@@ -200,6 +216,24 @@ std::string ToJson(const ApiConfig& config) {
       o["throttle"] = json::object{{"rate", r.throttle->rate}, {"burst", r.throttle->burst}};
     }
     if (!r.body_schema.empty()) o["body_schema"] = r.body_schema;
+    if (!r.parameters.empty()) {
+      json::array parameters;
+      for (const ParameterConfig& p : r.parameters) {
+        json::object po{{"in", p.in == ParameterConfig::In::kQuery ? "query" : "header"},
+                        {"name", p.name},
+                        {"required", p.required}};
+        if (!p.schema.empty()) po["schema"] = p.schema;
+        parameters.emplace_back(std::move(po));
+      }
+      o["parameters"] = std::move(parameters);
+    }
+    json::array excluded_rules;
+    for (int id : r.waf.exclude_rules) excluded_rules.emplace_back(id);
+    o["waf"] = json::object{{"mode", r.waf.mode},
+                            {"paranoia", r.waf.paranoia},
+                            {"anomaly_threshold", r.waf.anomaly_threshold},
+                            {"exclude_rules", std::move(excluded_rules)},
+                            {"exclude_tags", StringArray(r.waf.exclude_tags)}};
     routes.emplace_back(std::move(o));
   }
   json::object authorizers;
@@ -249,6 +283,7 @@ std::string ToJson(const ApiConfig& config) {
                                {"max_age_s", c.max_age_s},
                                {"allow_credentials", c.allow_credentials}};
   }
+  if (config.mtls) out["mtls"] = json::object{{"truststore_pem", config.mtls->truststore_pem}};
   return json::serialize(out);
 }
 
@@ -292,6 +327,43 @@ core::Result<ApiConfig> ApiConfigFromJson(std::string_view text) {
         route.throttle = Throttle{
             .rate = r.Number(*t, "rate", path + ".throttle"),
             .burst = static_cast<std::uint32_t>(r.Int(*t, "burst", path + ".throttle", 0))};
+      }
+      if (const json::value* ps = o.if_contains("parameters"); ps && ps->is_array()) {
+        for (const json::value& entry : ps->as_array()) {
+          if (!entry.is_object()) {
+            r.Note(path + ".parameters holds a non-object");
+            continue;
+          }
+          const json::object& po = entry.as_object();
+          ParameterConfig p;
+          const std::string in = r.String(po, "in", path + ".parameters");
+          if (in == "header") {
+            p.in = ParameterConfig::In::kHeader;
+          } else if (in != "query") {
+            r.Note(path + ".parameters: in '" + in + "' is unknown");
+          }
+          p.name = r.String(po, "name", path + ".parameters");
+          p.required = r.Bool(po, "required", path + ".parameters", false);
+          p.schema = r.String(po, "schema", path + ".parameters", false);
+          route.parameters.push_back(std::move(p));
+        }
+      }
+      // Stored before the WAF existed: the default (block, paranoia 1).
+      if (const json::object* w = r.Object(o, "waf", path)) {
+        route.waf.mode = r.String(*w, "mode", path + ".waf");
+        route.waf.paranoia = static_cast<int>(r.Int(*w, "paranoia", path + ".waf", 1));
+        route.waf.anomaly_threshold =
+            static_cast<int>(r.Int(*w, "anomaly_threshold", path + ".waf", 5));
+        if (const json::value* ids = w->if_contains("exclude_rules"); ids && ids->is_array()) {
+          for (const json::value& id : ids->as_array()) {
+            if (!id.is_int64()) {
+              r.Note(path + ".waf.exclude_rules holds a non-integer");
+              continue;
+            }
+            route.waf.exclude_rules.push_back(static_cast<int>(id.as_int64()));
+          }
+        }
+        route.waf.exclude_tags = r.Strings(*w, "exclude_tags", path + ".waf");
       }
       config.routes.push_back(std::move(route));
     }
@@ -370,6 +442,9 @@ core::Result<ApiConfig> ApiConfigFromJson(std::string_view text) {
     c.allow_credentials = r.Bool(*cors, "allow_credentials", "cors", false);
     config.cors = std::move(c);
   }
+  if (const json::object* mtls = r.Object(root, "mtls", "config")) {
+    config.mtls = MtlsConfig{.truststore_pem = r.String(*mtls, "truststore_pem", "mtls")};
+  }
   RETURN_IF_ERROR(r.status());
   RETURN_IF_ERROR(ValidateApiConfig(config));
   return config;
@@ -404,6 +479,34 @@ core::Status ValidateApiConfig(const ApiConfig& config) {
     if (route.throttle &&
         (!(route.throttle->rate > 0) || route.throttle->rate > 1e6 || route.throttle->burst == 0)) {
       return bad(key + ": a throttle needs a rate (up to 10^6/s) and a burst of at least 1");
+    }
+    if (route.waf.mode != "off" && route.waf.mode != "detect" && route.waf.mode != "block") {
+      return bad(key + ": waf mode must be off, detect or block");
+    }
+    if (route.waf.paranoia < 1 || route.waf.paranoia > 4) {
+      return bad(key + ": waf paranoia must be 1-4");
+    }
+    if (route.waf.anomaly_threshold < 1 || route.waf.anomaly_threshold > 1000) {
+      return bad(key + ": waf anomaly threshold must be 1-1000");
+    }
+    if (core::Status s = ValidateWafSettings(ToWafSettings(route.waf)); !s.ok()) {
+      return bad(key + ": " + s.message());
+    }
+    std::set<std::pair<ParameterConfig::In, std::string>> parameters;
+    for (const ParameterConfig& p : route.parameters) {
+      const std::string where = p.in == ParameterConfig::In::kQuery ? "query" : "header";
+      bool valid_name = !p.name.empty() && p.name.size() <= 128;
+      for (char c : p.name) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f ||
+            (p.in == ParameterConfig::In::kHeader && (std::isupper(u) || c == ':' || c == '"'))) {
+          valid_name = false;
+        }
+      }
+      if (!valid_name) return bad(key + ": " + where + " parameter '" + p.name + "' is not valid");
+      if (!parameters.emplace(p.in, p.name).second) {
+        return bad(key + ": " + where + " parameter '" + p.name + "' is declared twice");
+      }
     }
     switch (route.auth) {
       case AuthKind::kJwt:
@@ -474,6 +577,10 @@ core::Status ValidateApiConfig(const ApiConfig& config) {
       }
     }
     if (c.max_age_s < 0 || c.max_age_s > 86400) return bad("cors: max_age must be 0-86400 s");
+  }
+  if (config.mtls &&
+      config.mtls->truststore_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return bad("mtls: the truststore holds no PEM certificate");
   }
   return core::Status::Ok();
 }

@@ -22,6 +22,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "gateway/waf.h"
 #include "store/database.h"
 
 namespace moatless::gateway {
@@ -47,6 +48,31 @@ struct Throttle {
   friend bool operator==(const Throttle&, const Throttle&) = default;
 };
 
+// The WAF of a route (gateway/waf.h): the app's settings with the route's own on top, resolved by
+// the deployer. The default is the safe one: blocking at paranoia level 1.
+struct WafConfig {
+  std::string mode = "block";             // "off", "detect" or "block"
+  int paranoia = 1;                       // 1..4
+  int anomaly_threshold = 5;              // 1..1000; 5 = one critical match blocks
+  std::vector<int> exclude_rules;         // rule ids (CRS 9xxxxx or ours 100xx)
+  std::vector<std::string> exclude_tags;  // e.g. "attack-sqli"
+  friend bool operator==(const WafConfig&, const WafConfig&) = default;
+};
+
+// The engine settings for `config` (exclusions sorted, so equal configs give equal settings).
+WafSettings ToWafSettings(const WafConfig& config);
+
+// A query or header parameter a route checks before its function runs. A value is validated as a
+// JSON string (so a schema says `type: string` with pattern / enum / maxLength...).
+struct ParameterConfig {
+  enum class In { kQuery, kHeader };
+  In in = In::kQuery;
+  std::string name;  // query names are case-sensitive; header names lower-cased
+  bool required = false;
+  std::string schema;  // JSON Schema text; "" for none
+  friend bool operator==(const ParameterConfig&, const ParameterConfig&) = default;
+};
+
 struct RouteConfig {
   std::string method;    // GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY
   std::string path;      // "/notes/{id}", a greedy last segment "{path+}"; "$default": everything
@@ -62,6 +88,8 @@ struct RouteConfig {
   // The JSON Schema (draft-04 or draft-07) a JSON request body must match, as JSON text; "" for
   // none. Compiled when the API is applied; a schema that does not compile refuses the API.
   std::string body_schema;
+  std::vector<ParameterConfig> parameters;
+  WafConfig waf;
   std::string key() const;  // "GET /notes/{id}" or "$default"
   friend bool operator==(const RouteConfig&, const RouteConfig&) = default;
 };
@@ -114,6 +142,14 @@ struct CorsConfig {
   friend bool operator==(const CorsConfig&, const CorsConfig&) = default;
 };
 
+// Mutual TLS for an app: a request reaches its routes only over a TLS connection whose client
+// certificate chains to one of these CAs (checked by the gateway against the certificate the
+// listener received; the listener must request client certificates).
+struct MtlsConfig {
+  std::string truststore_pem;  // one or more PEM CA certificates
+  friend bool operator==(const MtlsConfig&, const MtlsConfig&) = default;
+};
+
 struct ApiConfig {
   std::string app;
   std::string stage;
@@ -122,6 +158,7 @@ struct ApiConfig {
   std::map<std::string, AuthorizerConfig> authorizers;
   std::map<std::string, UsagePlanConfig> usage_plans;
   std::optional<CorsConfig> cors;
+  std::optional<MtlsConfig> mtls;
   std::string api_id() const { return app + "-" + stage; }
   friend bool operator==(const ApiConfig&, const ApiConfig&) = default;
 };

@@ -122,7 +122,10 @@ struct Gateway::CompiledApi {
   std::optional<std::size_t> default_route;
   std::map<std::string, std::shared_ptr<const JwtVerifier>> jwt;              // by authorizer name
   std::map<std::size_t, std::shared_ptr<const CompiledSchema>> body_schemas;  // by route index
-  std::string cors_methods;  // Access-Control-Allow-Methods
+  // By route index, then as RouteConfig::parameters (null: no schema).
+  std::map<std::size_t, std::vector<std::shared_ptr<const CompiledSchema>>> parameter_schemas;
+  std::vector<std::shared_ptr<const WafEngine>> waf;  // by route index; null: off
+  std::string cors_methods;                           // Access-Control-Allow-Methods
 };
 
 // One request on its way through the gateway; owned jointly by the connection's coroutine and the
@@ -130,6 +133,7 @@ struct Gateway::CompiledApi {
 struct Gateway::Exchange {
   std::shared_ptr<const CompiledApi> api;
   const RouteConfig* route = nullptr;
+  std::size_t route_index = 0;
   GatewayRequest request;
   std::string target;  // the whole request-target as received (SigV4 signs it)
   bool secure = false;
@@ -139,6 +143,8 @@ struct Gateway::Exchange {
   std::string key_id;                           // the API key's id (never its value)
   json::object request_authorizer;              // requestContext.authorizer
   const CompiledSchema* body_schema = nullptr;  // the route's, if it has one
+  const WafEngine* waf = nullptr;               // the route's, unless off
+  std::string remote;                           // "ip:port" of the client
 };
 
 struct Gateway::Outcome {
@@ -177,6 +183,11 @@ Gateway::Gateway(Deps deps, GatewayOptions options)
         "moatless_gateway_validation_failures_total",
         "Requests refused because their body did not match the route's schema (400, 415).",
         {"api", "route"});
+    waf_metric_ = &deps_.metrics->Counter(
+        "moatless_gateway_waf_matches_total",
+        "Requests the WAF refused (action=blocked) or would have refused in detect mode "
+        "(action=detected), by API and route.",
+        {"api", "route", "action"});
     throttles_metric_ = &deps_.metrics->Counter(
         "moatless_gateway_throttles_total",
         "Requests refused by a usage plan (rate or quota), by API and route.",
@@ -185,6 +196,29 @@ Gateway::Gateway(Deps deps, GatewayOptions options)
 }
 
 Gateway::~Gateway() = default;
+
+core::Status Gateway::LoadWaf() { return WafFor(WafConfig{}).status(); }
+
+core::Result<std::shared_ptr<const WafEngine>> Gateway::WafFor(const WafConfig& config) {
+  if (config.mode == "off") return std::shared_ptr<const WafEngine>();
+  const WafSettings settings = ToWafSettings(config);
+  std::string key = config.mode + "|" + std::to_string(config.paranoia) + "|" +
+                    std::to_string(config.anomaly_threshold) + "|";
+  for (int id : settings.excluded_rule_ids) key += std::to_string(id) + ",";
+  key += "|";
+  for (const std::string& tag : settings.excluded_tags) key += tag + ",";
+  std::lock_guard lock(waf_mu_);
+  // Engines no API uses any more go (an exchange in flight holds its API, and so its engine).
+  for (auto it = waf_engines_.begin(); it != waf_engines_.end();) {
+    it = it->second.use_count() == 1 && it->first != key ? waf_engines_.erase(it) : std::next(it);
+  }
+  if (auto it = waf_engines_.find(key); it != waf_engines_.end()) return it->second;
+  ASSIGN_OR_RETURN(std::unique_ptr<WafEngine> engine,
+                   WafEngine::Create(settings, options_.waf_rules_dir));
+  std::shared_ptr<const WafEngine> shared(std::move(engine));
+  waf_engines_.emplace(key, shared);
+  return shared;
+}
 
 core::Status Gateway::Apply(const ApiConfig& config) {
   RETURN_IF_ERROR(ValidateApiConfig(config));
@@ -213,6 +247,21 @@ core::Status Gateway::Apply(const ApiConfig& config) {
       }
       api->body_schemas.emplace(i, std::make_shared<const CompiledSchema>(*std::move(compiled)));
     }
+    for (const ParameterConfig& p : route.parameters) {
+      std::shared_ptr<const CompiledSchema> schema;
+      if (!p.schema.empty()) {
+        auto compiled = CompiledSchema::Compile(p.schema);
+        if (!compiled.ok()) {
+          return core::InvalidArgumentError("route " + route.key() + ": parameter " + p.name +
+                                            ": schema: " + compiled.status().message());
+        }
+        schema = std::make_shared<const CompiledSchema>(*std::move(compiled));
+      }
+      api->parameter_schemas[i].push_back(std::move(schema));
+    }
+    auto waf = WafFor(route.waf);
+    if (!waf.ok()) return waf.status().Annotate("route " + route.key() + ": waf");
+    api->waf.push_back(*std::move(waf));
     if (route.path == "$default") {
       api->default_route = i;
       continue;
@@ -262,6 +311,7 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
   ex->started = std::chrono::steady_clock::now();
   ex->target = std::string(request.target());
   ex->secure = context.tls;
+  ex->remote = context.remote;
   GatewayRequest& g = ex->request;
   g.method = std::string(request.method_string());
   g.request_id = context.request_id;
@@ -338,9 +388,11 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
     }
     if (index) {
       ex->route = &api->config.routes[*index];
+      ex->route_index = *index;
       if (auto schema = api->body_schemas.find(*index); schema != api->body_schemas.end()) {
         ex->body_schema = schema->second.get();
       }
+      ex->waf = api->waf[*index].get();
       g.route_key = ex->route->key();
       g.api_id = api->config.api_id();
       g.stage = api->config.stage;
@@ -415,12 +467,23 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
 }
 
 Gateway::Outcome Gateway::Run(Exchange& ex) {
+  if (ex.waf != nullptr) {
+    Outcome refused = Inspect(ex);
+    if (refused.status != 0) return refused;
+  }
   Outcome auth = Authenticate(ex);
   if (auth.status != 0) return auth;
   // The route's own bucket; an API key's was checked with its plan.
   if (ex.route->throttle && ex.key_id.empty()) {
     Outcome throttled = ThrottleRoute(ex, "*", ex.api->id);
     if (throttled.status != 0) return throttled;
+  }
+  if (!ex.route->parameters.empty()) {
+    Outcome invalid = ValidateParameters(ex);
+    if (invalid.status != 0) {
+      for (auto& header : auth.headers) invalid.headers.push_back(std::move(header));
+      return invalid;
+    }
   }
   if (ex.body_schema != nullptr) {
     Outcome invalid = ValidateBody(ex);
@@ -612,6 +675,82 @@ Gateway::Outcome Gateway::ValidateBody(Exchange& ex) {
   o.body = json::serialize(
       json::object{{"message", "Invalid request body"}, {"violations", std::move(list)}});
   o.denied = "validation";
+  return o;
+}
+
+// The route's query and header parameters: each required one present, each value (as a JSON
+// string) matching its schema. Status 0: valid; otherwise 400 listing each violation.
+Gateway::Outcome Gateway::ValidateParameters(Exchange& ex) {
+  const std::vector<std::shared_ptr<const CompiledSchema>>& schemas =
+      ex.api->parameter_schemas.at(ex.route_index);
+  json::array list;
+  for (std::size_t i = 0; i < ex.route->parameters.size(); ++i) {
+    const ParameterConfig& p = ex.route->parameters[i];
+    const bool query = p.in == ParameterConfig::In::kQuery;
+    const std::optional<std::string> value =
+        query ? QueryValue(ex.request.raw_query, p.name) : HeaderValue(ex.request.headers, p.name);
+    auto violation = [&](std::string message) {
+      list.emplace_back(json::object{
+          {"in", query ? "query" : "header"}, {"name", p.name}, {"message", std::move(message)}});
+    };
+    if (!value) {
+      if (p.required) violation("is required");
+      continue;
+    }
+    if (schemas[i] == nullptr) continue;
+    for (const Violation& v : schemas[i]->Validate(json::value(json::string(*value)))) {
+      violation(v.message);
+    }
+  }
+  Outcome o;
+  o.status = 0;
+  if (list.empty()) return o;
+  o.status = 400;
+  o.body = json::serialize(
+      json::object{{"message", "Invalid request parameters"}, {"violations", std::move(list)}});
+  o.denied = "validation";
+  return o;
+}
+
+// The route's WAF on the request as received. Status 0: go on (also in detect mode, which only
+// logs); otherwise 403 (500 if the WAF itself failed) naming the request id, the rules in the log
+// and the audit record.
+Gateway::Outcome Gateway::Inspect(Exchange& ex) {
+  const GatewayRequest& g = ex.request;
+  WafRequest request{.client_ip = g.source_ip,
+                     .method = g.method,
+                     .uri = ex.target,
+                     .http_version = g.protocol == "HTTP/1.0" ? "1.0" : "1.1",
+                     .headers = g.headers,
+                     .body = g.body,
+                     .request_id = g.request_id};
+  if (const std::size_t colon = ex.remote.rfind(':'); colon != std::string::npos) {
+    request.client_port = std::atoi(ex.remote.c_str() + colon + 1);
+  }
+  const WafVerdict verdict = ex.waf->Inspect(request);
+  Outcome o;
+  o.status = 0;
+  if (!verdict.matched && !verdict.blocked) return o;
+  std::string rules;
+  for (int id : verdict.rule_ids) rules += (rules.empty() ? "" : ",") + std::to_string(id);
+  const std::string action = verdict.blocked ? "blocked" : "detected";
+  if (waf_metric_ != nullptr) waf_metric_->WithLabels({ex.api->id, g.route_key, action}).Inc();
+  deps_.log.WithRequestId(g.request_id)
+      .Warn("gateway waf " + action,
+            {{"api", ex.api->id},
+             {"route", g.route_key},
+             {"source_ip", g.source_ip},
+             {"rules", rules},
+             {"anomaly_score", static_cast<std::int64_t>(verdict.anomaly_score)},
+             {"matches", verdict.log}});
+  if (!verdict.blocked) return o;
+  Audit(ex, "anonymous", "execute-api:Invoke", RouteArn(ex), observe::AuditOutcome::kDenied,
+        "waf " + action + ": rules " + rules + " (anomaly score " +
+            std::to_string(verdict.anomaly_score) + ")");
+  o.status = verdict.status == 0 ? 403 : static_cast<unsigned>(verdict.status);
+  o.body = json::serialize(
+      json::object{{"message", o.status == 403 ? "Forbidden" : "Internal Server Error"},
+                   {"requestId", g.request_id}});
   return o;
 }
 

@@ -15,14 +15,20 @@
 //     gateway when the app configures CORS, without authentication, as browsers expect;
 //  3. routing: the most specific route wins (http/router.h); otherwise $default if the app has
 //     one; otherwise 404, or 405 with Allow when only the method is wrong;
-//  4. authentication as the route declares: none, JWT (401 / 403 on scopes), API key (401 without
+//  4. the route's WAF (gateway/waf.h; by default blocking at paranoia level 1) inspects the
+//     request as received: a blocked request is a 403 with its request id (the rule ids go to the
+//     log and the audit trail, never to the client); in detect mode matches are only logged;
+//  5. authentication as the route declares: none, JWT (401 / 403 on scopes), API key (401 without
 //     one, 403 for an unknown, disabled or other app's key, or a key not on the route's plan),
 //     an authorizer function (401 without its identity sources, 403 when it denies, 500 when it
 //     fails), or SigV4 (execute-api:Invoke on the route's ARN, authorised by the caller's
 //     policies, the decision audited);
-//  5. usage plan of the API key (or of the authorizer's usageIdentifierKey): 429 with
+//  6. usage plan of the API key (or of the authorizer's usageIdentifierKey): 429 with
 //     Retry-After when over its rate or quota;
-//  6. the function version the app version deployed runs with the payload 2.0 event; its response
+//  7. the route's query and header parameters (required ones present, values matching their
+//     schemas), then the JSON body against the route's schema (gateway/schema_validator.h): 400
+//     with the violations, 415 for a body that is not JSON;
+//  8. the function version the app version deployed runs with the payload 2.0 event; its response
 //     is mapped back (payload.h). A function error, an invalid response or one over
 //     max_response_bytes is a 502 with a generic body (details in the log); no answer within
 //     integration_timeout is a 504 (the invocation is left to the function's own timeout).
@@ -52,6 +58,7 @@
 #include "gateway/function_authorizer.h"
 #include "gateway/functions.h"
 #include "gateway/usage_meter.h"
+#include "gateway/waf.h"
 #include "http/types.h"
 #include "identity/authenticator.h"
 #include "observe/audit_log.h"
@@ -67,6 +74,8 @@ struct GatewayOptions {
   std::map<std::string, std::string> hosts;
   std::size_t max_response_bytes = 6 * 1024 * 1024;
   std::chrono::milliseconds integration_timeout{30000};
+  // The OWASP CRS rules directory (gateway/waf.h); "" for Debian's.
+  std::string waf_rules_dir;
 };
 
 class Gateway {
@@ -87,8 +96,14 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
+  // Loads the WAF rules with the default settings (block, paranoia 1): FailedPrecondition naming
+  // the file when the rules are missing or broken. Start-up calls it so that a broken rule set
+  // stops the daemon instead of being found by the first deployment.
+  core::Status LoadWaf();
+
   // Serves `config` for its app stage from now on (replacing what was there). InvalidArgument,
-  // and nothing changes, when it does not validate or a JWKS does not parse.
+  // and nothing changes, when it does not validate, a JWKS or a schema does not compile, or a
+  // route's WAF settings cannot be loaded.
   core::Status Apply(const ApiConfig& config);
   void Remove(std::string_view app, std::string_view stage);
 
@@ -109,6 +124,10 @@ class Gateway {
   std::string RouteArn(const Exchange& ex) const;
   Outcome ThrottleRoute(Exchange& ex, const std::string& who, const std::string& bucket);
   Outcome ValidateBody(Exchange& ex);
+  Outcome ValidateParameters(Exchange& ex);
+  Outcome Inspect(Exchange& ex);
+  // The engine for `config` (shared by every route with the same settings); null when off.
+  core::Result<std::shared_ptr<const WafEngine>> WafFor(const WafConfig& config);
   void Finish(const Exchange& ex, http::Response& response, const Outcome& outcome);
   void Audit(const Exchange& ex, std::string actor, std::string action, std::string resource,
              observe::AuditOutcome outcome, std::string reason);
@@ -118,11 +137,14 @@ class Gateway {
   FunctionAuthorizer authorizer_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const CompiledApi>, std::less<>> apis_;  // "APP/STAGE"
+  std::mutex waf_mu_;  // held while an engine loads, so each configuration loads once
+  std::map<std::string, std::shared_ptr<const WafEngine>> waf_engines_;  // by settings
   observe::CounterFamily* requests_metric_ = nullptr;
   observe::HistogramFamily* latency_metric_ = nullptr;
   observe::CounterFamily* denials_metric_ = nullptr;
   observe::CounterFamily* throttles_metric_ = nullptr;
   observe::CounterFamily* invalid_metric_ = nullptr;
+  observe::CounterFamily* waf_metric_ = nullptr;
 };
 
 }  // namespace moatless::gateway

@@ -271,6 +271,24 @@ class GatewayTest : public ::testing::Test {
     };
     route("GET", "/items/{id}", AuthKind::kNone);
     route("GET", "/files/{path+}", AuthKind::kNone);
+    route("GET", "/raw/{id}", AuthKind::kNone);  // no WAF: what the router alone does
+    api.routes.back().waf.mode = "off";
+    route("POST", "/upload", AuthKind::kNone);  // binary bodies: no WAF
+    api.routes.back().waf.mode = "off";
+    route("GET", "/watched", AuthKind::kNone);
+    api.routes.back().waf.mode = "detect";
+    route("POST", "/notes", AuthKind::kNone);
+    api.routes.back().waf.exclude_tags = {"attack-sqli"};
+    route("GET", "/search", AuthKind::kNone);
+    api.routes.back().parameters = {
+        {.in = ParameterConfig::In::kQuery,
+         .name = "limit",
+         .required = true,
+         .schema = R"({"type": "string", "pattern": "^[0-9]{1,3}$"})"},
+        {.in = ParameterConfig::In::kQuery,
+         .name = "sort",
+         .schema = R"({"enum": ["asc", "desc"]})"},
+        {.in = ParameterConfig::In::kHeader, .name = "x-client", .required = true}};
     route("POST", "/items", AuthKind::kApiKey);
     api.routes.back().usage_plan = "basic";
     route("GET", "/gold", AuthKind::kApiKey);
@@ -283,6 +301,7 @@ class GatewayTest : public ::testing::Test {
     route("GET", "/iam", AuthKind::kIam);
     route("GET", "/boom", AuthKind::kNone, "", "shop_dev_boom");
     route("POST", "/validated", AuthKind::kNone);
+    api.routes.back().waf.mode = "off";  // what validation alone does
     api.routes.back().body_schema = R"({"$schema": "http://json-schema.org/draft-07/schema#",
         "type": "object", "required": ["name"], "additionalProperties": false,
         "properties": {"name": {"type": "string", "maxLength": 5},
@@ -437,9 +456,11 @@ TEST_F(GatewayTest, PathTricksNeverReachARouteTheyShouldNot) {
     const HttpAnswer a = Get(target);
     EXPECT_TRUE(a.status == 400 || a.status == 404) << target << " -> " << a.status;
   }
+  // Double encoding is refused by the WAF (multiple URL encoding)...
+  EXPECT_EQ(Get("/shop/dev/items/%252e%252e").status, 403);
   EXPECT_EQ(functions_.Total(), 0);
-  // Double encoding is decoded once: the route sees the literal text, never "..".
-  ASSERT_EQ(Get("/shop/dev/items/%252e%252e").status, 200);
+  // ...and, without it, decoded once: the route sees the literal text, never "..".
+  ASSERT_EQ(Get("/shop/dev/raw/%252e%252e").status, 200);
   EXPECT_EQ(LastEvent().at("pathParameters").at("id"), "%2e%2e");
 }
 
@@ -453,8 +474,12 @@ TEST_F(GatewayTest, BinaryBodiesTravelAsBase64BothWays) {
                                      {"isBase64Encoded", true},
                                      {"body", v.at("body")}}));  // what arrived, still base64
   });
+  // The WAF refuses bytes it cannot read as form or JSON data; a binary route turns it off.
+  EXPECT_EQ(
+      Get("/shop/dev/items/1", "Content-Type: application/octet-stream\r\n", "GET", bytes).status,
+      403);
   const HttpAnswer a =
-      Get("/shop/dev/items/1", "Content-Type: application/octet-stream\r\n", "GET", bytes);
+      Get("/shop/dev/upload", "Content-Type: application/octet-stream\r\n", "POST", bytes);
   ASSERT_EQ(a.status, 200) << a.body;
   EXPECT_EQ(LastEvent().at("isBase64Encoded"), true);
   EXPECT_EQ(a.body, bytes);
@@ -660,6 +685,99 @@ TEST_F(GatewayTest, BodiesAreValidatedAgainstTheRouteSchemaBeforeTheFunction) {
   const std::string evil = R"({"name":"x","code":")" + std::string(50000, 'a') + R"(!"})";
   EXPECT_EQ(Get("/shop/dev/validated", json, "POST", evil).status, 400);
   EXPECT_EQ(functions_.Count("shop_dev_items"), 1);
+}
+
+TEST_F(GatewayTest, QueryAndHeaderParametersAreCheckedBeforeTheFunction) {
+  const std::string client = "x-client: web\r\n";
+  EXPECT_EQ(Get("/shop/dev/search?limit=10", client).status, 200);
+  EXPECT_EQ(Get("/shop/dev/search?limit=10&sort=desc", client).status, 200);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 2);
+  const HttpAnswer missing = Get("/shop/dev/search");
+  EXPECT_EQ(missing.status, 400);
+  json::value body = json::parse(missing.body);
+  EXPECT_EQ(body.at("message"), "Invalid request parameters");
+  const json::array& violations = body.at("violations").as_array();
+  ASSERT_EQ(violations.size(), 2u) << missing.body;
+  EXPECT_EQ(violations[0].at("in"), "query");
+  EXPECT_EQ(violations[0].at("name"), "limit");
+  EXPECT_EQ(violations[0].at("message"), "is required");
+  EXPECT_EQ(violations[1].at("in"), "header");
+  EXPECT_EQ(violations[1].at("name"), "x-client");
+  const HttpAnswer bad = Get("/shop/dev/search?limit=1000&sort=up", client);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json::parse(bad.body).at("violations").as_array().size(), 2u) << bad.body;
+  // Header names are case-insensitive; an empty query value is present (and then checked).
+  EXPECT_EQ(Get("/shop/dev/search?limit=", "X-Client: web\r\n").status, 400);
+  EXPECT_EQ(Get("/shop/dev/search?limit=7", "X-CLIENT: web\r\n").status, 200);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 3);
+}
+
+TEST_F(GatewayTest, ParameterSchemasThatDoNotCompileRefuseTheApi) {
+  ApiConfig api = ShopApi();
+  api.routes.back().parameters = {
+      {.in = ParameterConfig::In::kQuery, .name = "q", .schema = R"j({"pattern": "(?=x)"})j"}};
+  const core::Status s = gateway_->Apply(api);
+  EXPECT_EQ(s.code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("parameter q"), std::string::npos) << s;
+  EXPECT_EQ(Get("/shop/dev/items/1").status, 200);  // the API served before is still served
+}
+
+// ---------------------------------------------------------------------------------------------
+// WAF
+
+TEST_F(GatewayTest, TheWafBlocksAttacksBeforeAuthenticationAndTheFunction) {
+  const std::string json = "Content-Type: application/json\r\n";
+  const HttpAnswer sqli = Get("/shop/dev/items/1?q=1%27%20OR%20%271%27%3D%271");
+  EXPECT_EQ(sqli.status, 403);
+  const json::value body = json::parse(sqli.body);
+  EXPECT_EQ(body.at("message"), "Forbidden");
+  EXPECT_EQ(body.at("requestId").as_string(), sqli.Header("x-amzn-requestid"));
+  EXPECT_EQ(sqli.body.find("942"), std::string::npos) << "rule ids stay out of the answer";
+  // Before authentication: an attack on an API-key route is 403 without a key, not 401.
+  EXPECT_EQ(Get("/shop/dev/items", json, "POST", R"({"t":"<script>alert(1)</script>"})").status,
+            403);
+  EXPECT_EQ(Get("/shop/dev/items/1", "Cookie: s=;cat /etc/passwd\r\n").status, 403);
+  EXPECT_EQ(functions_.Total(), 0);
+  bool logged = false;
+  for (const std::string& line : log_sink_.Lines()) {
+    if (line.find("gateway waf blocked") != std::string::npos &&
+        line.find(sqli.Header("x-amzn-requestid")) != std::string::npos) {
+      logged = line.find("942") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(logged) << "the log names the rules";
+  // Benign requests that merely talk about SQL pass (the key route then asks for its key).
+  EXPECT_EQ(
+      Get("/shop/dev/items", json, "POST", R"({"text":"SELECT a topic for the talk"})").status,
+      401);
+  EXPECT_EQ(Get("/shop/dev/items/1?q=select%20a%20topic").status, 200);
+}
+
+TEST_F(GatewayTest, DetectModeLogsWhatItWouldBlockAndExclusionsApply) {
+  EXPECT_EQ(Get("/shop/dev/watched?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E").status, 200);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 1);
+  bool detected = false;
+  for (const std::string& line : log_sink_.Lines()) {
+    detected |= line.find("gateway waf detected") != std::string::npos &&
+                line.find("941") != std::string::npos;
+  }
+  EXPECT_TRUE(detected);
+  // /notes excludes the SQL injection rules: SQL passes, XSS is still refused.
+  const std::string json = "Content-Type: application/json\r\n";
+  EXPECT_EQ(Get("/shop/dev/notes", json, "POST", R"({"q":"1' OR '1'='1"})").status, 200);
+  EXPECT_EQ(Get("/shop/dev/notes", json, "POST", R"({"q":"<script>alert(1)</script>"})").status,
+            403);
+  EXPECT_EQ(functions_.Count("shop_dev_items"), 2);
+}
+
+TEST_F(GatewayTest, WafSettingsThatCannotLoadRefuseTheApi) {
+  ApiConfig api = ShopApi();
+  api.routes.front().waf.exclude_rules = {949110};  // would switch blocking off
+  EXPECT_EQ(gateway_->Apply(api).code(), core::StatusCode::kInvalidArgument);
+  api = ShopApi();
+  api.routes.front().waf.paranoia = 5;
+  EXPECT_EQ(gateway_->Apply(api).code(), core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get("/shop/dev/items/1?q=%3Cscript%3E").status, 403);  // still the old API
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -243,7 +243,9 @@ class TransactionLog {
 // without a callback, ModSecurity would write every match to std::cerr.
 void IgnoreServerLog(void* /*data*/, const void* /*message*/) {}
 
-core::Status ValidateSettings(const WafSettings& s) {
+}  // namespace
+
+core::Status ValidateWafSettings(const WafSettings& s) {
   if (s.paranoia_level < 1 || s.paranoia_level > 4) {
     return core::InvalidArgumentError("WAF paranoia_level must be 1 to 4, not " +
                                       std::to_string(s.paranoia_level));
@@ -300,6 +302,8 @@ core::Status ValidateSettings(const WafSettings& s) {
   }
   return core::Status::Ok();
 }
+
+namespace {
 
 // The folder holding the CRS rule files: `crs_dir` itself, or its rules/ subfolder.
 core::Result<std::string> ResolveRulesDir(std::string crs_dir) {
@@ -470,7 +474,7 @@ int WafEngine::rule_count() const { return impl_->rule_count; }
 
 core::Result<std::unique_ptr<WafEngine>> WafEngine::Create(const WafSettings& settings,
                                                            std::string crs_dir) {
-  RETURN_IF_ERROR(ValidateSettings(settings));
+  RETURN_IF_ERROR(ValidateWafSettings(settings));
   auto impl = std::make_unique<Impl>();
   impl->settings = settings;
   for (const std::string& header : settings.secret_headers) {

@@ -99,6 +99,10 @@ struct WafSettings {
                                              "x-api-key", "x-amz-security-token"};
 };
 
+// The checks Create makes on `settings` without loading anything: kInvalidArgument naming the
+// setting (a paranoia level out of range, an excluded rule or tag that decides verdicts...).
+core::Status ValidateWafSettings(const WafSettings& settings);
+
 struct WafRequest {
   std::string client_ip;
   int client_port = 0;

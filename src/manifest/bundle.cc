@@ -247,6 +247,9 @@ core::Result<PackedBundle> PackBundle(const std::string& dir, const Manifest& ma
       RETURN_IF_ERROR(Collect(dir, a.jwks, members, packed.skipped));
     }
   }
+  if (!manifest.mtls_truststore.empty()) {
+    RETURN_IF_ERROR(Collect(dir, manifest.mtls_truststore, members, packed.skipped));
+  }
   if (members.size() > limits.max_entries) {
     return core::PayloadTooLargeError("the app has more than " +
                                       std::to_string(limits.max_entries) + " files");

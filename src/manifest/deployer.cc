@@ -306,7 +306,44 @@ core::Result<gateway::ApiConfig> Deployer::GatewayApi(
                                           compiled.status().message());
       }
     }
+    for (const ParameterSpec& p : spec.parameters) {
+      gateway::ParameterConfig parameter{.in = p.header ? gateway::ParameterConfig::In::kHeader
+                                                        : gateway::ParameterConfig::In::kQuery,
+                                         .name = p.name,
+                                         .required = p.required,
+                                         .schema = p.schema};
+      if (!p.schema.empty()) {
+        auto compiled = gateway::CompiledSchema::Compile(p.schema);
+        if (!compiled.ok()) {
+          return core::InvalidArgumentError("route " + spec.key() + ": parameters." +
+                                            (p.header ? "headers." : "query.") + p.name +
+                                            ".schema: " + compiled.status().message());
+        }
+      }
+      route.parameters.push_back(std::move(parameter));
+    }
+    // The app's WAF settings, then the route's on top.
+    for (const std::optional<WafSpec>* waf : {&manifest.waf, &spec.waf}) {
+      if (!waf->has_value()) continue;
+      const WafSpec& w = **waf;
+      if (w.mode) route.waf.mode = *w.mode;
+      if (w.paranoia) route.waf.paranoia = *w.paranoia;
+      if (w.anomaly_threshold) route.waf.anomaly_threshold = *w.anomaly_threshold;
+      route.waf.exclude_rules.insert(route.waf.exclude_rules.end(), w.exclude_rules.begin(),
+                                     w.exclude_rules.end());
+      route.waf.exclude_tags.insert(route.waf.exclude_tags.end(), w.exclude_tags.begin(),
+                                    w.exclude_tags.end());
+    }
     api.routes.push_back(std::move(route));
+  }
+  if (!manifest.mtls_truststore.empty()) {
+    std::ifstream in(fs::path(dir) / manifest.mtls_truststore, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      return core::InvalidArgumentError("mtls.truststore: cannot read " + manifest.mtls_truststore);
+    }
+    api.mtls = gateway::MtlsConfig{.truststore_pem = text.str()};
   }
   for (const auto& [name, spec] : manifest.authorizers) {
     gateway::AuthorizerConfig a;

@@ -441,5 +441,75 @@ TEST_F(DeployerTest, AJwksThatTheGatewayWouldRefuseFailsThePlan) {
   EXPECT_FALSE(stored->has_value());
 }
 
+TEST_F(DeployerTest, WafParametersAndMtlsReachTheStoredApi) {
+  std::string text(kManifest);
+  text.replace(text.find("    auth: none\n"), 15,
+               "    auth: none\n"
+               "    parameters:\n"
+               "      query:\n"
+               "        limit: { required: true, schema: { type: string, maxLength: 3 } }\n"
+               "      headers:\n"
+               "        X-Client: { required: true }\n"
+               "    waf: { mode: detect, exclude_rules: [942100] }\n"
+               "  - route: POST /notes\n"
+               "    function: create-note\n"
+               "    auth: none\n");
+  text +=
+      "waf: { paranoia: 2, anomaly_threshold: 10, exclude_tags: [attack-php] }\n"
+      "mtls: { truststore: certs/ca.pem }\n";
+  Write("moatless.yaml", text);
+  Write("certs/ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  auto outcome = Deploy();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(applied_.size(), 1u);
+  const gateway::ApiConfig& api = applied_[0];
+  ASSERT_EQ(api.routes.size(), 2u);
+  const gateway::RouteConfig& get = api.routes[0];
+  EXPECT_EQ(get.waf.mode, "detect");  // the route's mode over the app's default
+  EXPECT_EQ(get.waf.paranoia, 2);     // the app's
+  EXPECT_EQ(get.waf.anomaly_threshold, 10);
+  EXPECT_EQ(get.waf.exclude_rules, std::vector<int>{942100});
+  EXPECT_EQ(get.waf.exclude_tags, std::vector<std::string>{"attack-php"});
+  ASSERT_EQ(get.parameters.size(), 2u);
+  EXPECT_EQ(get.parameters[0].name, "limit");
+  EXPECT_TRUE(get.parameters[0].required);
+  EXPECT_EQ(get.parameters[0].schema, R"({"type":"string","maxLength":3})");
+  EXPECT_EQ(get.parameters[1].in, gateway::ParameterConfig::In::kHeader);
+  EXPECT_EQ(get.parameters[1].name, "x-client");
+  const gateway::RouteConfig& post = api.routes[1];
+  EXPECT_EQ(post.waf.mode, "block");
+  EXPECT_EQ(post.waf.paranoia, 2);
+  EXPECT_TRUE(post.parameters.empty());
+  ASSERT_TRUE(api.mtls.has_value());
+  EXPECT_NE(api.mtls->truststore_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto stored = gateway::ApiStore::Load(*db_, "notes", "dev");
+  ASSERT_TRUE(stored.ok() && stored->has_value()) << stored.status();
+  EXPECT_EQ(**stored, api);  // all of it survives the store
+}
+
+TEST_F(DeployerTest, WafSettingsOrParameterSchemasTheGatewayWouldRefuseFailThePlan) {
+  const std::string base(kManifest);
+  struct Case {
+    std::string route_extra;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"    waf: { exclude_rules: [949110] }\n", "cannot be excluded"},
+           {"    waf: { exclude_tags: [attack-generic] }\n", "cannot be excluded"},
+           {"    parameters: { query: { q: { schema: { pattern: \"(?<=a)b\" } } } }\n",
+            "parameters.query.q.schema"},
+           {"    parameters: { query: { q: { schema: { type: 5 } } } }\n",
+            "parameters.query.q.schema"}}) {
+    std::string text = base;
+    text.replace(text.find("    auth: none\n"), 15, "    auth: none\n" + c.route_extra);
+    Write("moatless.yaml", text);
+    auto outcome = Deploy();
+    ASSERT_FALSE(outcome.ok()) << c.route_extra;
+    EXPECT_EQ(outcome.status().code(), core::StatusCode::kInvalidArgument);
+    EXPECT_NE(outcome.status().message().find(c.message), std::string::npos) << outcome.status();
+  }
+  EXPECT_TRUE(applied_.empty());
+}
+
 }  // namespace
 }  // namespace moatless::manifest

@@ -315,7 +315,7 @@ class Parser {
   void ParseRoot(const YAML::Node& root) {
     if (!ExpectMap(root, "manifest",
                    {"app", "stage", "functions", "routes", "authorizers", "usage_plans", "cors",
-                    "secrets", "alerts"})) {
+                    "waf", "mtls", "secrets", "alerts"})) {
       return;
     }
     if (auto app = RequiredString(root, "app", "manifest")) {
@@ -351,6 +351,141 @@ class Parser {
     if (const YAML::Node routes = root["routes"]) ParseRoutes(routes);
     if (const YAML::Node alerts = root["alerts"]) ParseAlerts(alerts);
     if (const YAML::Node cors = root["cors"]) ParseCors(cors);
+    if (const YAML::Node waf = root["waf"]) manifest_.waf = ParseWaf(waf, "waf");
+    if (const YAML::Node mtls = root["mtls"]) {
+      if (ExpectMap(mtls, "mtls", {"truststore"})) {
+        if (!mtls["truststore"]) {
+          Error(mtls, "mtls", "'truststore' is required: a PEM file of the CAs clients chain to");
+        } else if (auto file = RelativePath(mtls["truststore"], "mtls.truststore", false)) {
+          manifest_.mtls_truststore = *file;
+        }
+      }
+    }
+  }
+
+  WafSpec ParseWaf(const YAML::Node& node, const std::string& path) {
+    WafSpec w;
+    w.at = LocationOf(node);
+    if (!ExpectMap(node, path,
+                   {"mode", "paranoia", "anomaly_threshold", "exclude_rules", "exclude_tags"})) {
+      return w;
+    }
+    if (const YAML::Node mode = node["mode"]) {
+      if (auto text = String(mode, path + ".mode")) {
+        if (*text != "off" && *text != "detect" && *text != "block") {
+          Error(mode, path + ".mode", "expected off, detect or block, not '" + *text + "'");
+        } else {
+          w.mode = *text;
+        }
+      }
+    }
+    if (const YAML::Node paranoia = node["paranoia"]) {
+      if (auto n = Integer(paranoia, path + ".paranoia", 1, 4)) w.paranoia = static_cast<int>(*n);
+    }
+    if (const YAML::Node threshold = node["anomaly_threshold"]) {
+      if (auto n = Integer(threshold, path + ".anomaly_threshold", 1, 1000)) {
+        w.anomaly_threshold = static_cast<int>(*n);
+      }
+    }
+    if (const YAML::Node ids = node["exclude_rules"]) {
+      if (!ids.IsSequence()) {
+        Error(ids, path + ".exclude_rules", "expected a list of rule ids");
+      } else {
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if (auto id = Integer(ids[i], path + ".exclude_rules[" + std::to_string(i) + "]", 1,
+                                99'999'999)) {
+            w.exclude_rules.push_back(static_cast<int>(*id));
+          }
+        }
+      }
+    }
+    if (const YAML::Node tags = node["exclude_tags"]) {
+      w.exclude_tags = StringList(tags, path + ".exclude_tags");
+    }
+    return w;
+  }
+
+  // YAML -> JSON with YAML's scalar types (for JSON Schemas written inline): quoted scalars are
+  // strings; plain ones are null, booleans, integers or numbers when they read as such.
+  boost::json::value TypedJson(const YAML::Node& node) {
+    if (node.IsMap()) {
+      boost::json::object object;
+      for (const auto& entry : node) {
+        object[entry.first.IsScalar() ? entry.first.Scalar() : ""] = TypedJson(entry.second);
+      }
+      return object;
+    }
+    if (node.IsSequence()) {
+      boost::json::array array;
+      for (const auto& item : node) array.push_back(TypedJson(item));
+      return array;
+    }
+    if (!node.IsScalar()) return nullptr;
+    const std::string& text = node.Scalar();
+    if (node.Tag() == "!") return boost::json::string(text);
+    if (text == "null" || text == "~") return nullptr;
+    if (text == "true") return true;
+    if (text == "false") return false;
+    std::int64_t n = 0;
+    if (auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        ec == std::errc() && end == text.data() + text.size()) {
+      return n;
+    }
+    double d = 0;
+    if (auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+        ec == std::errc() && end == text.data() + text.size() && std::isfinite(d)) {
+      return d;
+    }
+    return boost::json::string(text);
+  }
+
+  void ParseParameters(const YAML::Node& node, const std::string& path, RouteSpec& r) {
+    if (!ExpectMap(node, path, {"query", "headers"})) return;
+    for (const bool header : {false, true}) {
+      const std::string where = path + (header ? ".headers" : ".query");
+      const YAML::Node section = node[header ? "headers" : "query"];
+      if (!section) continue;
+      if (!section.IsMap()) {
+        Error(section, where, "expected a map of parameter names to {required, schema}");
+        continue;
+      }
+      for (const auto& entry : section) {
+        ParameterSpec p;
+        p.header = header;
+        p.name = entry.first.IsScalar() ? entry.first.Scalar() : "";
+        if (header) {
+          for (char& c : p.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        const std::string at = where + "." + p.name;
+        bool valid_name = !p.name.empty() && p.name.size() <= 128;
+        for (char c : p.name) {
+          const auto u = static_cast<unsigned char>(c);
+          if (u <= 0x20 || u == 0x7f || (header && (c == ':' || c == '"'))) valid_name = false;
+        }
+        if (!valid_name) {
+          Error(entry.first, where, "'" + p.name + "' is not a parameter name");
+          continue;
+        }
+        const YAML::Node spec = entry.second;
+        if (!ExpectMap(spec, at, {"required", "schema"})) continue;
+        if (const YAML::Node required = spec["required"]) {
+          if (!required.IsScalar() ||
+              (required.Scalar() != "true" && required.Scalar() != "false")) {
+            Error(required, at + ".required", "expected true or false");
+          } else {
+            p.required = required.Scalar() == "true";
+          }
+        }
+        if (const YAML::Node schema = spec["schema"]) {
+          if (!schema.IsMap()) {
+            Error(schema, at + ".schema", "expected a JSON Schema written as a map");
+          } else {
+            p.schema = boost::json::serialize(TypedJson(schema));
+          }
+        }
+        r.parameters.push_back(std::move(p));
+      }
+    }
   }
 
   void ParseCors(const YAML::Node& node) {
@@ -1010,7 +1145,10 @@ class Parser {
     for (std::size_t i = 0; i < section.size(); ++i) {
       const YAML::Node node = section[i];
       const std::string path = "routes[" + std::to_string(i) + "]";
-      if (!ExpectMap(node, path, {"route", "function", "auth", "schema", "throttle"})) continue;
+      if (!ExpectMap(node, path,
+                     {"route", "function", "auth", "schema", "parameters", "throttle", "waf"})) {
+        continue;
+      }
       RouteSpec r;
       r.at = LocationOf(node);
       if (auto route = RequiredString(node, "route", path)) {
@@ -1055,6 +1193,10 @@ class Parser {
           }
         }
       }
+      if (const YAML::Node parameters = node["parameters"]) {
+        ParseParameters(parameters, path + ".parameters", r);
+      }
+      if (const YAML::Node waf = node["waf"]) r.waf = ParseWaf(waf, path + ".waf");
       manifest_.routes.push_back(std::move(r));
     }
   }

@@ -77,6 +77,27 @@ struct AuthSpec {
   friend bool operator==(const AuthSpec&, const AuthSpec&) = default;
 };
 
+// WAF settings (gateway/waf.h): the app's, and a route's on top of them. A route's mode,
+// paranoia and threshold replace the app's; its exclusions add to the app's.
+struct WafSpec {
+  Location at;
+  std::optional<std::string> mode;  // "off", "detect", "block"
+  std::optional<int> paranoia;      // 1..4
+  std::optional<int> anomaly_threshold;
+  std::vector<int> exclude_rules;
+  std::vector<std::string> exclude_tags;
+  friend bool operator==(const WafSpec&, const WafSpec&) = default;
+};
+
+// A query or header parameter a route checks (`parameters: {query: {NAME: {...}}, headers: ...}`).
+struct ParameterSpec {
+  bool header = false;
+  std::string name;  // header names lower-cased
+  bool required = false;
+  std::string schema;  // the inline JSON Schema for the value, as JSON text; "" for none
+  friend bool operator==(const ParameterSpec&, const ParameterSpec&) = default;
+};
+
 struct RouteSpec {
   std::string method;  // GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY
   std::string path;    // "/notes/{id}"; a last segment {name+} is greedy
@@ -87,6 +108,8 @@ struct RouteSpec {
   // A token bucket for this route: per API key on api_key routes, for all callers otherwise.
   std::optional<double> throttle_rate;
   std::uint32_t throttle_burst = 0;
+  std::vector<ParameterSpec> parameters;
+  std::optional<WafSpec> waf;
   // "GET /notes/{id}", or "$default"
   std::string key() const { return path == "$default" ? path : method + " " + path; }
   friend bool operator==(const RouteSpec&, const RouteSpec&) = default;
@@ -164,6 +187,10 @@ struct Manifest {
   std::map<std::string, AuthorizerSpec> authorizers;
   std::map<std::string, UsagePlanSpec> usage_plans;
   std::optional<CorsSpec> cors;
+  std::optional<WafSpec> waf;  // the app's WAF settings; none: block at paranoia 1
+  // A PEM file of CAs, relative to the manifest: every route then requires a client certificate
+  // chaining to one of them (mutual TLS on the gateway's TLS listener). "" for none.
+  std::string mtls_truststore;
   std::map<std::string, SecretSpec> secrets;
   std::vector<AlertSpec> alerts;
 };

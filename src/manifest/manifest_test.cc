@@ -269,6 +269,23 @@ TEST_F(ManifestTest, GatewaySettingsAreRefusedWhereWrong) {
                   .find("out of range") != std::string::npos);
 }
 
+TEST_F(ManifestTest, WafParameterAndMtlsSettingsAreCheckedWhereWritten) {
+  EXPECT_NE(
+      OneError(std::string(kNotes) + "waf: { mode: on }\n").find("expected off, detect or block"),
+      std::string::npos);
+  EXPECT_NE(OneError(std::string(kNotes) + "waf: { paranoia: 5 }\n").find("out of range"),
+            std::string::npos);
+  EXPECT_NE(OneError(std::string(kNotes) + "waf: { exclude_rules: [abc] }\n").find("integer"),
+            std::string::npos);
+  EXPECT_NE(OneError(std::string(kNotes) + "waf: { level: 2 }\n").find("unknown key 'level'"),
+            std::string::npos);
+  EXPECT_NE(OneError(std::string(kNotes) + "mtls: {}\n").find("'truststore' is required"),
+            std::string::npos);
+  EXPECT_NE(OneError(std::string(kNotes) + "mtls: { truststore: ../ca.pem }\n")
+                .find("relative to the manifest"),
+            std::string::npos);
+}
+
 TEST_F(ManifestTest, ReferencesMustResolve) {
   EXPECT_EQ(OneError(Edit("    function: get-note\n", "    function: get-notes\n")),
             "34:15: routes[1].function: 'get-notes' is not a function of this manifest (it "

@@ -15,6 +15,11 @@ JWTs minted by the `jose` library, and requests signed by the AWS SDK's SigV4 si
 - IAM (SigV4) routes: unsigned, allowed and not-allowed callers;
 - payload 2.0 both ways, binary bodies, function errors (502), the integration timeout (504);
 - path tricks (encoded dot segments, overlong UTF-8, double encoding), 404 / 405, CORS preflight;
+- the WAF: SQL injection, XSS, path traversal, command and CRLF injection in the query, form and
+  JSON bodies, User-Agent and cookies refused with 403 (audited with their rule ids), benign JSON
+  API requests passing, detect mode, exclusions, missing or broken rules stopping start-up;
+- request validation: required query and header parameters, their schemas, the JSON body schema
+  (with a pattern that would backtrack exponentially elsewhere);
 - the access log: one line per request, with API key ids but never a key or a token.
 
 "Never reached the function" is proven with moatless_function_invocations_total.
@@ -278,6 +283,14 @@ class GatewayCase(unittest.TestCase):
         self.assertEqual(response.header("content-type"), "application/json")
         self.assertEqual(response.header("x-content-type-options"), "nosniff")
         self.assertIsNone(response.header("server"))
+
+    def assertWafBlocked(self, response):
+        """A 403 from the WAF: the request id in the body, no rule ids."""
+        self.assertEqual(response.status, 403, response)
+        body = response.json()
+        self.assertEqual(body, {"message": "Forbidden",
+                                "requestId": response.header("x-amzn-requestid")})
+        self.assertEqual(response.header("content-type"), "application/json")
 
     # ---- metrics, audit ----
 
@@ -595,13 +608,16 @@ class C_PathTest(GatewayCase):
                 self.assertLess(response.status, 500, response)
         self.assertInvoked(before)
 
-    def test_double_encoding_reaches_the_greedy_route_as_literal_text(self):
+    def test_double_encoding_is_refused_by_the_waf_or_reaches_the_route_as_literal_text(self):
         before = self.invocations()
-        response = self.request("GET", "/gw/dev/files/%252e%252e/%252e%252e/etc%252fpasswd")
+        tricky = "/%252e%252e/%252e%252e/etc%252fpasswd"
+        self.assertWafBlocked(self.request("GET", "/gw/dev/files" + tricky))
+        # Without the WAF, routing decodes once: the route sees the literal text, never "..".
+        response = self.request("GET", "/gw/dev/raw" + tricky)
         self.assertEqual(response.status, 200, response)
         event = response.json()
-        self.assertEqual(event["routeKey"], "ANY /files/{path+}")
-        self.assertEqual(event["rawPath"], "/files/%252e%252e/%252e%252e/etc%252fpasswd")
+        self.assertEqual(event["routeKey"], "GET /raw/{path+}")
+        self.assertEqual(event["rawPath"], "/raw" + tricky)
         self.assertEqual(event["pathParameters"], {"path": "%2e%2e/%2e%2e/etc%2fpasswd"})
         self.assertNotIn("..", json.dumps(event["pathParameters"]))
         self.assertInvoked(before, gw_dev_echo=1)
@@ -913,6 +929,185 @@ class H_UsagePlanTest(GatewayCase):
         again = self.keyed(other, other_id)
         self.assertEqual(again.status, 200, again)
         self.assertEqual(again.header("x-ratelimit-remaining"), "4")
+
+
+def quote(text):
+    return "".join(c if c.isalnum() or c in "-._~" else "%%%02X" % b
+                   for c, b in ((chr(b), b) for b in text.encode()))
+
+
+ATTACKS = [  # (name, payload, where CRS 3.3 at paranoia level 1 refuses it)
+    ("sql-injection", "1' OR '1'='1", ("query", "form", "json", "user-agent", "cookie")),
+    ("sql-union", "1 UNION SELECT username, password FROM users--",
+     ("query", "form", "json", "user-agent", "cookie")),
+    ("xss", "<script>alert(1)</script>", ("query", "form", "json", "user-agent", "cookie")),
+    ("path-traversal", "/../../etc/passwd", ("query", "form", "json", "user-agent", "cookie")),
+    ("command-injection", ";cat /etc/passwd", ("query", "form", "json", "cookie")),
+    ("crlf-injection", "en\r\nSet-Cookie: session=attacker", ("query", "form", "json", "cookie")),
+]
+
+BENIGN_NOTES = [  # ordinary content that CRS at paranoia level 1 lets through
+    {"title": "Weekly", "text": "Please SELECT a topic from the list and update the table."},
+    {"contact": "jane.doe+notes@example.com", "name": "Jane O'Brien"},
+    {"link": "https://example.com/search?q=serverless&lang=en#results"},
+    {"text": "It's John's book -- don't you think? He said \"yes\"; she said 'no'."},
+    {"file": "reports/2024/q1.pdf", "dir": "/home/user/docs"},
+    {"text": "Grüße aus Zürich — naïve café ✓ 日本語 🎉", "tags": ["a", "b"], "n": 42},
+]
+
+
+class I_WafAndValidationTest(GatewayCase):
+    """The WAF (block, detect, exclusions) and request validation on the test app's routes."""
+
+    def attack(self, where, payload, path="/gw/dev/waf/notes"):
+        if where == "query":
+            return self.request("GET", path + "?q=" + quote(payload) + "&limit=10")
+        if where == "form":
+            return self.request("POST", path,
+                                {"Content-Type": "application/x-www-form-urlencoded"},
+                                ("title=x&q=" + quote(payload)).encode())
+        if where == "json":
+            return self.request("POST", path, {"Content-Type": "application/json"},
+                                json.dumps({"title": "x", "q": payload}).encode())
+        if where == "user-agent":
+            return self.request("GET", path, {"User-Agent": payload})
+        return self.request("GET", path, {"Cookie": "theme=dark; q=" + quote(payload)})
+
+    def test_attacks_are_refused_in_every_place_before_the_function(self):
+        before = self.invocations()
+        blocked_before = self.sample("moatless_gateway_waf_matches_total", action="blocked")
+        ids = []
+        for name, payload, places in ATTACKS:
+            for where in places:
+                with self.subTest(attack=name, where=where):
+                    response = self.attack(where, payload)
+                    self.assertWafBlocked(response)
+                    ids.append(response.header("x-amzn-requestid"))
+        self.assertInvoked(before)
+        self.assertEqual(self.sample("moatless_gateway_waf_matches_total", action="blocked")
+                         - blocked_before, len(ids))
+        # Each refusal is in the audit trail with the rules that matched; the client saw none.
+        deadline = time.monotonic() + 10
+        while True:
+            records = {r.get("request_id"): r for r in self.audit()}
+            if all(i in records for i in ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for request_id in ids:
+            record = records.get(request_id)
+            self.assertIsNotNone(record, request_id)
+            self.assertEqual(record["outcome"], "denied")
+            self.assertEqual(record["action"], "execute-api:Invoke")
+            self.assertRegex(record["reason"], r"^waf blocked: rules [0-9,]+ \(anomaly score \d+\)$")
+        logged = [r for r in self.dep.log_records() if r.get("msg") == "gateway waf blocked"]
+        self.assertTrue({r.get("request_id") for r in logged} >= set(ids))
+
+    def test_benign_json_api_requests_pass(self):
+        before = self.invocations()
+        for note in BENIGN_NOTES:
+            with self.subTest(note=json.dumps(note)[:40]):
+                response = self.request("POST", "/gw/dev/waf/notes",
+                                        {"Content-Type": "application/json"},
+                                        json.dumps(note).encode())
+                self.assertEqual(response.status, 200, response)
+                self.assertEqual(json.loads(response.json()["body"]), note)
+        for query in ("limit=20&offset=40&sort=-created_at", "q=select%20a%20topic",
+                      "filter=status:open&fields=id,title"):
+            with self.subTest(query=query):
+                response = self.request("GET", "/gw/dev/waf/notes?" + query,
+                                        {"Authorization": "Bearer abc.def.ghi"})
+                self.assertEqual(response.status, 200, response)
+        self.assertInvoked(before, gw_dev_echo=len(BENIGN_NOTES) + 3)
+
+    def test_detect_mode_passes_and_logs_what_it_would_refuse(self):
+        before = self.invocations()
+        response = self.attack("query", "<script>alert(1)</script>", "/gw/dev/waf/watched")
+        self.assertEqual(response.status, 200, response)
+        self.assertInvoked(before, gw_dev_echo=1)
+        request_id = response.header("x-amzn-requestid")
+        record = self.dep.server.wait_for_log(
+            lambda r: r.get("msg") == "gateway waf detected" and r.get("request_id") == request_id)
+        self.assertIn("941", record["rules"])
+        self.assertGreaterEqual(record["anomaly_score"], 5)
+        self.assertFalse([r for r in self.audit() if r.get("request_id") == request_id])
+
+    def test_exclusions_switch_off_only_what_they_name(self):
+        before = self.invocations()
+        sql = self.request("POST", "/gw/dev/waf/sql", {"Content-Type": "application/json"},
+                           json.dumps({"query": "SELECT name FROM users WHERE id = '1' OR '1'='1'"})
+                           .encode())
+        self.assertEqual(sql.status, 200, sql)
+        self.assertWafBlocked(self.attack("json", "<script>alert(1)</script>", "/gw/dev/waf/sql"))
+        self.assertInvoked(before, gw_dev_echo=1)
+
+    def test_parameters_and_body_are_validated_before_the_function(self):
+        before = self.invocations()
+        good = {"Content-Type": "application/json", "X-Client": "it"}
+        ok = self.request("POST", "/gw/dev/validated?limit=5", good,
+                          json.dumps({"name": "pen", "count": 2}).encode())
+        self.assertEqual(ok.status, 200, ok)
+
+        missing = self.request("POST", "/gw/dev/validated", {"Content-Type": "application/json"},
+                               b'{"name":"pen"}')
+        self.assertEqual(missing.status, 400, missing)
+        self.assertEqual(missing.json(), {"message": "Invalid request parameters", "violations": [
+            {"in": "query", "name": "limit", "message": "is required"},
+            {"in": "header", "name": "x-client", "message": "is required"}]})
+        self.assertEqual(self.request("POST", "/gw/dev/validated?limit=12345", good,
+                                      b'{"name":"pen"}').status, 400)
+
+        invalid = self.request("POST", "/gw/dev/validated?limit=5", good,
+                               json.dumps({"name": "", "count": -1, "extra": True}).encode())
+        self.assertEqual(invalid.status, 400, invalid)
+        body = invalid.json()
+        self.assertEqual(body["message"], "Invalid request body")
+        self.assertEqual({v["path"] for v in body["violations"]}, {"/name", "/count", "/extra"},
+                         body)
+        # A pattern that backtracks exponentially elsewhere ("^(a+)+$" against a's and a '!')
+        # runs on RE2 here, in linear time: the answer comes back, a 400.
+        evil = self.request("POST", "/gw/dev/validated?limit=5", good,
+                            json.dumps({"name": "x", "code": "a" * 5000 + "!"}).encode())
+        self.assertEqual(evil.status, 400, evil)
+        self.assertEqual(evil.json()["violations"][0]["path"], "/code")
+        self.assertEqual(self.request("POST", "/gw/dev/validated?limit=5",
+                                      {"Content-Type": "text/plain", "X-Client": "it"},
+                                      b'{"name":"pen"}').status, 415)
+        self.assertInvoked(before, gw_dev_echo=1)
+        self.assertGreaterEqual(self.sample("moatless_gateway_validation_failures_total",
+                                            route="POST /validated"), 5)
+
+
+class J_WafStartupTest(unittest.TestCase):
+    """Rules that are missing or broken stop the daemon with a message naming them."""
+
+    def serve(self, rules_dir):
+        data = tempfile.mkdtemp(prefix="moatless-waf-")
+        try:
+            return run_cli("serve", "--data-dir", data, "--listen", "127.0.0.1:0",
+                           "--gateway-listen", "127.0.0.1:0", "--gateway.waf-rules-dir", rules_dir,
+                           timeout=60)
+        finally:
+            subprocess.run(["rm", "-rf", data], check=False)
+
+    def test_missing_rules_directory(self):
+        result = self.serve("/nonexistent/modsecurity-crs")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("/nonexistent/modsecurity-crs", result.stderr)
+
+    def test_broken_rule_file(self):
+        rules = tempfile.mkdtemp(prefix="moatless-crs-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", rules])
+        shutil.copytree("/usr/share/modsecurity-crs/rules", rules, dirs_exist_ok=True,
+                        symlinks=False)
+        with open(os.path.join(rules, "REQUEST-942-APPLICATION-ATTACK-SQLI.conf"), "a") as f:
+            f.write("\nSecRuleNonsense On\n")
+        result = self.serve(rules)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("REQUEST-942-APPLICATION-ATTACK-SQLI.conf", result.stderr)
+        os.remove(os.path.join(rules, "REQUEST-942-APPLICATION-ATTACK-SQLI.conf"))
+        result = self.serve(rules)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("REQUEST-942-APPLICATION-ATTACK-SQLI.conf", result.stderr)
 
 
 class Z_AccessLogTest(GatewayCase):
