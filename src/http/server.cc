@@ -188,13 +188,35 @@ bool HasCloseToken(std::string_view connection) {
 struct Listener {
   explicit Listener(const asio::any_io_executor& strand) : acceptor(strand) {}
   std::string name;
-  std::shared_ptr<asio::ssl::context> tls;
+  // Set for TLS listeners: what their context is built (and rebuilt by ReloadTls) from.
+  std::optional<TlsOptions> tls_options;
   Acceptor acceptor;
   // For ListenUnix: the socket file to remove when the listener closes, if it is still ours.
   std::string unix_path;
   dev_t unix_dev = 0;
   ino_t unix_ino = 0;
+
+  bool is_tls() const { return tls_options.has_value(); }
+  // The context new connections handshake with. Thread-safe: ReloadTls swaps it while the
+  // accept loop reads it; connections keep the one they were given.
+  std::shared_ptr<asio::ssl::context> tls_context() const {
+    std::lock_guard lock(tls_mu_);
+    return tls_context_;
+  }
+  void set_tls_context(std::shared_ptr<asio::ssl::context> context) {
+    std::lock_guard lock(tls_mu_);
+    tls_context_ = std::move(context);
+  }
+
+ private:
+  mutable std::mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> tls_context_;
 };
+
+std::string HstsValue(std::chrono::seconds max_age) {
+  if (max_age.count() <= 0) return "";
+  return "max-age=" + std::to_string(max_age.count()) + "; includeSubDomains";
+}
 
 class ConnectionBase {
  public:
@@ -207,11 +229,16 @@ class ConnectionBase {
 class ServerCore : public std::enable_shared_from_this<ServerCore> {
  public:
   ServerCore(IoPool& pool_in, ServerOptions options_in, Handler handler_in)
-      : pool(pool_in), options(std::move(options_in)), handler(std::move(handler_in)) {}
+      : pool(pool_in),
+        options(std::move(options_in)),
+        handler(std::move(handler_in)),
+        hsts(HstsValue(options.hsts_max_age)) {}
 
   IoPool& pool;
   const ServerOptions options;
   const Handler handler;
+  // The Strict-Transport-Security value for responses on TLS connections; empty: none.
+  const std::string hsts;
 
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> active{0};
@@ -256,6 +283,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   };
 
   core::Status AddListener(std::shared_ptr<Listener> listener);
+  core::Status ReloadTls();
   void OnAccepted(const std::shared_ptr<Listener>& listener, Socket socket);
   void Shutdown(std::chrono::milliseconds drain);
   void ForceCloseAll();
@@ -290,6 +318,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   }
 
   std::mutex mu_;
+  std::mutex reload_mu_;  // one ReloadTls at a time, so each swaps all its contexts together
   std::condition_variable drained_;
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::unordered_map<std::uint64_t, std::weak_ptr<ConnectionBase>> connections_;
@@ -309,13 +338,14 @@ class Connection final : public ConnectionBase,
   using Stream = std::conditional_t<kTls, asio::ssl::stream<Socket>, Socket>;
 
   Connection(std::shared_ptr<ServerCore> core, std::shared_ptr<Listener> listener, Socket socket,
-             bool over_capacity)
+             std::shared_ptr<asio::ssl::context> tls_context, bool over_capacity)
       : core_(std::move(core)),
         listener_(std::move(listener)),
         strand_(socket.get_executor()),
         remote_(FormatRemote(socket)),
         peer_(PeerOf(socket)),
-        stream_(MakeStream(std::move(socket), *listener_)),
+        tls_context_(std::move(tls_context)),
+        stream_(MakeStream(std::move(socket), tls_context_.get())),
         deadline_(strand_),
         buffer_(core_->options.max_header_bytes + kReadChunk),
         over_capacity_(over_capacity) {}
@@ -377,11 +407,11 @@ class Connection final : public ConnectionBase,
     std::uint64_t request_bytes = 0;
   };
 
-  static Stream MakeStream(Socket socket, Listener& listener) {
+  static Stream MakeStream(Socket socket, asio::ssl::context* tls_context) {
     if constexpr (kTls) {
-      return Stream(std::move(socket), *listener.tls);
+      return Stream(std::move(socket), *tls_context);
     } else {
-      (void)listener;
+      (void)tls_context;
       return socket;
     }
   }
@@ -430,6 +460,15 @@ class Connection final : public ConnectionBase,
         }
         co_return;
       }
+      auto client_cert = PeerClientCertificate(stream_.native_handle());
+      if (!client_cert.ok()) {
+        AccessRecord record = BaseRecord();
+        record.reject = RejectReason::kTlsHandshake;
+        record.error = Truncate(client_cert.status().message(), kMaxRecordedError);
+        core_->Emit(record);
+        co_return;
+      }
+      client_cert_ = std::move(client_cert).value();
     }
     if (over_capacity_) {
       Exchange exchange{.started = Now()};
@@ -530,7 +569,9 @@ class Connection final : public ConnectionBase,
                        .tls = kTls,
                        .listener_name = listener_->name,
                        .path_params = {},
-                       .peer = peer_};
+                       .peer = peer_,
+                       .environment = {},
+                       .client_cert = client_cert_};
     Response res;
     std::string error;
     try {
@@ -576,6 +617,7 @@ class Connection final : public ConnectionBase,
       res.set(Field::date, date_text_);
     }
     if (!opts().server_header.empty()) res.set(Field::server, opts().server_header);
+    AddHsts(res);
     res.keep_alive(keep_alive);
     PreparePayload(res);
 
@@ -646,6 +688,7 @@ class Connection final : public ConnectionBase,
     res.set(kRequestIdHeader, id);
     res.set(Field::date, HttpDate(opts().clock->Now()));
     if (!opts().server_header.empty()) res.set(Field::server, opts().server_header);
+    AddHsts(res);
     res.keep_alive(false);
     PreparePayload(res);
 
@@ -684,6 +727,18 @@ class Connection final : public ConnectionBase,
     }
   }
 
+  // Strict-Transport-Security on every response of a TLS connection (never on plaintext, where
+  // browsers ignore it and it would only mislead), unless the handler chose its own.
+  void AddHsts(Response& res) const {
+    if constexpr (kTls) {
+      if (!core_->hsts.empty() && res.find(Field::strict_transport_security) == res.end()) {
+        res.set(Field::strict_transport_security, core_->hsts);
+      }
+    } else {
+      (void)res;
+    }
+  }
+
   // Copies what the parser has seen of the request line (even of a rejected request).
   void Describe(Exchange& exchange) {
     const Request& req = parser_->get();
@@ -718,10 +773,14 @@ class Connection final : public ConnectionBase,
   const asio::any_io_executor strand_;
   const std::string remote_;
   const std::optional<PeerCredentials> peer_;
+  // The context this connection was accepted with (null for plaintext); it outlives stream_,
+  // whatever ReloadTls does to the listener meanwhile.
+  const std::shared_ptr<asio::ssl::context> tls_context_;
   Stream stream_;
   Deadline deadline_;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
+  std::shared_ptr<const ClientCertificate> client_cert_;  // set after the TLS handshake
   asio::cancellation_signal cancel_;
   const bool over_capacity_;
   std::uint64_t id_ = 0;
@@ -799,7 +858,7 @@ void ServerCore::OnAccepted(const std::shared_ptr<Listener>& listener, Socket so
       AccessRecord record;
       record.remote = FormatRemote(socket);
       record.listener_name = listener->name;
-      record.tls = listener->tls != nullptr;
+      record.tls = listener->is_tls();
       record.reject = RejectReason::kOverCapacity;
       record.error = "closed without a response: too many rejections under way";
       Emit(record);
@@ -812,7 +871,7 @@ void ServerCore::OnAccepted(const std::shared_ptr<Listener>& listener, Socket so
     const int one = 1;
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  if (listener->tls) {
+  if (listener->is_tls()) {
     Spawn<true>(listener, std::move(socket), over_capacity);
   } else {
     Spawn<false>(listener, std::move(socket), over_capacity);
@@ -822,8 +881,10 @@ void ServerCore::OnAccepted(const std::shared_ptr<Listener>& listener, Socket so
 template <bool kTls>
 void ServerCore::Spawn(const std::shared_ptr<Listener>& listener, Socket socket,
                        bool over_capacity) {
-  auto connection = std::make_shared<Connection<kTls>>(shared_from_this(), listener,
-                                                       std::move(socket), over_capacity);
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if constexpr (kTls) tls_context = listener->tls_context();
+  auto connection = std::make_shared<Connection<kTls>>(
+      shared_from_this(), listener, std::move(socket), std::move(tls_context), over_capacity);
   connection->Start();
   // A connection accepted while Shutdown was collecting the others would be missed by it.
   if (draining.load()) connection->Drain();
@@ -863,6 +924,25 @@ void ServerCore::Shutdown(std::chrono::milliseconds drain) {
       if (!ec) self->ForceCloseAll();
     });
   });
+}
+
+core::Status ServerCore::ReloadTls() {
+  std::lock_guard reload(reload_mu_);
+  std::vector<std::shared_ptr<Listener>> listeners;
+  {
+    std::lock_guard lock(mu_);
+    listeners = listeners_;
+  }
+  // Every new context is built before any is swapped in: a failure changes nothing.
+  std::vector<std::pair<Listener*, std::shared_ptr<asio::ssl::context>>> fresh;
+  for (const auto& listener : listeners) {
+    if (!listener->is_tls()) continue;
+    auto made = MakeServerTlsContext(*listener->tls_options);
+    if (!made.ok()) return made.status().Annotate("listener " + listener->name);
+    fresh.emplace_back(listener.get(), std::move(made).value());
+  }
+  for (auto& [listener, context] : fresh) listener->set_tls_context(std::move(context));
+  return core::Status::Ok();
 }
 
 void ServerCore::ForceCloseAll() {
@@ -928,7 +1008,8 @@ core::Result<asio::ip::tcp::endpoint> Server::ListenTcp(const std::string& host,
 
   auto listener = std::make_shared<internal::Listener>(asio::make_strand(core_->pool.context()));
   listener->name = std::move(name);
-  listener->tls = std::move(context);
+  listener->tls_options = std::move(tls);
+  listener->set_tls_context(std::move(context));
   listener->acceptor.assign(internal::GenericProtocol(family, IPPROTO_TCP), fd, ec);
   if (ec) {
     ::close(fd);
@@ -1040,13 +1121,16 @@ core::Status Server::ServeListeningFd(int fd, std::optional<TlsOptions> tls, std
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   auto listener = std::make_shared<internal::Listener>(asio::make_strand(core_->pool.context()));
   listener->name = name.empty() ? "fd:" + std::to_string(fd) : std::move(name);
-  listener->tls = std::move(context);
+  listener->tls_options = std::move(tls);
+  listener->set_tls_context(std::move(context));
   boost::system::error_code ec;
   listener->acceptor.assign(internal::GenericProtocol(domain, domain == AF_UNIX ? 0 : protocol), fd,
                             ec);
   if (ec) return fail(core::InternalError("serving descriptor: " + ec.message()));
   return core_->AddListener(std::move(listener));
 }
+
+core::Status Server::ReloadTls() { return core_->ReloadTls(); }
 
 void Server::Shutdown(std::chrono::milliseconds drain_deadline) { core_->Shutdown(drain_deadline); }
 

@@ -14,7 +14,17 @@
 //    carry the headers only;
 //  - a handler that throws yields a 500 for that request and the connection carries on;
 //  - options.on_access is called once per response written and once per connection rejected
-//    without one (see server_options.h); stats() counts the same events.
+//    without one (see server_options.h); stats() counts the same events;
+//  - on TLS connections every response (the handler's or the server's own) carries
+//    Strict-Transport-Security (options.hsts_max_age) unless the handler set one; plaintext
+//    connections never do;
+//  - on TLS listeners with TlsOptions::request_client_cert, the client's certificate is read
+//    once, after the handshake, and every request of the connection gets it in
+//    RequestContext::client_cert.
+//
+// ReloadTls rebuilds the context of every TLS listener from its TlsOptions (the same files, read
+// again): new connections handshake with the new certificate, connections already accepted keep
+// the context they started with until they close.
 //
 // Shutdown(drain) stops accepting (new connections are refused), closes idle keep-alive
 // connections, lets requests in flight finish with `Connection: close`, and at the drain
@@ -24,7 +34,7 @@
 // zero drain deadline and waits if the pool is running.
 //
 // Listen* and ServeListeningFd may be called from any thread, before or after the pool starts;
-// Shutdown, Wait, WaitFor and stats are thread-safe too.
+// ReloadTls, Shutdown, Wait, WaitFor and stats are thread-safe too.
 #pragma once
 
 #include <array>
@@ -78,6 +88,13 @@ class Server {
   // Serves on an already bound and listening stream socket (TCP or Unix). The server takes
   // ownership of `fd` whatever the outcome (it is closed on error). `name` defaults to "fd:<n>".
   core::Status ServeListeningFd(int fd, std::optional<TlsOptions> tls = {}, std::string name = "");
+
+  // Re-reads the certificate and key files of every TLS listener and swaps in the new contexts
+  // for connections accepted from now on. All or nothing: if any listener's files cannot be
+  // loaded (missing, unparsable, a key that does not match, a key file others can read), no
+  // listener changes and the error names the listener, the file and what is wrong. OK when the
+  // server has no TLS listener. Reads files: call it off the I/O threads when you can.
+  core::Status ReloadTls();
 
   // Starts a graceful shutdown (see above). Later calls do nothing, except that a zero deadline
   // closes everything at once.

@@ -80,6 +80,10 @@ struct ServerOptions {
   std::size_t max_requests_per_connection = 10'000;
   // Value of the Server header; empty (the default): no Server header is sent.
   std::string server_header;
+  // Responses on TLS connections carry `Strict-Transport-Security: max-age=N; includeSubDomains`
+  // (unless the handler set its own); 0 turns it off. One year by default, the value HSTS
+  // preload lists ask for.
+  std::chrono::seconds hsts_max_age{31'536'000};
 
   std::function<void(const AccessRecord&)> on_access;
 };

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -91,6 +92,115 @@ CertFiles MakeSelfSignedCert(const TempDir& dir, const std::string& san,
   X509_free(cert);
   EVP_PKEY_free(key);
   return files;
+}
+
+CertFiles MakeCert(const TempDir& dir, const std::string& prefix, const CertSpec& spec,
+                   const CertFiles* issuer) {
+  CertFiles files{dir.File(prefix + "-cert.pem"), dir.File(prefix + "-key.pem")};
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  if (key == nullptr) Fail("EVP_EC_gen failed");
+  EVP_PKEY* signing_key = key;
+  X509* issuer_cert = nullptr;
+  if (issuer != nullptr) {
+    FILE* in = std::fopen(issuer->cert.c_str(), "r");
+    if (in == nullptr) Fail("cannot read " + issuer->cert);
+    issuer_cert = PEM_read_X509(in, nullptr, nullptr, nullptr);
+    std::fclose(in);
+    in = std::fopen(issuer->key.c_str(), "r");
+    if (in == nullptr) Fail("cannot read " + issuer->key);
+    signing_key = PEM_read_PrivateKey(in, nullptr, nullptr, nullptr);
+    std::fclose(in);
+    if (issuer_cert == nullptr || signing_key == nullptr) Fail("cannot parse the issuer");
+  }
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  BIGNUM* serial = BN_bin2bn(spec.serial.data(), static_cast<int>(spec.serial.size()), nullptr);
+  BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert));
+  BN_free(serial);
+  if (spec.not_before.empty()) {
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+  } else if (ASN1_TIME_set_string_X509(X509_getm_notBefore(cert), spec.not_before.c_str()) != 1) {
+    Fail("bad not_before " + spec.not_before);
+  }
+  if (spec.not_after.empty()) {
+    X509_gmtime_adj(X509_getm_notAfter(cert), 2 * 86400);
+  } else if (ASN1_TIME_set_string_X509(X509_getm_notAfter(cert), spec.not_after.c_str()) != 1) {
+    Fail("bad not_after " + spec.not_after);
+  }
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  if (!spec.organization.empty()) {
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(spec.organization.c_str()),
+                               -1, -1, 0);
+  }
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1,
+                             -1, 0);
+  X509_set_issuer_name(cert, issuer_cert ? X509_get_subject_name(issuer_cert) : name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer_cert ? issuer_cert : cert, cert, nullptr, nullptr, 0);
+  std::vector<std::pair<int, std::string>> extensions = {
+      {NID_basic_constraints, spec.ca ? "critical,CA:TRUE" : "critical,CA:FALSE"},
+      {NID_key_usage,
+       spec.ca ? "critical,digitalSignature,keyCertSign" : "critical,digitalSignature"},
+  };
+  if (!spec.san.empty()) extensions.emplace_back(NID_subject_alt_name, spec.san);
+  for (const auto& [nid, value] : extensions) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    if (ext == nullptr) Fail("X509V3_EXT_conf_nid failed");
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(cert, signing_key, EVP_sha256()) == 0) Fail("X509_sign failed");
+
+  FILE* cert_out = std::fopen(files.cert.c_str(), "w");
+  if (cert_out == nullptr) Fail("cannot write " + files.cert);
+  PEM_write_X509(cert_out, cert);
+  std::fclose(cert_out);
+  if (issuer != nullptr) {
+    std::string chain = ReadFile(files.cert) + ReadFile(issuer->cert);
+    WriteFile(files.cert, chain, 0644);
+  }
+  const int key_fd = ::open(files.key.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (key_fd < 0) Fail("cannot write " + files.key);
+  FILE* key_out = ::fdopen(key_fd, "w");
+  PEM_write_PrivateKey(key_out, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(key_out);
+  X509_free(cert);
+  X509_free(issuer_cert);
+  if (signing_key != key) EVP_PKEY_free(signing_key);
+  EVP_PKEY_free(key);
+  return files;
+}
+
+std::string ReadFile(const std::string& path) {
+  FILE* in = std::fopen(path.c_str(), "rb");
+  if (in == nullptr) return "";
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) out.append(buf, n);
+  std::fclose(in);
+  return out;
+}
+
+void WriteFile(const std::string& path, const std::string& contents, unsigned mode) {
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) Fail("cannot write " + path);
+  std::size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      Fail("cannot write " + path);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::fchmod(fd, static_cast<mode_t>(mode));
+  ::close(fd);
 }
 
 RawConnection RawConnection::Tcp(std::uint16_t port) {

@@ -43,6 +43,26 @@ CertFiles MakeSelfSignedCert(const TempDir& dir,
                              const std::string& san = "DNS:localhost,IP:127.0.0.1",
                              const std::string& prefix = "server");
 
+// A certificate with chosen fields, for tests of what the server reports about client
+// certificates. Signed by `issuer` (the first certificate of its file and its key), or by its own
+// key when null; the certificate file holds the new certificate followed by the issuer's file.
+struct CertSpec {
+  std::string common_name = "localhost";
+  std::string organization;                // O=, when not empty
+  std::string san;                         // subjectAltName; empty: none
+  std::vector<std::uint8_t> serial{0x01};  // big-endian bytes
+  std::string not_before;                  // "YYYYMMDDHHMMSSZ"; empty: an hour ago
+  std::string not_after;                   // "YYYYMMDDHHMMSSZ"; empty: in two days
+  bool ca = false;
+};
+CertFiles MakeCert(const TempDir& dir, const std::string& prefix, const CertSpec& spec,
+                   const CertFiles* issuer = nullptr);
+
+// The contents of a file ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+// Replaces a file's contents (created with `mode` if missing; the mode is then set to `mode`).
+void WriteFile(const std::string& path, const std::string& contents, unsigned mode = 0600);
+
 struct RawResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names

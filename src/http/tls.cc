@@ -1,7 +1,12 @@
 #include "http/tls.h"
 
 #include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "core/secret_bytes.h"
 
@@ -82,6 +88,62 @@ int SelectHttp11(SSL*, const unsigned char** out, unsigned char* outlen, const u
   return SSL_TLSEXT_ERR_OK;
 }
 
+// Client certificates are requested for a later layer to judge against a per-app truststore:
+// the TLS layer takes any chain (the handshake's CertificateVerify still proves possession of
+// the leaf's key).
+int AcceptAnyClientChain(int, X509_STORE_CTX*) { return 1; }
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+std::string BioText(BIO* bio) {
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  return n > 0 ? std::string(data, static_cast<std::size_t>(n)) : std::string();
+}
+
+core::Status OpenSslError(std::string_view what) {
+  return core::InternalError("formatting the client certificate: " + std::string(what));
+}
+
+core::Result<std::string> CertPem(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return OpenSslError("PEM");
+  return BioText(bio.get());
+}
+
+core::Result<std::string> NameRfc2253(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) {
+    return OpenSslError("distinguished name");
+  }
+  return BioText(bio.get());
+}
+
+core::Result<std::string> TimeText(const ASN1_TIME* time) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || ASN1_TIME_print(bio.get(), time) != 1) return OpenSslError("validity");
+  return BioText(bio.get());
+}
+
+core::Result<std::string> SerialHex(const ASN1_INTEGER* serial) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(ASN1_INTEGER_to_BN(serial, nullptr), BN_free);
+  if (!bn) return OpenSslError("serial number");
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(BN_num_bytes(bn.get())));
+  BN_bn2bin(bn.get(), bytes.data());
+  if (bytes.empty()) bytes.push_back(0);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    if (!out.empty()) out.push_back(':');
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return out;
+}
+
 }  // namespace
 
 core::Result<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsOptions& options) {
@@ -103,6 +165,16 @@ core::Result<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsOption
     return core::InternalError("OpenSSL refused the TLS 1.2 cipher list");
   }
   SSL_CTX_set_alpn_select_cb(native, SelectHttp11, nullptr);
+  if (options.request_client_cert) {
+    // Asked for, not required (no SSL_VERIFY_FAIL_IF_NO_PEER_CERT): routes decide.
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, AcceptAnyClientChain);
+    // A resumed session would carry no certificate chain; every connection does a full
+    // handshake instead. The context id is what OpenSSL requires of a verifying server anyway.
+    static constexpr unsigned char kSessionContext[] = "moatless";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(native, 0);
+  }
 
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(options.cert_file, ec);
@@ -121,6 +193,49 @@ core::Result<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsOption
                                       "'");
   }
   return ctx;
+}
+
+core::Result<std::shared_ptr<const ClientCertificate>> PeerClientCertificate(SSL* ssl) {
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  if (leaf == nullptr) return std::shared_ptr<const ClientCertificate>();
+  auto cert = std::make_shared<ClientCertificate>();
+  ASSIGN_OR_RETURN(cert->leaf_pem, CertPem(leaf));
+  // On the server side the chain OpenSSL keeps is what the client sent after its leaf.
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl); chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      X509* other = sk_X509_value(chain, i);
+      if (X509_cmp(other, leaf) == 0) continue;
+      ASSIGN_OR_RETURN(std::string pem, CertPem(other));
+      cert->chain_pem += pem;
+    }
+  }
+  ASSIGN_OR_RETURN(cert->subject_dn, NameRfc2253(X509_get_subject_name(leaf)));
+  ASSIGN_OR_RETURN(cert->issuer_dn, NameRfc2253(X509_get_issuer_name(leaf)));
+  ASSIGN_OR_RETURN(cert->serial_number, SerialHex(X509_get0_serialNumber(leaf)));
+  ASSIGN_OR_RETURN(cert->not_before, TimeText(X509_get0_notBefore(leaf)));
+  ASSIGN_OR_RETURN(cert->not_after, TimeText(X509_get0_notAfter(leaf)));
+  return std::shared_ptr<const ClientCertificate>(std::move(cert));
+}
+
+core::Result<std::string> CertificateSha256Fingerprint(const std::string& cert_pem) {
+  BioPtr bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  if (!bio) return core::InternalError("fingerprint: out of memory");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) return core::InvalidArgumentError("fingerprint: not a PEM certificate");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert.get(), EVP_sha256(), digest, &len) != 1) {
+    return core::InternalError("fingerprint: X509_digest failed");
+  }
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    if (i > 0) out.push_back(':');
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
+  }
+  return out;
 }
 
 core::Result<std::shared_ptr<ssl::context>> MakeClientTlsContext(const std::string& ca_file,

@@ -15,6 +15,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,20 @@ struct PeerCredentials {
   unsigned gid = 0;
 };
 
+// The certificate a TLS client presented (TlsOptions::request_client_cert), as API Gateway's
+// requestContext.authentication.clientCert describes it. The TLS layer accepted it without
+// judging its chain: it proves only that the client holds the certificate's key. Whoever
+// trusts it must verify leaf_pem + chain_pem against a truststore first.
+struct ClientCertificate {
+  std::string leaf_pem;       // the client's own certificate, PEM
+  std::string chain_pem;      // the other certificates it sent, PEM, concatenated; may be empty
+  std::string subject_dn;     // RFC 2253 form, e.g. "CN=client,O=Example"
+  std::string issuer_dn;      // RFC 2253 form
+  std::string serial_number;  // lower-case hex bytes separated by ':', e.g. "0a:1b:2c"
+  std::string not_before;     // ASN1_TIME_print form, e.g. "May 28 12:30:02 2019 GMT"
+  std::string not_after;
+};
+
 struct RequestContext {
   // A UUID v4 drawn from the server's core::Random; also sent as x-amzn-RequestId.
   std::string request_id;
@@ -57,6 +72,10 @@ struct RequestContext {
   // belongs to one: set by the runtime for requests on a sandbox's own in-namespace listener,
   // which nothing outside that sandbox can reach. Empty otherwise.
   std::string environment;
+  // The client's certificate, captured once per TLS connection after its handshake; shared by
+  // every request of the connection. Null on plaintext connections, on listeners that do not ask
+  // for one, and when the client sent none.
+  std::shared_ptr<const ClientCertificate> client_cert;
 };
 
 using Handler = std::function<asio::awaitable<Response>(Request&, RequestContext&)>;
