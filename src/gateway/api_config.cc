@@ -6,6 +6,7 @@
 #include <chrono>
 #include <set>
 
+#include "gateway/truststore.h"
 #include "http/router.h"
 #include "http/types.h"
 
@@ -578,9 +579,10 @@ core::Status ValidateApiConfig(const ApiConfig& config) {
     }
     if (c.max_age_s < 0 || c.max_age_s > 86400) return bad("cors: max_age must be 0-86400 s");
   }
-  if (config.mtls &&
-      config.mtls->truststore_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return bad("mtls: the truststore holds no PEM certificate");
+  if (config.mtls) {
+    if (auto truststore = Truststore::FromPem(config.mtls->truststore_pem); !truststore.ok()) {
+      return bad(truststore.status().message());
+    }
   }
   return core::Status::Ok();
 }

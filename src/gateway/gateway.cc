@@ -15,6 +15,7 @@
 #include "gateway/jwt.h"
 #include "gateway/payload.h"
 #include "gateway/schema_validator.h"
+#include "gateway/truststore.h"
 #include "http/path.h"
 #include "http/router.h"
 #include "identity/sigv4.h"
@@ -125,6 +126,7 @@ struct Gateway::CompiledApi {
   // By route index, then as RouteConfig::parameters (null: no schema).
   std::map<std::size_t, std::vector<std::shared_ptr<const CompiledSchema>>> parameter_schemas;
   std::vector<std::shared_ptr<const WafEngine>> waf;  // by route index; null: off
+  std::optional<Truststore> truststore;               // mutual TLS
   std::string cors_methods;                           // Access-Control-Allow-Methods
 };
 
@@ -235,6 +237,11 @@ core::Status Gateway::Apply(const ApiConfig& config) {
       return core::InvalidArgumentError("authorizer " + name + ": " + verifier.status().message());
     }
     api->jwt.emplace(name, std::make_shared<const JwtVerifier>(*std::move(verifier)));
+  }
+  if (config.mtls) {
+    auto truststore = Truststore::FromPem(config.mtls->truststore_pem);
+    if (!truststore.ok()) return truststore.status();
+    api->truststore = *std::move(truststore);
   }
   std::set<std::string> methods;
   for (std::size_t i = 0; i < api->config.routes.size(); ++i) {
@@ -358,6 +365,9 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
   bool ready = false;
   if (api == nullptr) {
     outcome = Outcome::Message(404, "Not Found");
+  } else if (api->truststore && !AdmitClientCert(*ex, context)) {
+    outcome = Outcome::Message(403, "Forbidden");
+    outcome.denied = "mtls";
   } else if (!segments.ok()) {
     outcome = Outcome::Message(400, "Bad Request");
   } else if (std::any_of(segments->begin(), segments->end(),
@@ -464,6 +474,41 @@ http::asio::awaitable<http::Response> Gateway::Handle(http::Request& request,
   response.prepare_payload();
   Finish(*ex, response, outcome);
   co_return response;
+}
+
+// Mutual TLS: the connection's client certificate must chain to the app's truststore. A refusal
+// is logged and audited with the reason; the client learns only 403.
+bool Gateway::AdmitClientCert(Exchange& ex, const http::RequestContext& context) {
+  const GatewayRequest& g = ex.request;
+  core::Status verdict = core::Status::Ok();
+  if (!context.tls) {
+    verdict = core::PermissionDeniedError("mutual TLS: the request did not come over TLS");
+  } else if (context.client_cert == nullptr) {
+    verdict = core::PermissionDeniedError("mutual TLS: no client certificate");
+  } else {
+    verdict = ex.api->truststore->Verify(context.client_cert->leaf_pem,
+                                         context.client_cert->chain_pem, deps_.clock.Now());
+  }
+  const std::string resource = "arn:aws:execute-api:" + options_.region + ":" +
+                               options_.account_id + ":" + ex.api->config.api_id() + "/" +
+                               ex.api->config.stage;
+  if (!verdict.ok()) {
+    deps_.log.WithRequestId(g.request_id)
+        .Warn("gateway client certificate refused",
+              {{"api", ex.api->id}, {"source_ip", g.source_ip}, {"reason", verdict.message()}});
+    Audit(ex,
+          context.client_cert != nullptr ? "mtls:" + context.client_cert->subject_dn : "anonymous",
+          "execute-api:Invoke", resource, observe::AuditOutcome::kDenied, verdict.message());
+    return false;
+  }
+  const http::ClientCertificate& c = *context.client_cert;
+  ex.request.client_cert = ClientCertInfo{.pem = c.leaf_pem,
+                                          .subject_dn = c.subject_dn,
+                                          .issuer_dn = c.issuer_dn,
+                                          .serial_number = c.serial_number,
+                                          .not_before = c.not_before,
+                                          .not_after = c.not_after};
+  return true;
 }
 
 Gateway::Outcome Gateway::Run(Exchange& ex) {

@@ -11,24 +11,27 @@
 //  1. the server has already refused ambiguous requests, dot segments (also encoded, or hidden
 //     behind an encoded slash), NULs and bad escapes (http/path.h); the gateway also refuses
 //     decoded segments that are not well-formed UTF-8 (overlong forms included);
-//  2. CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered by the
+//  2. an app with mutual TLS (ApiConfig::mtls) admits only requests whose TLS client certificate
+//     chains to its truststore (gateway/truststore.h), 403 otherwise (audited); the certificate
+//     then appears in the event's requestContext.authentication.clientCert;
+//  3. CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered by the
 //     gateway when the app configures CORS, without authentication, as browsers expect;
-//  3. routing: the most specific route wins (http/router.h); otherwise $default if the app has
+//  4. routing: the most specific route wins (http/router.h); otherwise $default if the app has
 //     one; otherwise 404, or 405 with Allow when only the method is wrong;
-//  4. the route's WAF (gateway/waf.h; by default blocking at paranoia level 1) inspects the
+//  5. the route's WAF (gateway/waf.h; by default blocking at paranoia level 1) inspects the
 //     request as received: a blocked request is a 403 with its request id (the rule ids go to the
 //     log and the audit trail, never to the client); in detect mode matches are only logged;
-//  5. authentication as the route declares: none, JWT (401 / 403 on scopes), API key (401 without
+//  6. authentication as the route declares: none, JWT (401 / 403 on scopes), API key (401 without
 //     one, 403 for an unknown, disabled or other app's key, or a key not on the route's plan),
 //     an authorizer function (401 without its identity sources, 403 when it denies, 500 when it
 //     fails), or SigV4 (execute-api:Invoke on the route's ARN, authorised by the caller's
 //     policies, the decision audited);
-//  6. usage plan of the API key (or of the authorizer's usageIdentifierKey): 429 with
+//  7. usage plan of the API key (or of the authorizer's usageIdentifierKey): 429 with
 //     Retry-After when over its rate or quota;
-//  7. the route's query and header parameters (required ones present, values matching their
+//  8. the route's query and header parameters (required ones present, values matching their
 //     schemas), then the JSON body against the route's schema (gateway/schema_validator.h): 400
 //     with the violations, 415 for a body that is not JSON;
-//  8. the function version the app version deployed runs with the payload 2.0 event; its response
+//  9. the function version the app version deployed runs with the payload 2.0 event; its response
 //     is mapped back (payload.h). A function error, an invalid response or one over
 //     max_response_bytes is a 502 with a generic body (details in the log); no answer within
 //     integration_timeout is a 504 (the invocation is left to the function's own timeout).
@@ -126,6 +129,7 @@ class Gateway {
   Outcome ValidateBody(Exchange& ex);
   Outcome ValidateParameters(Exchange& ex);
   Outcome Inspect(Exchange& ex);
+  bool AdmitClientCert(Exchange& ex, const http::RequestContext& context);
   // The engine for `config` (shared by every route with the same settings); null when off.
   core::Result<std::shared_ptr<const WafEngine>> WafFor(const WafConfig& config);
   void Finish(const Exchange& ex, http::Response& response, const Outcome& outcome);

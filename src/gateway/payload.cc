@@ -233,6 +233,16 @@ std::string Build(const GatewayRequest& request, EventKind kind,
   if (authorizer != nullptr && !authorizer->empty()) {
     context["authorizer"] = SanitizedCopy(*authorizer);
   }
+  if (request.client_cert) {
+    const ClientCertInfo& c = *request.client_cert;
+    context["authentication"] = json::object{
+        {"clientCert", json::object{{"clientCertPem", Text(c.pem)},
+                                    {"subjectDN", Text(c.subject_dn)},
+                                    {"issuerDN", Text(c.issuer_dn)},
+                                    {"serialNumber", Text(c.serial_number)},
+                                    {"validity", json::object{{"notBefore", Text(c.not_before)},
+                                                              {"notAfter", Text(c.not_after)}}}}}};
+  }
   context["domainName"] = Text(request.domain_name);
   context["domainPrefix"] =
       Text(std::string_view(request.domain_name).substr(0, request.domain_name.find('.')));

@@ -29,6 +29,7 @@
 
 #include <boost/json/object.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,16 @@
 namespace moatless::gateway {
 
 // What the gateway knows of one request once routed.
+// requestContext.authentication.clientCert: the client certificate of a mutual TLS request.
+struct ClientCertInfo {
+  std::string pem;  // clientCertPem: the leaf
+  std::string subject_dn;
+  std::string issuer_dn;
+  std::string serial_number;
+  std::string not_before;  // validity.notBefore, e.g. "May 28 12:30:02 2019 GMT"
+  std::string not_after;
+};
+
 struct GatewayRequest {
   std::string method;  // "GET"
   // As received, still percent-encoded, without the app/stage mapping prefix: "/notes/a%20b".
@@ -58,6 +69,8 @@ struct GatewayRequest {
   std::string api_id;       // e.g. "notes-dev"
   std::string stage;        // e.g. "dev"
   std::string domain_name;  // the Host header's host ("" when none)
+  // Set for requests of an mTLS app, once the certificate was verified against its truststore.
+  std::optional<ClientCertInfo> client_cert;
 };
 
 // The payload 2.0 event as JSON text. `authorizer` becomes requestContext.authorizer

@@ -458,7 +458,11 @@ TEST_F(DeployerTest, WafParametersAndMtlsReachTheStoredApi) {
       "waf: { paranoia: 2, anomaly_threshold: 10, exclude_tags: [attack-php] }\n"
       "mtls: { truststore: certs/ca.pem }\n";
   Write("moatless.yaml", text);
-  Write("certs/ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  std::ifstream ca(fs::path(__FILE__).parent_path().parent_path() / "gateway" / "testdata" /
+                   "mtls" / "ca.pem");
+  const std::string ca_pem((std::istreambuf_iterator<char>(ca)), std::istreambuf_iterator<char>());
+  ASSERT_NE(ca_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  Write("certs/ca.pem", ca_pem);
   auto outcome = Deploy();
   ASSERT_TRUE(outcome.ok()) << outcome.status();
   ASSERT_EQ(applied_.size(), 1u);
@@ -481,7 +485,7 @@ TEST_F(DeployerTest, WafParametersAndMtlsReachTheStoredApi) {
   EXPECT_EQ(post.waf.paranoia, 2);
   EXPECT_TRUE(post.parameters.empty());
   ASSERT_TRUE(api.mtls.has_value());
-  EXPECT_NE(api.mtls->truststore_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_EQ(api.mtls->truststore_pem, ca_pem);
   auto stored = gateway::ApiStore::Load(*db_, "notes", "dev");
   ASSERT_TRUE(stored.ok() && stored->has_value()) << stored.status();
   EXPECT_EQ(**stored, api);  // all of it survives the store
@@ -499,9 +503,14 @@ TEST_F(DeployerTest, WafSettingsOrParameterSchemasTheGatewayWouldRefuseFailThePl
            {"    parameters: { query: { q: { schema: { pattern: \"(?<=a)b\" } } } }\n",
             "parameters.query.q.schema"},
            {"    parameters: { query: { q: { schema: { type: 5 } } } }\n",
-            "parameters.query.q.schema"}}) {
+            "parameters.query.q.schema"},
+           {"", "no PEM certificate"}}) {
     std::string text = base;
     text.replace(text.find("    auth: none\n"), 15, "    auth: none\n" + c.route_extra);
+    if (c.route_extra.empty()) {  // a truststore without certificates
+      text += "mtls: { truststore: ca.pem }\n";
+      Write("ca.pem", "not a certificate\n");
+    }
     Write("moatless.yaml", text);
     auto outcome = Deploy();
     ASSERT_FALSE(outcome.ok()) << c.route_extra;
