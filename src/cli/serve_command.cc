@@ -22,7 +22,10 @@ ServeCommand::ServeCommand(CLI::App& parent) {
     std::string help = key.help;
     if (!key.default_value.empty()) help += " [default: " + key.default_value + "]";
     help += " (env " + core::ConfigSchema::EnvName(key.name) + ")";
-    options_[key.name] = command_->add_option(app::FlagName(key.name), values_[key.name], help);
+    CLI::Option* option = command_->add_option(app::FlagName(key.name), values_[key.name], help);
+    // A switch may stand alone (`--tls-self-signed`) or take a value (`--log.access false`).
+    if (key.type == core::ConfigType::kBool) option->expected(0, 1);
+    options_[key.name] = option;
   }
 }
 
@@ -36,7 +39,9 @@ int ServeCommand::Run(const std::map<std::string, std::string>& environment) {
     }
   }
   for (const auto& [name, option] : options_) {
-    if (option->count() > 0) sources.flags[name] = values_[name];
+    if (option->count() == 0) continue;
+    const std::string& value = values_[name];
+    sources.flags[name] = value.empty() && option->get_expected_min() == 0 ? "true" : value;
   }
   auto config = core::Config::Load(app::ServeSchema(), sources);
   if (!config.ok()) {
