@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
+#include <functional>
 #include <future>
 #include <optional>
 
@@ -20,6 +23,7 @@
 #include "app/version.h"
 #include "core/aead.h"
 #include "http/io_pool.h"
+#include "http/self_signed.h"
 #include "http/server.h"
 #include "identity/authenticator.h"
 #include "identity/directory.h"
@@ -261,6 +265,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   const std::string control_address = FormatEndpoint(*control_ep);
 
   std::optional<http::Server> gateway_server;
+  std::optional<http::TlsOptions> gateway_tls;
   std::string gateway_address;
   if (settings.gateway_enabled) {
     http::ServerOptions gateway_options = MakeServerOptions(settings, env);
@@ -271,11 +276,22 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
           if (record.reject != http::RejectReason::kNone) hook(record);
         };
     gateway_server.emplace(pool, gateway_options, gateway_host.Handler());
-    std::optional<http::TlsOptions> gateway_tls;
     if (!settings.gateway_tls_cert_file.empty()) {
       gateway_tls = http::TlsOptions{.cert_file = settings.gateway_tls_cert_file,
                                      .key_file = settings.gateway_tls_key_file};
+      if (settings.tls_self_signed) {
+        log.Warn("tls_self_signed ignored: the gateway has a certificate configured");
+      }
+    } else if (settings.tls_self_signed) {
+      auto dev = http::EnsureSelfSignedCertificate(data_dir->TlsPath(), env.clock(), env.random());
+      if (!dev.ok()) return dev.status().Annotate("tls_self_signed");
+      gateway_tls = http::TlsOptions{.cert_file = dev->cert_file, .key_file = dev->key_file};
+      log.Warn("the gateway serves a self-signed development certificate; not for production",
+               {{"cert_file", dev->cert_file},
+                {"sha256_fingerprint", dev->sha256_fingerprint},
+                {"generated", dev->generated}});
     }
+    if (gateway_tls) gateway_tls->request_client_cert = settings.gateway_tls_request_client_cert;
     auto ep = gateway_server->ListenTcp(settings.gateway_listen.host, settings.gateway_listen.port,
                                         gateway_tls, "gateway");
     if (!ep.ok()) return ep.status().Annotate("gateway listen");
@@ -336,16 +352,51 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   signals.async_wait([&signalled](const boost::system::error_code& ec, int signo) {
     signalled.set_value(ec ? 0 : signo);
   });
+  // SIGHUP re-reads the TLS certificates and keys (renewal without a restart). Each server swaps
+  // all its contexts or none; on error it keeps serving the certificate it had. The reload reads
+  // a few small files, so it runs on an I/O thread, on the signal set's strand.
+  auto hup_strand = boost::asio::make_strand(pool.context());
+  boost::asio::signal_set hup(hup_strand, SIGHUP);
+  const auto reload_tls = [&] {
+    const std::pair<http::Server*, const char*> servers[] = {
+        {tls ? &control_server : nullptr, "control"},
+        {gateway_tls ? &*gateway_server : nullptr, "gateway"}};
+    bool any = false;
+    for (const auto& [server, name] : servers) {
+      if (server == nullptr) continue;
+      any = true;
+      if (core::Status status = server->ReloadTls(); status.ok()) {
+        log.Info("tls certificates reloaded", {{"listener", name}});
+      } else {
+        log.Error("tls certificate reload failed; still serving the previous certificate",
+                  {{"listener", name}, {"error", status}});
+      }
+    }
+    if (!any) log.Info("SIGHUP: no listener serves TLS, nothing to reload");
+  };
+  std::function<void()> await_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;  // cancelled at shutdown
+      reload_tls();
+      await_hup();
+    });
+  };
+  await_hup();
+
   pool.Start();
   control.SetReady(true);
   log.Info("listening", {{"listener", "control"},
                          {"address", control_address},
                          {"tls", tls.has_value()},
                          {"version", kVersion}});
-  if (gateway_server)
-    log.Info("listening", {{"listener", "gateway"}, {"address", gateway_address}});
+  if (gateway_server) {
+    log.Info(
+        "listening",
+        {{"listener", "gateway"}, {"address", gateway_address}, {"tls", gateway_tls.has_value()}});
+  }
 
   const int signo = signalled.get_future().get();
+  boost::asio::post(hup_strand, [&hup] { hup.cancel(); });
   control.SetReady(false);
   log.Info("draining",
            {{"signal", signo},

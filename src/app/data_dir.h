@@ -32,6 +32,8 @@ class DataDir {
   std::string MasterKeyPath() const { return path_ + "/keys/master.key"; }
   // The folder of the secrets master key versions (app/secret_key_files.h).
   std::string SecretKeysPath() const { return path_ + "/keys/secrets"; }
+  // The folder of the self-signed development certificate (http/self_signed.h).
+  std::string TlsPath() const { return path_ + "/tls"; }
 
   // Reads the audit HMAC key, creating it on first use.
   core::Result<core::SecretBytes> LoadOrCreateAuditKey(core::Env& env) const;

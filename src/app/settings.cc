@@ -196,6 +196,18 @@ core::ConfigSchema ServeSchema() {
             .help = "the OWASP Core Rule Set's rules directory (default: Debian's "
                     "modsecurity-crs, /usr/share/modsecurity-crs/rules); missing or broken rules "
                     "stop start-up"})
+      .Add({.name = "gateway.tls_request_client_cert",
+            .type = ConfigType::kBool,
+            .default_value = "false",
+            .help = "ask gateway clients for a TLS client certificate (optional for them; routes "
+                    "that require mutual TLS check it against their app's truststore); needs "
+                    "gateway TLS"})
+      .Add({.name = "tls_self_signed",
+            .type = ConfigType::kBool,
+            .default_value = "false",
+            .help = "development only: when the gateway has no certificate configured, serve it "
+                    "over TLS with a self-signed certificate for localhost kept in DATA_DIR/tls "
+                    "(the control endpoint is unaffected)"})
       .Add({.name = "insecure_allow_weak_isolation",
             .type = ConfigType::kBool,
             .default_value = "false",
@@ -279,6 +291,18 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
   if (s.gateway_tls_cert_file.empty() != s.gateway_tls_key_file.empty()) {
     return core::InvalidArgumentError(
         "gateway.tls_cert_file and gateway.tls_key_file go together: give both or neither");
+  }
+  s.gateway_tls_request_client_cert = config.GetBool("gateway.tls_request_client_cert");
+  s.tls_self_signed = config.GetBool("tls_self_signed");
+  if (s.tls_self_signed && !s.gateway_enabled) {
+    return core::InvalidArgumentError(
+        "tls_self_signed serves the gateway over TLS: it needs gateway_listen");
+  }
+  if (s.gateway_tls_request_client_cert &&
+      (!s.gateway_enabled || (s.gateway_tls_cert_file.empty() && !s.tls_self_signed))) {
+    return core::InvalidArgumentError(
+        "gateway.tls_request_client_cert needs the gateway served over TLS: set gateway_listen "
+        "and gateway.tls_cert_file with gateway.tls_key_file (or tls_self_signed)");
   }
   s.threads = static_cast<int>(config.GetInt("threads"));
   if (s.threads == 0)

@@ -35,6 +35,11 @@ struct ServeSettings {
   int gateway_threads = 32;
   std::string gateway_tls_cert_file, gateway_tls_key_file;  // both or neither
   std::string gateway_waf_rules_dir;                        // "": Debian's CRS
+  // gateway.tls_request_client_cert: ask gateway clients for a certificate (mTLS); needs TLS.
+  bool gateway_tls_request_client_cert = false;
+  // tls_self_signed: without gateway.tls_cert_file, serve the gateway with a development
+  // certificate kept in the data directory (http/self_signed.h); needs gateway_listen.
+  bool tls_self_signed = false;
   int threads = 1;
   std::size_t max_header_bytes = 0;
   std::size_t max_body_bytes = 0;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <vector>
+
 namespace moatless::app {
 namespace {
 
@@ -26,6 +29,47 @@ TEST(SettingsTest, TlsNeedsBothFiles) {
   auto s = Load({{"tls.cert_file", "/x/cert.pem"}});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("tls.key_file"), std::string::npos);
+}
+
+TEST(SettingsTest, GatewayClientCertificatesNeedGatewayTls) {
+  auto off = Load({});
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->gateway_tls_request_client_cert);
+  EXPECT_FALSE(off->tls_self_signed);
+
+  const std::map<std::string, std::string> gateway_tls = {
+      {"gateway_listen", "127.0.0.1:0"},
+      {"gateway.tls_cert_file", "/x/cert.pem"},
+      {"gateway.tls_key_file", "/x/key.pem"},
+      {"gateway.tls_request_client_cert", "true"}};
+  auto on = Load(gateway_tls);
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->gateway_tls_request_client_cert);
+
+  auto self_signed = Load({{"gateway_listen", "127.0.0.1:0"},
+                           {"tls_self_signed", "true"},
+                           {"gateway.tls_request_client_cert", "true"}});
+  ASSERT_TRUE(self_signed.ok()) << self_signed.status();
+  EXPECT_TRUE(self_signed->tls_self_signed);
+
+  for (const auto& flags : std::vector<std::map<std::string, std::string>>{
+           {{"gateway_listen", "127.0.0.1:0"}, {"gateway.tls_request_client_cert", "true"}},
+           {{"gateway.tls_request_client_cert", "true"}},
+           {{"gateway.tls_cert_file", "/x/cert.pem"},
+            {"gateway.tls_key_file", "/x/key.pem"},
+            {"gateway.tls_request_client_cert", "true"}},
+       }) {
+    auto refused = Load(flags);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("gateway.tls_request_client_cert"),
+              std::string::npos);
+  }
+}
+
+TEST(SettingsTest, SelfSignedTlsNeedsTheGateway) {
+  auto refused = Load({{"tls_self_signed", "true"}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("gateway_listen"), std::string::npos);
 }
 
 TEST(SettingsTest, LogLevelIsValidated) {

@@ -93,7 +93,8 @@ class Server {
   // for connections accepted from now on. All or nothing: if any listener's files cannot be
   // loaded (missing, unparsable, a key that does not match, a key file others can read), no
   // listener changes and the error names the listener, the file and what is wrong. OK when the
-  // server has no TLS listener. Reads files: call it off the I/O threads when you can.
+  // server has no TLS listener. It reads a few small files and parses the keys: cheap enough
+  // for an occasional call (a SIGHUP) from an I/O thread.
   core::Status ReloadTls();
 
   // Starts a graceful shutdown (see above). Later calls do nothing, except that a zero deadline
