@@ -100,6 +100,11 @@ class EscapeTest : public ::testing::Test {
     auto sandboxer =
         Sandboxer::Create(*host_, random_,
                           {.state_dir = *dir_ + "/state",
+                           // A uid range of its own: a uid this suite released may be leased
+                           // at once by another test's sandbox (tests run in parallel), and
+                           // the leftover-process check below must see only this suite's.
+                           .first_host_uid = 400000,
+                           .host_uid_count = 4096,
                            .cgroup_parent = "moatless-escape-" + std::to_string(::getpid())});
     ASSERT_TRUE(sandboxer.ok()) << sandboxer.status();
     sandboxer_ = std::move(*sandboxer);
