@@ -183,7 +183,8 @@ Gateway::Gateway(Deps deps, GatewayOptions options)
         {"api", "route", "auth"});
     invalid_metric_ = &deps_.metrics->Counter(
         "moatless_gateway_validation_failures_total",
-        "Requests refused because their body did not match the route's schema (400, 415).",
+        "Requests refused because their parameters or body did not match the route's "
+        "declarations (400, 415).",
         {"api", "route"});
     waf_metric_ = &deps_.metrics->Counter(
         "moatless_gateway_waf_matches_total",
