@@ -191,6 +191,16 @@ class TransactionLog {
   }
 
   bool IsSecretVariable(std::string_view variable) const {
+    // Arguments (query, form or JSON: "ARGS:json.user.password") whose own name says they hold a
+    // credential: what they matched is not logged either.
+    if (StartsWithNoCase(variable, "ARGS")) {
+      std::string name = Lower(variable.substr(variable.find_last_of(":.") + 1));
+      std::erase_if(name, [](char c) { return c == '_' || c == '-'; });
+      for (std::string_view word : {"password", "passwd", "secret", "token", "apikey", "credential",
+                                    "privatekey", "authorization"}) {
+        if (name.find(word) != std::string::npos) return true;
+      }
+    }
     for (const std::string& header : secret_headers_) {
       if (StartsWithNoCase(variable, "REQUEST_HEADERS:" + header)) return true;
       if (header == "cookie" && StartsWithNoCase(variable, "REQUEST_COOKIES")) return true;

@@ -41,7 +41,10 @@
 //
 // Secrets: the verdict's log never holds the values of the headers named in
 // WafSettings::secret_headers (Authorization, Cookie, API keys...): matches in them are logged by
-// variable name with the data "[redacted]", and their values are scrubbed from every line. Log
+// variable name with the data "[redacted]", and their values are scrubbed from every line. The
+// same goes for what matched in arguments (query, form, JSON) whose name says they hold a
+// credential (password, passwd, secret, token, api key, credential, private key, authorization,
+// ignoring case, '_' and '-'). Log
 // lines escape control and non-ASCII bytes, so a payload cannot forge log lines.
 //
 // Ownership and threads: a WafEngine owns its own ModSecurity instance and rule set; nothing is

@@ -745,6 +745,24 @@ TEST_F(WafTest, LogKeepsSecretsOut) {
   EXPECT_EQ(v.log.find(kSessionCookie), std::string::npos) << v.log;
   EXPECT_NE(v.log.find("[redacted]"), std::string::npos) << v.log;
   EXPECT_NE(v.log.find("REQUEST_HEADERS:Authorization"), std::string::npos) << v.log;
+
+  // Arguments named like credentials: what they matched is not logged, only where.
+  for (const std::string name : {"password", "newPassword", "api_key", "client_secret"}) {
+    SCOPED_TRACE(name);
+    const std::string value = "x' OR '1'='1 -- " + token;
+    WafVerdict json = block_->Inspect(
+        JsonCall("POST", "/login", "{\"user\":{\"" + name + "\":" + JsonString(value) + "}}"));
+    EXPECT_TRUE(json.blocked) << Describe(json);
+    EXPECT_EQ(json.log.find("s3cr3t"), std::string::npos) << json.log;
+    EXPECT_NE(json.log.find("[redacted]"), std::string::npos) << json.log;
+    WafVerdict query =
+        block_->Inspect(BrowserRequest("GET", "/login?" + name + "=" + UrlEncode(value)));
+    EXPECT_TRUE(query.blocked) << Describe(query);
+    EXPECT_EQ(query.log.find("s3cr3t"), std::string::npos) << query.log;
+  }
+  // Other arguments still show what matched (what tuning exclusions needs).
+  WafVerdict plain = block_->Inspect(Placed(Place::kJson, "x' OR '1'='1 -- visible"));
+  EXPECT_NE(plain.log.find("visible"), std::string::npos) << plain.log;
 }
 
 TEST_F(WafTest, LogCannotBeForgedAndIsBounded) {

@@ -72,11 +72,14 @@ def setUpModule():
 
     app = os.path.join(tmp, "mt")
     shutil.copytree(MTLS_APP, app)
+    # The function is the gateway test app's echo.
+    shutil.copytree(os.path.join(HERE, "apps", "gateway", "functions"),
+                    os.path.join(app, "functions"))
     os.makedirs(os.path.join(app, "certs"))
     shutil.copy(ca[0], os.path.join(app, "certs", "ca.pem"))
     # The same function without mtls: another app on the same listener.
     plain = os.path.join(tmp, "plain")
-    shutil.copytree(MTLS_APP, plain)
+    shutil.copytree(app, plain, ignore=shutil.ignore_patterns("certs"))
     with open(os.path.join(plain, "moatless.yaml")) as f:
         text = f.read()
     with open(os.path.join(plain, "moatless.yaml"), "w") as f:
