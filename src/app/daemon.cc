@@ -408,7 +408,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   gateway_host.Stop();     // integrations still running finish while their functions exist
   secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
   functions.reset();       // in-flight invocations end; environments are discarded
-  aws.AttachService(nullptr);
+  aws.DetachService(&app_api);
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/check.h"
 #include "core/clock.h"
 #include "services/query_protocol.h"
 
@@ -205,6 +206,22 @@ http::asio::awaitable<http::Response> AwsEndpoint::Serve(http::Request& request,
   co_return std::move(answer.response);
 }
 
+void AwsEndpoint::AttachService(RestJsonService* service) {
+  MOATLESS_CHECK(service != nullptr, "AttachService(nullptr)");
+  for (std::atomic<RestJsonService*>& slot : services_) {
+    RestJsonService* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, service)) return;
+  }
+  MOATLESS_CHECK(false, "more than kMaxServices services attached");
+}
+
+void AwsEndpoint::DetachService(RestJsonService* service) {
+  for (std::atomic<RestJsonService*>& slot : services_) {
+    RestJsonService* expected = service;
+    slot.compare_exchange_strong(expected, nullptr);
+  }
+}
+
 http::Response AwsEndpoint::Dispatch(Exchange& ex) {
   const http::Request& request = ex.request;
   const http::RequestContext& context = ex.context;
@@ -214,8 +231,13 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
 
   // Decode the operation first (no trust needed for that), so that even a refused request is
   // audited with the action it asked for.
-  RestJsonService* attached = service_.load();
-  if (attached != nullptr && attached->Handles(request)) ex.service = attached;
+  for (const std::atomic<RestJsonService*>& slot : services_) {
+    RestJsonService* attached = slot.load();
+    if (attached != nullptr && attached->Handles(request)) {
+      ex.service = attached;
+      break;
+    }
+  }
   ex.rest_json = LambdaApi::Handles(request) || ex.service != nullptr;
   ex.json = !ex.rest_json && IsJsonRequest(request);
   auto signature = identity::ParseSignature(view);

@@ -22,6 +22,7 @@
 // thread-safe (the dependencies are). The endpoint must outlive the servers that call it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
@@ -72,11 +73,14 @@ class AwsEndpoint {
   void AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool);
   void DetachLambda() { AttachLambda(nullptr, nullptr); }
 
-  // Serves another REST-JSON service (the app API) from now on: requests it Handles() are
-  // authenticated with its signing name, authorised on the action and resource it decodes, and
-  // run on the blocking pool. Null detaches it (its requests are then answered 503); the owner
-  // detaches it before destroying it.
-  void AttachService(RestJsonService* service) { service_ = service; }
+  // Serves another REST-JSON service (the app API, the observability API) from now on: requests
+  // it Handles() are authenticated with its signing name, authorised on the action and resource it
+  // decodes, and run on the blocking pool. The first attached service that Handles() a request
+  // gets it. At most kMaxServices at once (a fatal check). DetachService stops serving it (its
+  // requests are then answered like unknown ones); the owner detaches it before destroying it.
+  static constexpr std::size_t kMaxServices = 8;
+  void AttachService(RestJsonService* service);
+  void DetachService(RestJsonService* service);
 
  private:
   // One request on its way through the endpoint.
@@ -128,7 +132,7 @@ class AwsEndpoint {
   // Read once per request (a request that began before DetachLambda finishes with what it read).
   std::atomic<LambdaApi*> lambda_{nullptr};
   std::atomic<boost::asio::thread_pool*> lambda_pool_{nullptr};
-  std::atomic<RestJsonService*> service_{nullptr};
+  std::array<std::atomic<RestJsonService*>, kMaxServices> services_{};
 };
 
 }  // namespace moatless::services

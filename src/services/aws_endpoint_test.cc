@@ -659,7 +659,7 @@ class AttachedServiceTest : public AwsEndpointTest {
                     .ok());
   }
   void TearDown() override {
-    if (endpoint_) endpoint_->AttachService(nullptr);
+    if (endpoint_) endpoint_->DetachService(&widgets_);
     AwsEndpointTest::TearDown();
   }
   http::Response Get(const std::string& target, const Credentials* creds,
@@ -708,7 +708,7 @@ TEST_F(AttachedServiceTest, RequestsAreAuthenticatedAuthorisedOnTheirResourceAnd
   EXPECT_NE(audit.find("\"denied\""), std::string::npos);
   EXPECT_NE(audit.find("widget/blue"), std::string::npos);
   // Detached: its paths are no longer its own.
-  endpoint_->AttachService(nullptr);
+  endpoint_->DetachService(&widgets_);
   EXPECT_NE(Get("/widgets/blue", &bob_).result_int(), 200);
   EXPECT_EQ(widgets_.runs, 1);
 }
