@@ -1,5 +1,6 @@
 #include "app/control_api.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 
@@ -12,6 +13,12 @@ namespace {
 std::string_view MethodLabel(const http::Request& req) {
   return req.method() == http::Verb::unknown ? std::string_view("OTHER")
                                              : std::string_view(req.method_string());
+}
+
+// "127.0.0.1:5000", "[::1]:5000", "unix": a client on this host.
+bool IsLoopbackClient(std::string_view remote) {
+  return remote.starts_with("127.") || remote.starts_with("[::1]:") || remote == "unix" ||
+         remote.starts_with("[::ffff:127.");
 }
 
 http::Handler Wrap(std::function<http::Response(const http::RequestContext&)> fn) {
@@ -43,7 +50,11 @@ ControlApi::ControlApi(Deps deps)
   };
   add(router_, "GET", "/healthz", Wrap([this](const auto& ctx) { return Healthz(ctx); }));
   add(router_, "GET", "/readyz", Wrap([this](const auto& ctx) { return Readyz(ctx); }));
-  add(router_, "GET", "/metrics", Wrap([this](const auto&) { return Metrics(); }));
+  const http::Handler metrics = [this](http::Request& req, http::RequestContext& ctx)
+      -> http::asio::awaitable<http::Response> { co_return Metrics(req, ctx); };
+  if (deps_.metrics_on_control) add(router_, "GET", "/metrics", metrics);
+  add(metrics_router_, "GET", "/metrics", metrics);
+  add(metrics_router_, "GET", "/healthz", Wrap([this](const auto& ctx) { return Healthz(ctx); }));
   if (deps_.aws != nullptr) {
     http::Handler aws = [endpoint = deps_.aws, pool = deps_.blocking](http::Request& req,
                                                                       http::RequestContext& ctx) {
@@ -87,6 +98,12 @@ http::asio::awaitable<http::Response> ControlApi::Instrumented(const http::Route
   requests_.WithLabels({listener, MethodLabel(req), route, code}).Inc();
   durations_.WithLabels({listener, route}).Observe(elapsed.count());
   co_return res;
+}
+
+http::Handler ControlApi::MetricsHandler(std::string listener) {
+  return [this, listener = std::move(listener)](http::Request& req, http::RequestContext& ctx) {
+    return Instrumented(metrics_router_, listener, req, ctx);
+  };
 }
 
 std::function<void(const http::AccessRecord&)> ControlApi::AccessHook(std::string listener) {
@@ -144,7 +161,27 @@ http::Response ControlApi::Readyz(const http::RequestContext&) const {
                             body);
 }
 
-http::Response ControlApi::Metrics() const {
+http::Response ControlApi::Metrics(const http::Request& req,
+                                   const http::RequestContext& ctx) const {
+  if (deps_.metrics_token != nullptr) {
+    const std::string_view authorization = req[http::Field::authorization];
+    constexpr std::string_view kBearer = "Bearer ";
+    const bool presented = authorization.size() > kBearer.size() &&
+                           boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer);
+    if (!presented || !core::SecretBytes(authorization.substr(kBearer.size()))
+                           .ConstantTimeEquals(*deps_.metrics_token)) {
+      http::Response res = http::JsonResponse(
+          http::HttpStatus::unauthorized,
+          std::string(R"({"message":"/metrics needs the bearer token of metrics.token_file"})"));
+      res.set(http::Field::www_authenticate, R"(Bearer realm="moatless-metrics")");
+      return res;
+    }
+  } else if (!IsLoopbackClient(ctx.remote)) {
+    return http::JsonResponse(
+        http::HttpStatus::forbidden,
+        std::string(R"({"message":"/metrics answers loopback clients only; set metrics.token_file )"
+                    R"(to serve others"})"));
+  }
   http::Response res = http::TextResponse(http::HttpStatus::ok, deps_.metrics.Expose());
   res.set(http::Field::content_type, "text/plain; version=0.0.4; charset=utf-8");
   return res;

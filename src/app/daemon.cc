@@ -1,7 +1,9 @@
 #include "app/daemon.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,10 +20,12 @@
 #include "app/data_dir.h"
 #include "app/function_host.h"
 #include "app/gateway_host.h"
+#include "app/instrumented_database.h"
 #include "app/secret_key_files.h"
 #include "app/secrets_worker.h"
 #include "app/version.h"
 #include "core/aead.h"
+#include "core/filesystem.h"
 #include "http/io_pool.h"
 #include "http/self_signed.h"
 #include "http/server.h"
@@ -76,6 +80,36 @@ http::ServerOptions MakeServerOptions(const ServeSettings& s, core::Env& env) {
   o.max_connections = s.max_connections;
   o.max_requests_per_connection = s.max_requests_per_connection;
   return o;
+}
+
+// metrics.token_file: a bearer token only its owner can read (like an SSH key), one line.
+core::Result<core::SecretBytes> LoadMetricsToken(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return core::ErrnoStatus("metrics.token_file " + path, errno);
+  struct stat st {};
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  std::string text;
+  char buffer[4096];
+  ssize_t n = 0;
+  while (stat_ok && text.size() <= 4096 && (n = ::read(fd, buffer, sizeof buffer)) > 0) {
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  core::SecretBytes token = core::SecretBytes::TakeFrom(text);
+  if (!stat_ok || n < 0) return core::InternalError("metrics.token_file " + path + ": unreadable");
+  if ((st.st_mode & 077) != 0) {
+    return core::FailedPreconditionError("metrics.token_file " + path +
+                                         ": readable by group or others; chmod 600 it");
+  }
+  std::string_view value = token.Reveal();
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.remove_suffix(1);
+  if (value.size() < 16 || value.size() > 4096 ||
+      value.find_first_of(" \t\r\n") != std::string_view::npos) {
+    return core::InvalidArgumentError("metrics.token_file " + path +
+                                      ": the token must be one line of 16 to 4096 characters "
+                                      "without spaces");
+  }
+  return core::SecretBytes(value);
 }
 
 observe::AuditRecord LifecycleRecord(std::string action, const ServeSettings& s,
@@ -139,7 +173,9 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   auto store_or = store::OpenSqlite(
       data_dir->StorePath(), {.clock = &env.clock(), .migrations = store::PlatformMigrations()});
   if (!store_or.ok()) return store_or.status().Annotate("store " + data_dir->StorePath());
-  std::unique_ptr<store::Database> db = std::move(store_or).value();
+  const std::unique_ptr<store::Database> opened_db = std::move(store_or).value();
+  InstrumentedDatabase instrumented_db(*opened_db, metrics);
+  store::Database* const db = &instrumented_db;
 
   // Identity: the master key seals access-key secrets and session tokens.
   ASSIGN_OR_RETURN(core::SecretBytes master_bytes, data_dir->LoadOrCreateMasterKey(env));
@@ -195,7 +231,8 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                         .audit = *audit,
                                                         .clock = env.clock(),
                                                         .region = settings.region,
-                                                        .secrets = &secrets_api});
+                                                        .secrets = &secrets_api,
+                                                        .metrics = &metrics});
 
   // The public gateway: the APIs deployed apps declare, served once the listener starts.
   GatewayHost gateway_host(
@@ -242,13 +279,19 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
     log.Error("uncaught error in an I/O thread", {{"error", message}});
   });
 
+  std::optional<core::SecretBytes> metrics_token;
+  if (!settings.metrics_token_file.empty()) {
+    ASSIGN_OR_RETURN(metrics_token, LoadMetricsToken(settings.metrics_token_file));
+  }
   ControlApi control(ControlApi::Deps{.log = log,
                                       .metrics = metrics,
                                       .audit = *audit,
                                       .db = *db,
                                       .access_log = settings.access_log,
                                       .aws = &aws,
-                                      .blocking = &service_pool});
+                                      .blocking = &service_pool,
+                                      .metrics_token = metrics_token ? &*metrics_token : nullptr,
+                                      .metrics_on_control = !settings.metrics_listen_enabled});
   http::ServerOptions control_options = MakeServerOptions(settings, env);
   control_options.on_access = control.AccessHook("control");
   http::Server control_server(pool, control_options, control.Handler("control"));
@@ -263,6 +306,18 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
     return control_ep.status().Annotate("listen " + settings.listen.host + ":" +
                                         std::to_string(settings.listen.port));
   const std::string control_address = FormatEndpoint(*control_ep);
+
+  std::optional<http::Server> metrics_server;
+  std::string metrics_address = control_address;
+  if (settings.metrics_listen_enabled) {
+    http::ServerOptions metrics_options = MakeServerOptions(settings, env);
+    metrics_options.on_access = control.AccessHook("metrics");
+    metrics_server.emplace(pool, metrics_options, control.MetricsHandler("metrics"));
+    auto ep = metrics_server->ListenTcp(settings.metrics_listen.host, settings.metrics_listen.port,
+                                        tls, "metrics");
+    if (!ep.ok()) return ep.status().Annotate("metrics.listen");
+    metrics_address = FormatEndpoint(*ep);
+  }
 
   std::optional<http::Server> gateway_server;
   std::optional<http::TlsOptions> gateway_tls;
@@ -389,6 +444,12 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                          {"address", control_address},
                          {"tls", tls.has_value()},
                          {"version", kVersion}});
+  if (metrics_server) {
+    log.Info("listening", {{"listener", "metrics"},
+                           {"address", metrics_address},
+                           {"tls", tls.has_value()},
+                           {"token", metrics_token.has_value()}});
+  }
   if (gateway_server) {
     log.Info(
         "listening",
@@ -403,8 +464,10 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
             {"deadline_ms", static_cast<std::int64_t>(settings.drain_timeout.count())}});
   control_server.Shutdown(settings.drain_timeout);
   if (gateway_server) gateway_server->Shutdown(settings.drain_timeout);
+  if (metrics_server) metrics_server->Shutdown(settings.drain_timeout);
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
+  if (metrics_server) metrics_server->Wait();
   gateway_host.Stop();     // integrations still running finish while their functions exist
   secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
   functions.reset();       // in-flight invocations end; environments are discarded

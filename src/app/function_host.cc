@@ -19,22 +19,7 @@ void ForEachLine(std::string_view text, Fn&& fn) {
 }  // namespace
 
 FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
-  if (deps_.metrics != nullptr) {
-    invocations_metric_ = &deps_.metrics->Counter(
-        "moatless_function_invocations_total",
-        "Function invocations that ran, by function and outcome (ok, error, timeout).",
-        {"function", "outcome"});
-    throttles_metric_ =
-        &deps_.metrics->Counter("moatless_function_throttles_total",
-                                "Invocations refused with TooManyRequestsException.", {"function"});
-    duration_metric_ =
-        &deps_.metrics->Histogram("moatless_function_duration_seconds",
-                                  "Invocation duration (REPORT Duration).", {"function"});
-    init_metric_ = &deps_.metrics->Histogram(
-        "moatless_function_init_duration_seconds",
-        "Cold starts: sandbox start to the runtime's first request (REPORT Init Duration).",
-        {"function"});
-  }
+  if (deps_.metrics != nullptr) metrics_ = std::make_unique<FunctionMetrics>(*deps_.metrics);
   registry_ = std::make_unique<runtime::FunctionRegistry>(deps_.db, deps_.env.clock());
   api_ = std::make_unique<runtime::RuntimeApi>(
       deps_.io, deps_.env.random(), deps_.env.clock(),
@@ -66,6 +51,10 @@ FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
           .on_invocation = [this](
                                const runtime::FunctionConfig& function,
                                const runtime::InvokeResult& result) { Record(function, result); },
+          .on_environment_start =
+              [this](const runtime::FunctionConfig&, const core::Status& status) {
+                if (metrics_) metrics_->EnvironmentStart(status);
+              },
           .credentials =
               [this](const runtime::FunctionConfig& function, const std::string& environment_id) {
                 return IssueCredentials(function, environment_id);
@@ -92,6 +81,7 @@ FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
             }
           }});
   events_->Start();
+  if (metrics_) metrics_->Watch(*invoker_, invoker_->gate(), *events_);
   lambda_ = std::make_unique<services::LambdaApi>(services::LambdaApi::Deps{
       .functions = *this, .region = deps_.region, .account_id = deps_.account_id});
   // Every invocation that may run or wait for a slot has a thread to wait on.
@@ -101,6 +91,7 @@ FunctionHost::FunctionHost(Deps deps) : deps_(std::move(deps)) {
 }
 
 FunctionHost::~FunctionHost() {
+  metrics_.reset();  // its collector reads the invoker and the event queue
   deps_.aws.DetachLambda();
   invocations_->join();
   events_->Stop();
@@ -121,7 +112,7 @@ core::Result<runtime::InvokeResult> FunctionHost::Invoke(const runtime::Function
   auto result = invoker_->Invoke(function, std::move(payload), std::move(request_id),
                                  std::move(client_context));
   if (!result.ok() && result.status().aws_type() == "TooManyRequestsException") {
-    if (throttles_metric_ != nullptr) throttles_metric_->WithLabels({function.name}).Inc();
+    if (metrics_) metrics_->Throttle(function);
     deps_.log.Warn("invocation throttled",
                    {{"function", function.name}, {"error", result.status().message()}});
   }
@@ -140,8 +131,7 @@ void FunctionHost::Record(const runtime::FunctionConfig& function,
     if (line.starts_with("REPORT ")) return;  // logged below, with its fields
     log.Info("function output", {{"function", function.name}, {"line", line}});
   });
-  const bool timed_out = result.report.find("Status: timeout") != std::string::npos;
-  const std::string_view outcome = !result.function_error ? "ok" : timed_out ? "timeout" : "error";
+  const std::string_view outcome = FunctionMetrics::Outcome(result);
   log.Info("invocation",
            {{"function", function.name},
             {"version", result.version},
@@ -151,14 +141,7 @@ void FunctionHost::Record(const runtime::FunctionConfig& function,
             {"cold_start", result.cold_start},
             {"max_memory_mb", static_cast<std::int64_t>(result.peak_memory_bytes >> 20)},
             {"error_type", result.function_error.value_or("")}});
-  if (invocations_metric_ == nullptr) return;
-  invocations_metric_->WithLabels({function.name, outcome}).Inc();
-  duration_metric_->WithLabels({function.name})
-      .Observe(static_cast<double>(result.duration.count()) / 1e6);
-  if (result.cold_start) {
-    init_metric_->WithLabels({function.name})
-        .Observe(static_cast<double>(result.init_duration.count()) / 1e6);
-  }
+  if (metrics_) metrics_->Invocation(function, result);
 }
 
 core::Result<runtime::ContainerCredentials> FunctionHost::IssueCredentials(

@@ -11,7 +11,7 @@
 //  - Functions that declare egress reach their allowlist through the egress proxy; every refusal
 //    is logged ("egress refused").
 //  - A function's output is logged line by line with its request id; every invocation's REPORT is
-//    logged and counted in moatless_function_* metrics.
+//    logged and counted in moatless_function_* metrics (FunctionMetrics).
 //
 // Built by the composition root after the service endpoint and before the servers start serving;
 // destroy it after they have stopped and before the endpoint and the IoPool (its listeners need
@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "app/function_metrics.h"
 #include "core/env.h"
 #include "http/io_pool.h"
 #include "identity/sts.h"
@@ -92,10 +93,7 @@ class FunctionHost final : public services::FunctionBackend {
   void Record(const runtime::FunctionConfig& function, const runtime::InvokeResult& result);
 
   Deps deps_;
-  observe::CounterFamily* invocations_metric_ = nullptr;
-  observe::CounterFamily* throttles_metric_ = nullptr;
-  observe::HistogramFamily* duration_metric_ = nullptr;
-  observe::HistogramFamily* init_metric_ = nullptr;
+  std::unique_ptr<FunctionMetrics> metrics_;  // null without a registry
   std::unique_ptr<runtime::FunctionRegistry> registry_;
   std::unique_ptr<runtime::RuntimeApi> api_;
   std::unique_ptr<runtime::EgressProxy> egress_;

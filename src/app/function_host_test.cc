@@ -338,7 +338,8 @@ TEST_F(FunctionHostTest, PublishedFunctionsRunThroughTheInvokeApiWithLogsAndMetr
   EXPECT_NE(invocations[0].find("\"outcome\":\"ok\""), std::string::npos) << invocations[0];
   const std::string exposed = metrics_.Expose();
   EXPECT_NE(
-      exposed.find(R"(moatless_function_invocations_total{function="orders",outcome="ok"} 1)"),
+      exposed.find(
+          R"(moatless_function_invocations_total{function="orders",version="1",outcome="ok"} 1)"),
       std::string::npos)
       << exposed;
 
@@ -353,6 +354,90 @@ TEST_F(FunctionHostTest, PublishedFunctionsRunThroughTheInvokeApiWithLogsAndMetr
     if (!ran) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(ran);
+}
+
+// The value of one series of a family; -1 if there is no such series.
+double SeriesValue(const observe::MetricsRegistry& registry, std::string_view family,
+                   const std::vector<std::string>& labels) {
+  const auto reading = registry.Read(family);
+  if (!reading) return -1;
+  for (const observe::SeriesReading& series : reading->series) {
+    if (series.label_values == labels) return series.value;
+  }
+  return -1;
+}
+
+TEST_F(FunctionHostTest, AKnownLoadProducesExactlyThoseMetricValues) {
+  const runtime::FunctionConfig f = PythonFunction("counted",
+                                                   "import time\n"
+                                                   "def handler(event, context):\n"
+                                                   "    if event.get('fail'):\n"
+                                                   "        raise ValueError('asked to fail')\n"
+                                                   "    time.sleep(event.get('sleep', 0))\n"
+                                                   "    return 'ok'\n");
+  auto published = functions_->registry().Publish(f);
+  ASSERT_TRUE(published.ok()) << published.status();
+  // 3 that succeed, 2 that raise, 1 that times out, 2 throttled (reserved concurrency 0).
+  for (int i = 0; i < 3; ++i) {
+    auto r = functions_->Invoke(*published, "{}", "");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_FALSE(r->function_error) << r->payload;
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto r = functions_->Invoke(*published, R"({"fail":true})", "");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(r->function_error);
+  }
+  runtime::FunctionConfig slow = *published;
+  slow.timeout = std::chrono::milliseconds(300);
+  auto timed_out = functions_->Invoke(slow, R"({"sleep":5})", "");
+  ASSERT_TRUE(timed_out.ok()) << timed_out.status();
+  ASSERT_TRUE(timed_out->function_error);
+  runtime::FunctionConfig capped = *published;
+  capped.reserved_concurrency = 0;
+  for (int i = 0; i < 2; ++i) {
+    auto r = functions_->Invoke(capped, "{}", "");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().aws_type(), "TooManyRequestsException");
+  }
+
+  const std::string exposed = metrics_.Expose();  // runs the collectors too
+  const auto value = [&](std::string_view family, const std::vector<std::string>& labels) {
+    return SeriesValue(metrics_, family, labels);
+  };
+  EXPECT_EQ(value("moatless_function_invocations_total", {"counted", "1", "ok"}), 3) << exposed;
+  EXPECT_EQ(value("moatless_function_invocations_total", {"counted", "1", "error"}), 2);
+  EXPECT_EQ(value("moatless_function_invocations_total", {"counted", "1", "timeout"}), 1);
+  EXPECT_EQ(value("moatless_function_errors_total", {"counted", "1", "Function"}), 2) << exposed;
+  EXPECT_EQ(value("moatless_function_errors_total", {"counted", "1", "Sandbox.Timedout"}), 1);
+  EXPECT_EQ(value("moatless_function_throttles_total", {"counted", "1"}), 2);
+  // One environment served the first five; the timeout killed it.
+  EXPECT_EQ(value("moatless_function_cold_starts_total", {"counted", "1"}), 1);
+  EXPECT_EQ(value("moatless_sandbox_starts_total", {"ok"}), 1);
+  EXPECT_EQ(value("moatless_function_concurrent_executions", {"counted"}), 0);
+  EXPECT_EQ(value("moatless_function_environments", {"busy"}), 0);
+  EXPECT_EQ(value("moatless_function_queued_invocations", {}), 0);
+  // Histograms: one observation per invocation that ran, buckets cumulative and consistent.
+  for (const std::string_view family :
+       {"moatless_function_duration_seconds", "moatless_function_peak_memory_bytes"}) {
+    const auto reading = metrics_.Read(family);
+    ASSERT_TRUE(reading.has_value()) << family;
+    ASSERT_EQ(reading->series.size(), 1u) << family;
+    const observe::Histogram::Snapshot& h = *reading->series[0].histogram;
+    EXPECT_EQ(h.count, 6u) << family;
+    EXPECT_EQ(h.cumulative.back(), h.count);
+    EXPECT_TRUE(std::is_sorted(h.cumulative.begin(), h.cumulative.end())) << family;
+  }
+  const auto init = metrics_.Read("moatless_function_init_duration_seconds");
+  ASSERT_TRUE(init.has_value());
+  EXPECT_EQ(init->series.at(0).histogram->count, 1u);
+  // The timed-out invocation took at least its timeout: its observation is above 0.25 s.
+  const auto durations = metrics_.Read("moatless_function_duration_seconds");
+  const observe::Histogram::Snapshot& d = *durations->series[0].histogram;
+  const std::size_t le_025 = static_cast<std::size_t>(
+      std::find(d.bounds.begin(), d.bounds.end(), 0.25) - d.bounds.begin());
+  ASSERT_LT(le_025, d.bounds.size());
+  EXPECT_LE(d.cumulative[le_025], 5u);
 }
 
 }  // namespace

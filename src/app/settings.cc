@@ -102,6 +102,14 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kString,
             .default_value = "info",
             .help = "debug, info, warn or error"})
+      .Add({.name = "metrics.listen",
+            .type = ConfigType::kHostPort,
+            .help = "serve /metrics on this address instead of the control listener (off unless "
+                    "set)"})
+      .Add({.name = "metrics.token_file",
+            .type = ConfigType::kPath,
+            .help = "file holding a bearer token /metrics requires (mode 0600 or 0400); without "
+                    "one, /metrics answers loopback clients only"})
       .Add({.name = "log.access",
             .type = ConfigType::kBool,
             .default_value = "true",
@@ -279,6 +287,11 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
     s.gateway_enabled = true;
     ASSIGN_OR_RETURN(s.gateway_listen, ReadHostPort(config, "gateway_listen"));
   }
+  if (!config.GetString("metrics.listen").empty()) {
+    s.metrics_listen_enabled = true;
+    ASSIGN_OR_RETURN(s.metrics_listen, ReadHostPort(config, "metrics.listen"));
+  }
+  s.metrics_token_file = config.GetString("metrics.token_file");
   ASSIGN_OR_RETURN(s.gateway_hosts, ParseGatewayHosts(config.GetString("gateway.hosts")));
   s.gateway_max_body_bytes = static_cast<std::size_t>(config.GetInt("gateway.max_body_bytes"));
   s.gateway_max_response_bytes =

@@ -40,6 +40,10 @@ struct ServeSettings {
   // tls_self_signed: without gateway.tls_cert_file, serve the gateway with a development
   // certificate kept in the data directory (http/self_signed.h); needs gateway_listen.
   bool tls_self_signed = false;
+  // metrics.listen: /metrics on a listener of its own instead of the control listener.
+  bool metrics_listen_enabled = false;
+  HostPort metrics_listen;
+  std::string metrics_token_file;  // metrics.token_file; "": loopback clients only
   int threads = 1;
   std::size_t max_header_bytes = 0;
   std::size_t max_body_bytes = 0;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "core/check.h"
 #include "observe/utf8.h"
@@ -343,6 +344,36 @@ void FamilyOf<Series>::Render(std::string& out) const {
   }
 }
 
+template <typename Series>
+void FamilyOf<Series>::ReadSeries(std::vector<SeriesReading>& out) const {
+  std::shared_lock lock(mu_);
+  for (const auto& [values, series] : series_) out.push_back(ReadOne(values, *series));
+  if (overflow_ != nullptr) {
+    out.push_back(
+        ReadOne(std::vector<std::string>(label_names_.size(), std::string(kOverflowLabelValue)),
+                *overflow_));
+  }
+}
+
+template <>
+SeriesReading FamilyOf<Counter>::ReadOne(std::vector<std::string> values, const Counter& series) {
+  return SeriesReading{.label_values = std::move(values), .value = series.Value()};
+}
+
+template <>
+SeriesReading FamilyOf<Gauge>::ReadOne(std::vector<std::string> values, const Gauge& series) {
+  return SeriesReading{.label_values = std::move(values), .value = series.Value()};
+}
+
+template <>
+SeriesReading FamilyOf<Histogram>::ReadOne(std::vector<std::string> values,
+                                           const Histogram& series) {
+  Histogram::Snapshot snap = series.Read();
+  const double count = static_cast<double>(snap.count);
+  return SeriesReading{
+      .label_values = std::move(values), .value = count, .histogram = std::move(snap)};
+}
+
 template class FamilyOf<Counter>;
 template class FamilyOf<Gauge>;
 template class FamilyOf<Histogram>;
@@ -507,7 +538,47 @@ HistogramFamily& MetricsRegistry::Histogram(std::string_view name, std::string_v
       });
 }
 
+std::optional<MetricsRegistry::FamilyReading> MetricsRegistry::Read(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  const auto it = families_.find(name);
+  if (it == families_.end()) return std::nullopt;
+  FamilyReading reading{.type = it->second->type(), .label_names = it->second->label_names()};
+  it->second->ReadSeries(reading.series);
+  return reading;
+}
+
+MetricsRegistry::CollectorHandle MetricsRegistry::AddCollector(std::function<void()> collect) {
+  MOATLESS_CHECK(collect != nullptr, "AddCollector(nullptr)");
+  std::lock_guard lock(collectors_mu_);
+  const std::uint64_t id = next_collector_++;
+  collectors_.emplace(id, std::move(collect));
+  return CollectorHandle(this, id);
+}
+
+MetricsRegistry::CollectorHandle::CollectorHandle(CollectorHandle&& other) noexcept
+    : registry_(std::exchange(other.registry_, nullptr)), id_(std::exchange(other.id_, 0)) {}
+
+MetricsRegistry::CollectorHandle& MetricsRegistry::CollectorHandle::operator=(
+    CollectorHandle&& other) noexcept {
+  if (this != &other) {
+    CollectorHandle old(std::move(*this));
+    registry_ = std::exchange(other.registry_, nullptr);
+    id_ = std::exchange(other.id_, 0);
+  }
+  return *this;
+}
+
+MetricsRegistry::CollectorHandle::~CollectorHandle() {
+  if (registry_ == nullptr) return;
+  std::lock_guard lock(registry_->collectors_mu_);
+  registry_->collectors_.erase(id_);
+}
+
 std::string MetricsRegistry::Expose() const {
+  {
+    std::lock_guard collecting(collectors_mu_);
+    for (const auto& [id, collect] : collectors_) collect();
+  }
   std::lock_guard lock(mu_);
   std::string out;
   out.reserve(4096);

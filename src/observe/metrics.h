@@ -26,10 +26,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -131,6 +133,14 @@ class Histogram {
 
 enum class MetricType { kCounter, kGauge, kHistogram };
 
+// One series' current value, for code that evaluates metrics (alert rules, `moatless top`) rather
+// than exposing them. `label_values` follow the family's label names.
+struct SeriesReading {
+  std::vector<std::string> label_values;
+  double value = 0.0;                            // counters and gauges
+  std::optional<Histogram::Snapshot> histogram;  // histograms
+};
+
 class CounterFamily;
 
 namespace internal {
@@ -166,6 +176,8 @@ class FamilyBase {
   virtual void Render(std::string& out) const = 0;
   // Number of distinct label sets held, not counting the overflow series.
   virtual std::size_t SeriesCount() const = 0;
+  // Appends a reading of every series (the overflow series last).
+  virtual void ReadSeries(std::vector<SeriesReading>& out) const = 0;
 
  protected:
   FamilyBase(MetricType type, std::string name, std::string help,
@@ -202,6 +214,7 @@ class FamilyOf : public FamilyBase {
 
   std::size_t SeriesCount() const override;
   void Render(std::string& out) const override;
+  void ReadSeries(std::vector<SeriesReading>& out) const override;
 
  protected:
   using FamilyBase::FamilyBase;
@@ -211,6 +224,7 @@ class FamilyOf : public FamilyBase {
   virtual std::unique_ptr<Series> NewSeries() const = 0;
   virtual void RenderSeries(std::string& out, const std::string& label_prefix,
                             const Series& series) const = 0;
+  static SeriesReading ReadOne(std::vector<std::string> values, const Series& series);
 
  private:
   Series& Lookup(std::span<const std::string_view> values);
@@ -304,8 +318,37 @@ class MetricsRegistry {
                              std::vector<double> bounds = DefaultLatencyBuckets());
 
   // The whole registry in text exposition format 0.0.4: families sorted by name, series by label
-  // values (the overflow series last), no family without series.
+  // values (the overflow series last), no family without series. Runs the collectors first.
   std::string Expose() const;
+
+  // The series of one family (empty if it is not registered), with its label names. Does not run
+  // the collectors.
+  struct FamilyReading {
+    MetricType type = MetricType::kCounter;
+    std::vector<std::string> label_names;
+    std::vector<SeriesReading> series;
+  };
+  std::optional<FamilyReading> Read(std::string_view name) const;
+
+  // A collector refreshes gauges whose value is a state held elsewhere (warm environments, queue
+  // depths) just before each Expose(), instead of the state's owner updating them on every change.
+  // It runs on the thread calling Expose() and must be quick and must not call Expose(). It is
+  // removed when its handle is destroyed; destroy the handle before anything the collector uses.
+  class CollectorHandle {
+   public:
+    CollectorHandle() = default;
+    CollectorHandle(CollectorHandle&& other) noexcept;
+    CollectorHandle& operator=(CollectorHandle&& other) noexcept;
+    ~CollectorHandle();
+
+   private:
+    friend class MetricsRegistry;
+    CollectorHandle(const MetricsRegistry* registry, std::uint64_t id)
+        : registry_(registry), id_(id) {}
+    const MetricsRegistry* registry_ = nullptr;
+    std::uint64_t id_ = 0;
+  };
+  [[nodiscard]] CollectorHandle AddCollector(std::function<void()> collect);
 
  private:
   template <typename F, typename Make>
@@ -319,6 +362,10 @@ class MetricsRegistry {
   // colliding lines.
   std::map<std::string, std::string, std::less<>> sample_names_;
   CounterFamily* dropped_ = nullptr;
+  // Held while collectors run, so that a handle's destructor waits for a running collection.
+  mutable std::mutex collectors_mu_;
+  mutable std::map<std::uint64_t, std::function<void()>> collectors_;
+  std::uint64_t next_collector_ = 1;
 };
 
 }  // namespace moatless::observe

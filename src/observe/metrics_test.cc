@@ -283,6 +283,62 @@ TEST_F(MetricsDeathTest, BadNamesAreABug) {
   EXPECT_DEATH(registry.Histogram("h", "x", {}, {2, 1}), "increase");
 }
 
+TEST(MetricsReadTest, ReadsEverySeriesOfAFamily) {
+  MetricsRegistry registry({.max_series_per_family = 2});
+  auto& calls = registry.Counter("calls_total", "x", {"function", "outcome"});
+  calls.WithLabels({"a", "ok"}).Add(3);
+  calls.WithLabels({"b", "error"}).Inc();
+  calls.WithLabels({"c", "ok"}).Inc();  // past the cap: the overflow series
+  auto& latency = registry.Histogram("latency_seconds", "x", {}, {0.1, 1});
+  latency.Observe(0.05);
+  latency.Observe(0.5);
+  latency.Observe(5);
+
+  EXPECT_FALSE(registry.Read("nothing_total").has_value());
+  const auto counters = registry.Read("calls_total");
+  ASSERT_TRUE(counters.has_value());
+  EXPECT_EQ(counters->type, MetricType::kCounter);
+  EXPECT_EQ(counters->label_names, (std::vector<std::string>{"function", "outcome"}));
+  ASSERT_EQ(counters->series.size(), 3u);
+  EXPECT_EQ(counters->series[0].label_values, (std::vector<std::string>{"a", "ok"}));
+  EXPECT_EQ(counters->series[0].value, 3);
+  EXPECT_EQ(counters->series[1].label_values, (std::vector<std::string>{"b", "error"}));
+  EXPECT_EQ(counters->series[2].label_values,
+            (std::vector<std::string>{"__overflow__", "__overflow__"}));
+  EXPECT_FALSE(counters->series[0].histogram.has_value());
+
+  const auto histogram = registry.Read("latency_seconds");
+  ASSERT_TRUE(histogram.has_value());
+  ASSERT_EQ(histogram->series.size(), 1u);
+  ASSERT_TRUE(histogram->series[0].histogram.has_value());
+  EXPECT_EQ(histogram->series[0].value, 3);
+  EXPECT_EQ(histogram->series[0].histogram->cumulative, (std::vector<std::uint64_t>{1, 2, 3}));
+}
+
+TEST(MetricsCollectorTest, CollectorsRefreshGaugesBeforeEachExposeUntilRemoved) {
+  MetricsRegistry registry;
+  auto& warm = registry.Gauge("warm_environments", "x");
+  int state = 4;
+  int runs = 0;
+  {
+    MetricsRegistry::CollectorHandle handle = registry.AddCollector([&] {
+      ++runs;
+      warm.Set(state);
+    });
+    EXPECT_NE(registry.Expose().find("warm_environments 4\n"), std::string::npos);
+    state = 7;
+    EXPECT_NE(registry.Expose().find("warm_environments 7\n"), std::string::npos);
+    MetricsRegistry::CollectorHandle moved = std::move(handle);
+    state = 9;
+    EXPECT_NE(registry.Expose().find("warm_environments 9\n"), std::string::npos);
+    EXPECT_EQ(runs, 3);
+    EXPECT_EQ(registry.Read("warm_environments")->series[0].value, 9);
+  }
+  state = 1;
+  EXPECT_NE(registry.Expose().find("warm_environments 9\n"), std::string::npos);
+  EXPECT_EQ(runs, 3);
+}
+
 TEST_F(MetricsDeathTest, MisuseIsABug) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   MetricsRegistry registry;

@@ -82,6 +82,11 @@ std::size_t ConcurrencyGate::running() const {
   return running_;
 }
 
+std::map<std::string, std::size_t> ConcurrencyGate::RunningByFunction() const {
+  std::lock_guard lock(mu_);
+  return running_by_function_;
+}
+
 std::size_t ConcurrencyGate::queued() const {
   std::lock_guard lock(mu_);
   return queue_.size();

@@ -55,6 +55,8 @@ class ConcurrencyGate {
   std::size_t running() const;
   std::size_t queued() const;
   std::size_t running(const std::string& function) const;
+  // Invocations running now, by function (functions with none are absent).
+  std::map<std::string, std::size_t> RunningByFunction() const;
 
  private:
   struct Waiter {

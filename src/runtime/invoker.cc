@@ -147,6 +147,16 @@ std::size_t Invoker::FrozenEnvironments(const FunctionConfig& function) const {
       std::count_if(it->second.begin(), it->second.end(), [](const auto& w) { return w->frozen; }));
 }
 
+Invoker::PoolStats Invoker::Pool() const {
+  PoolStats stats;
+  std::lock_guard lock(mu_);
+  for (const auto& [key, list] : idle_) {
+    stats.idle += list.size();
+    for (const auto& warm : list) stats.frozen += warm->frozen ? 1 : 0;
+  }
+  return stats;
+}
+
 void Invoker::ReapLoop() {
   const auto tick = std::clamp<std::chrono::milliseconds>(
       std::min(options_.freeze_after, options_.idle_timeout) / 2, std::chrono::milliseconds(10),
@@ -392,7 +402,10 @@ core::Result<InvokeResult> Invoker::Invoke(const FunctionConfig& function, std::
   const auto started = std::chrono::steady_clock::now();
   std::unique_ptr<Warm> warm = TakeIdle(function);
   if (!warm) {
-    ASSIGN_OR_RETURN(warm, StartEnvironment(function));
+    core::Result<std::unique_ptr<Warm>> started_env = StartEnvironment(function);
+    if (options_.on_environment_start)
+      options_.on_environment_start(function, started_env.status());
+    ASSIGN_OR_RETURN(warm, std::move(started_env));
     result.cold_start = true;
   }
 

@@ -88,6 +88,10 @@ struct InvokerOptions {
   // Called at the end of every invocation that ran (not for throttled or invalid ones), on the
   // invoking thread: the platform's logs and metrics.
   std::function<void(const FunctionConfig& function, const InvokeResult& result)> on_invocation;
+  // Called after every attempt to start an execution environment (a cold start), on the invoking
+  // thread, with its outcome: the platform's sandbox-start metrics.
+  std::function<void(const FunctionConfig& function, const core::Status& status)>
+      on_environment_start;
   // Issues the credentials of a function's role for one environment, bound to it
   // (identity::Sts::CredentialsForEnvironment in the daemon). Null: functions get none.
   std::function<core::Result<ContainerCredentials>(const FunctionConfig& function,
@@ -117,6 +121,12 @@ class Invoker {
   // metrics).
   std::size_t IdleEnvironments(const FunctionConfig& function) const;
   std::size_t FrozenEnvironments(const FunctionConfig& function) const;
+  // Idle warm environments of every function version, and how many of them are frozen.
+  struct PoolStats {
+    std::size_t idle = 0;
+    std::size_t frozen = 0;
+  };
+  PoolStats Pool() const;
   ConcurrencyGate& gate() { return gate_; }
 
  private:

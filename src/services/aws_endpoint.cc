@@ -113,7 +113,17 @@ std::string Statements(const policy::EvaluationResult& result) {
 
 }  // namespace
 
-AwsEndpoint::AwsEndpoint(Deps deps) : deps_(deps) {}
+AwsEndpoint::AwsEndpoint(Deps deps) : deps_(deps) {
+  if (deps_.metrics != nullptr) {
+    decisions_ = &deps_.metrics->Counter(
+        "moatless_service_decisions_total",
+        "Decisions on service API requests, as audited: by service (the action's prefix), action "
+        "and decision (allowed, denied, error). Requests that were not authenticated are counted "
+        "with action=\"unauthenticated\" and services not served here as service=\"other\", so "
+        "unsigned traffic cannot mint label values.",
+        {"service", "action", "decision"});
+  }
+}
 
 void AwsEndpoint::AttachLambda(LambdaApi* lambda, boost::asio::thread_pool* pool) {
   lambda_ = lambda;
@@ -140,6 +150,19 @@ core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string act
   record.reason = std::move(reason);
   record.fields["source_ip"] = SourceIp(context.remote);
   if (!context.environment.empty()) record.fields["environment"] = context.environment;
+  if (decisions_ != nullptr) {
+    const std::string_view act = record.action;
+    std::string_view service = act.substr(0, std::min(act.find(':'), act.size()));
+    if (service != "sts" && service != "iam" && service != "secretsmanager" &&
+        service != "lambda" && service != "moatless" && service != "execute-api") {
+      service = "other";  // the signing name of a request for a service not served here
+    }
+    const bool authenticated = record.actor.starts_with("arn:");
+    decisions_
+        ->WithLabels({service, authenticated ? act : std::string_view("unauthenticated"),
+                      observe::AuditOutcomeName(outcome)})
+        .Inc();
+  }
   auto seq = deps_.audit.Sequence(record);
   if (!seq.ok()) return AuditFailure(seq.status());
   ex.audit_seq = std::max(ex.audit_seq, *seq);

@@ -33,6 +33,7 @@
 #include "identity/authenticator.h"
 #include "identity/sts.h"
 #include "observe/audit_log.h"
+#include "observe/metrics.h"
 #include "services/iam_api.h"
 #include "services/json_protocol.h"
 #include "services/lambda_api.h"
@@ -52,8 +53,9 @@ class AwsEndpoint {
     IamApi& iam;
     observe::AuditLog& audit;
     const core::Clock& clock;
-    std::string region;             // for aws:RequestedRegion
-    SecretsApi* secrets = nullptr;  // null: Secrets Manager requests are refused
+    std::string region;                           // for aws:RequestedRegion
+    SecretsApi* secrets = nullptr;                // null: Secrets Manager requests are refused
+    observe::MetricsRegistry* metrics = nullptr;  // null: no decision metrics
   };
   explicit AwsEndpoint(Deps deps);
 
@@ -133,6 +135,7 @@ class AwsEndpoint {
   std::atomic<LambdaApi*> lambda_{nullptr};
   std::atomic<boost::asio::thread_pool*> lambda_pool_{nullptr};
   std::array<std::atomic<RestJsonService*>, kMaxServices> services_{};
+  observe::CounterFamily* decisions_ = nullptr;
 };
 
 }  // namespace moatless::services
