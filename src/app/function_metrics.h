@@ -6,7 +6,8 @@
 // Labels are bounded: a function's name and version come from the registry (deployed code, not
 // requests), and an error's type label is the platform's errorType ("Sandbox.Timedout",
 // "Runtime.*") or "Function" for any error the handler raised — the handler's own errorType is
-// free text (the log line has it) and would let a request mint label values. See docs/observability.md for the OpenTelemetry mapping.
+// free text (the log line has it) and would let a request mint label values. See
+// docs/observability.md for the OpenTelemetry mapping.
 //
 // Thread-safe. Destroy it before the invoker and event queue its collector reads.
 #pragma once
