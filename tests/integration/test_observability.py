@@ -1,0 +1,326 @@
+"""Metrics end to end (docs/observability.md): the real daemon with the gateway and functions on,
+the test app tests/integration/apps/observe deployed with `moatless deploy`, a load of known shape
+sent through the gateway, then /metrics read as Prometheus would and parsed with the official
+Python client's text parser (Debian's python3-prometheus-client):
+
+- N successful requests, M function errors, K WAF refusals and T throttles produce exactly those
+  counter values on the gateway's and the function's families;
+- every histogram's buckets are cumulative and end in its _count; counters end in _total; no
+  label value is a request id or a raw path; a secret stored for the run appears nowhere;
+- service API decisions are counted by action, and unsigned traffic under one label;
+- /metrics needs the bearer token of metrics.token_file on a metrics listener of its own (401
+  without or with a wrong one), and a token file others can read stops start-up.
+
+Functions run in sandboxes; on a host that cannot isolate them the daemon says "functions cannot
+run on this host" and the tests that need them are skipped with that message."""
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import harness
+from harness import Server, run_cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APP = os.path.join(HERE, "apps", "observe")
+SECRET_VALUE = "obs-secret-value-4f1c9a7e"
+
+
+def prometheus_parser():
+    """The official client's parser: Debian installs it for /usr/bin/python3, which may not be the
+    interpreter running the tests."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError as e:
+            raise AssertionError("python3-prometheus-client is required: scripts/install-deps "
+                                 "installs it (%s)" % e)
+    return text_string_to_metric_families
+
+
+def http_get(address, path, headers=None):
+    host, port = address
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class Metrics:
+    """One scrape, parsed: {(name, frozenset(labels.items())): value} plus the families."""
+
+    def __init__(self, text):
+        self.text = text
+        self.families = list(prometheus_parser()(text))
+        self.samples = {}
+        for family in self.families:
+            for sample in family.samples:
+                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def get(self, name, **labels):
+        return self.samples.get((name, frozenset(labels.items())), 0)
+
+    def sum(self, name, **labels):
+        return sum(v for (n, ls), v in self.samples.items()
+                   if n == name and all((k, v2) in ls for k, v2 in labels.items()))
+
+
+class Deployment:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="moatless-observe-")
+        os.chmod(self.tmp, 0o711)  # the sandboxes' users traverse it to apps.code_dir
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.creds = os.path.join(self.tmp, "home", ".aws", "credentials")
+        init = run_cli("init", "--data-dir", self.data_dir, "--credentials-file", self.creds)
+        if init.returncode != 0:
+            raise AssertionError("moatless init failed: " + init.stderr)
+        self.server = Server("--apps.code-dir", os.path.join(self.tmp, "code"),
+                             "--gateway-listen", "127.0.0.1:0", data_dir=self.data_dir)
+        refused = self.server.functions_refused()
+        if refused is not None:
+            self.cleanup()
+            raise unittest.SkipTest("functions cannot run on this host: %s" % refused)
+        record = self.server.wait_for_log(lambda r: r.get("msg") == "listening"
+                                          and r.get("listener") == "gateway")
+        host, _, port = record["address"].rpartition(":")
+        self.gateway = (host.strip("[]"), int(port))
+
+    def cli(self, *args, stdin=None, expect=0):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp,
+               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": self.creds,
+               "AWS_REGION": "local", "AWS_PROFILE": "moatless",
+               "MOATLESS_ENDPOINT": self.server.url("")}
+        result = subprocess.run([harness.MOATLESS, *args], capture_output=True, text=True,
+                                input=stdin, timeout=180, env=env)
+        if expect is not None and result.returncode != expect:
+            raise AssertionError("moatless %s exited %d:\n%s\n%s" % (
+                " ".join(args), result.returncode, result.stdout, result.stderr))
+        return result
+
+    def scrape(self):
+        status, body = http_get((self.server.host, self.server.port), "/metrics")
+        if status != 200:
+            raise AssertionError("/metrics answered %d: %r" % (status, body[:300]))
+        return Metrics(body.decode())
+
+    def cleanup(self):
+        self.server.cleanup()
+        subprocess.run(["rm", "-rf", self.tmp], check=False)
+
+
+class MetricsUnderKnownLoadTest(unittest.TestCase):
+    N_OK, M_ERRORS, K_WAF, BURST, T_THROTTLED = 5, 3, 2, 2, 3
+
+    @classmethod
+    def setUpClass(cls):
+        prometheus_parser()  # fail early and clearly without it
+        cls.dep = Deployment()
+        cls.addClassCleanup(cls.dep.cleanup)
+        app = os.path.join(cls.dep.tmp, "app")
+        shutil.copytree(APP, app)
+        out = json.loads(cls.dep.cli("deploy", "--dir", app, "--yes", "--json").stdout)
+        assert out["Version"] == 1, out
+        cls.dep.cli("secrets", "put", "dev/obs/token", "--from-stdin", stdin=SECRET_VALUE)
+        cls.before = cls.dep.scrape()
+        gw = cls.dep.gateway
+        statuses = []
+        for _ in range(cls.N_OK):
+            statuses.append(http_get(gw, "/obs/dev/work?mode=ok")[0])
+        for _ in range(cls.M_ERRORS):
+            statuses.append(http_get(gw, "/obs/dev/work?mode=fail")[0])
+        for _ in range(cls.K_WAF):
+            statuses.append(http_get(gw, "/obs/dev/work?q=%3Cscript%3Ealert(1)%3C/script%3E")[0])
+        for _ in range(cls.BURST + cls.T_THROTTLED):
+            statuses.append(http_get(gw, "/obs/dev/limited")[0])
+        cls.statuses = statuses
+        cls.after = cls.dep.scrape()
+
+    def test_the_load_was_answered_as_designed(self):
+        expected = ([200] * self.N_OK + [502] * self.M_ERRORS + [403] * self.K_WAF +
+                    [200] * self.BURST + [429] * self.T_THROTTLED)
+        self.assertEqual(self.statuses, expected)
+
+    def test_gateway_counters_are_exact(self):
+        m = self.after
+        work = {"api": "obs/dev", "route": "GET /work"}
+        limited = {"api": "obs/dev", "route": "GET /limited"}
+        self.assertEqual(m.get("moatless_gateway_requests_total", status="2xx", **work),
+                         self.N_OK, m.text)
+        self.assertEqual(m.get("moatless_gateway_requests_total", status="5xx", **work),
+                         self.M_ERRORS)
+        self.assertEqual(m.get("moatless_gateway_requests_total", status="4xx", **work),
+                         self.K_WAF)
+        self.assertEqual(m.get("moatless_gateway_waf_matches_total", action="blocked", **work),
+                         self.K_WAF)
+        self.assertEqual(m.get("moatless_gateway_requests_total", status="2xx", **limited),
+                         self.BURST)
+        self.assertEqual(m.get("moatless_gateway_requests_total", status="4xx", **limited),
+                         self.T_THROTTLED)
+        self.assertEqual(m.sum("moatless_gateway_throttles_total", **limited), self.T_THROTTLED)
+        self.assertEqual(m.get("moatless_gateway_request_duration_seconds_count", **work),
+                         self.N_OK + self.M_ERRORS + self.K_WAF)
+
+    def test_function_counters_are_exact(self):
+        m = self.after
+        fn = {"function": "obs_dev_work", "version": "1"}
+        ran_ok = self.N_OK + self.BURST
+        self.assertEqual(m.get("moatless_function_invocations_total", outcome="ok", **fn), ran_ok,
+                         m.text)
+        self.assertEqual(m.get("moatless_function_invocations_total", outcome="error", **fn),
+                         self.M_ERRORS)
+        self.assertEqual(m.get("moatless_function_errors_total", type="Function", **fn),
+                         self.M_ERRORS)
+        self.assertEqual(m.get("moatless_function_duration_seconds_count", **fn),
+                         ran_ok + self.M_ERRORS)
+        self.assertEqual(m.get("moatless_function_peak_memory_bytes_count", **fn),
+                         ran_ok + self.M_ERRORS)
+        cold = m.get("moatless_function_cold_starts_total", **fn)
+        self.assertGreaterEqual(cold, 1)
+        self.assertEqual(m.get("moatless_function_init_duration_seconds_count", **fn), cold)
+        self.assertEqual(m.get("moatless_function_concurrent_executions", function=fn["function"]),
+                         0)
+        self.assertEqual(m.get("moatless_sandbox_starts_total", result="ok"), cold)
+        # The WAF refused before any function ran; the throttle too.
+        self.assertEqual(m.sum("moatless_function_invocations_total", **fn),
+                         ran_ok + self.M_ERRORS)
+
+    def test_histograms_are_consistent(self):
+        for family in self.after.families:
+            if family.type != "histogram":
+                continue
+            series = {}
+            for s in family.samples:
+                key = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+                series.setdefault(key, {"buckets": [], "count": None})
+                if s.name.endswith("_bucket"):
+                    series[key]["buckets"].append((float(s.labels["le"]), s.value))
+                elif s.name.endswith("_count"):
+                    series[key]["count"] = s.value
+            for key, data in series.items():
+                buckets = sorted(data["buckets"])
+                self.assertTrue(buckets, family.name)
+                self.assertEqual(buckets[-1][0], float("inf"), family.name)
+                counts = [c for _, c in buckets]
+                self.assertEqual(counts, sorted(counts), "%s %s" % (family.name, dict(key)))
+                self.assertEqual(counts[-1], data["count"], family.name)
+
+    def test_names_and_labels_follow_the_conventions(self):
+        uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+        for family in self.after.families:
+            self.assertTrue(family.name.startswith("moatless_"), family.name)
+            self.assertTrue(family.documentation, family.name)
+            if family.type == "counter":
+                # The parser strips _total from a counter family's name; its samples keep it.
+                self.assertTrue(all(s.name.endswith("_total") for s in family.samples),
+                                family.name)
+            for s in family.samples:
+                for name, value in s.labels.items():
+                    self.assertIsNone(uuid.search(value), "%s{%s=%r}" % (s.name, name, value))
+                    self.assertNotIn("?", value, "%s{%s=%r}" % (s.name, name, value))
+                    self.assertNotIn("/obs/dev", value, "%s{%s=%r}" % (s.name, name, value))
+        self.assertNotIn(SECRET_VALUE, self.after.text)
+
+    def test_platform_gauges_and_store_latency_are_exposed(self):
+        m = self.after
+        for state in ("busy", "idle", "frozen"):
+            self.assertIn(("moatless_function_environments", frozenset({("state", state)})),
+                          m.samples)
+        self.assertIn(("moatless_function_queued_invocations", frozenset()), m.samples)
+        self.assertIn(("moatless_function_event_queue_depth", frozenset()), m.samples)
+        self.assertGreater(m.sum("moatless_store_transaction_duration_seconds_count",
+                                 backend="sqlite", access="write", outcome="ok"), 0)
+        self.assertGreater(m.get("moatless_audit_sync_seconds_count"), 0)
+
+    def test_service_decisions_are_counted_by_action(self):
+        m = self.after
+        self.assertGreaterEqual(m.get("moatless_service_decisions_total", service="moatless",
+                                      action="moatless:Deploy", decision="allowed"), 1)
+        before = self.dep.scrape().get("moatless_service_decisions_total", service="sts",
+                                       action="unauthenticated", decision="denied")
+        # Unsigned: refused, and counted without the action it claimed.
+        status, _ = http_get((self.dep.server.host, self.dep.server.port),
+                             "/?Action=GetCallerIdentity&Version=2011-06-15")
+        self.assertEqual(status, 403)
+        after = self.dep.scrape()
+        self.assertEqual(after.get("moatless_service_decisions_total", service="sts",
+                                   action="unauthenticated", decision="denied"), before + 1)
+        self.assertEqual(after.sum("moatless_service_decisions_total",
+                                   action="sts:GetCallerIdentity"),
+                         self.after.sum("moatless_service_decisions_total",
+                                        action="sts:GetCallerIdentity"))
+
+
+class MetricsAccessTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="moatless-metrics-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.token = "mt-" + os.urandom(16).hex()
+        self.token_file = os.path.join(self.tmp, "token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(self.token_file, 0o600)
+
+    def test_a_metrics_listener_with_a_token(self):
+        with Server("--metrics.listen", "127.0.0.1:0", "--metrics.token-file",
+                    self.token_file) as server:
+            record = server.wait_for_log(lambda r: r.get("msg") == "listening"
+                                         and r.get("listener") == "metrics")
+            host, _, port = record["address"].rpartition(":")
+            metrics = (host.strip("[]"), int(port))
+            self.assertEqual(http_get(metrics, "/metrics")[0], 401)
+            self.assertEqual(http_get(metrics, "/metrics",
+                                      {"Authorization": "Bearer wrong-" + self.token})[0], 401)
+            self.assertEqual(http_get(metrics, "/metrics",
+                                      {"Authorization": "Basic " + self.token})[0], 401)
+            status, body = http_get(metrics, "/metrics",
+                                    {"Authorization": "Bearer " + self.token})
+            self.assertEqual(status, 200)
+            self.assertIn(b"moatless_build_info", body)
+            # Only /metrics and /healthz there; and the control listener no longer serves it.
+            self.assertEqual(http_get(metrics, "/healthz")[0], 200)
+            self.assertEqual(http_get(metrics, "/readyz")[0], 404)
+            self.assertEqual(http_get((server.host, server.port), "/metrics")[0], 404)
+            self.assertNotIn(self.token, "\n".join(server.lines))
+
+    def test_a_token_file_others_can_read_stops_start_up(self):
+        os.chmod(self.token_file, 0o644)
+        result = run_cli("serve", "--data-dir", os.path.join(self.tmp, "data"), "--listen",
+                         "127.0.0.1:0", "--metrics.token-file", self.token_file, timeout=60)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("readable by group or others", result.stderr)
+        self.assertNotIn(self.token, result.stderr)
+
+    def test_without_a_token_only_loopback_clients_are_answered(self):
+        # A non-loopback address of this host, if it has one, reaches a listener on 0.0.0.0.
+        import socket
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent
+            address = probe.getsockname()[0]
+        except OSError:
+            address = None
+        finally:
+            probe.close()
+        with Server("--metrics.listen", "0.0.0.0:0") as server:
+            record = server.wait_for_log(lambda r: r.get("msg") == "listening"
+                                         and r.get("listener") == "metrics")
+            port = int(record["address"].rpartition(":")[2])
+            self.assertEqual(http_get(("127.0.0.1", port), "/metrics")[0], 200)
+            if address is None or address.startswith("127."):
+                self.skipTest("this host has no non-loopback IPv4 address to test refusal from")
+            self.assertEqual(http_get((address, port), "/metrics")[0], 403)
+
+
+if __name__ == "__main__":
+    harness.main()
