@@ -16,6 +16,8 @@
 #include <future>
 #include <optional>
 
+#include "app/alert_host.h"
+#include "app/alerts_api.h"
 #include "app/control_api.h"
 #include "app/data_dir.h"
 #include "app/function_host.h"
@@ -273,6 +275,18 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                   .account_id = settings.account_id});
   aws.AttachService(&app_api);
 
+  // Alerts: the live manifests' alert rules, evaluated against the metrics.
+  AlertHost alert_host(
+      AlertHost::Deps{
+          .db = *db, .env = env, .metrics = metrics, .secrets = &secret_store, .log = log},
+      AlertHostOptions{.interval = settings.alerts_interval,
+                       .webhook_hosts = settings.alerts_webhook_hosts,
+                       .region = settings.region,
+                       .account_id = settings.account_id});
+  AlertsApi alerts_api(AlertsApi::Deps{
+      .alerts = alert_host, .region = settings.region, .account_id = settings.account_id});
+  aws.AttachService(&alerts_api);
+
   boost::asio::thread_pool service_pool(static_cast<std::size_t>(settings.service_threads));
 
   http::IoPool pool(settings.threads, [&log](std::string_view message) {
@@ -401,6 +415,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
 
   RETURN_IF_ERROR(audit->Append(LifecycleRecord("moatless:ServeStart", settings, control_address))
                       .Annotate("audit log"));
+  RETURN_IF_ERROR(alert_host.Start().Annotate("alerts"));
 
   std::promise<int> signalled;
   boost::asio::signal_set signals(pool.context(), SIGINT, SIGTERM);
@@ -468,10 +483,12 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
   if (metrics_server) metrics_server->Wait();
+  alert_host.Stop();
   gateway_host.Stop();     // integrations still running finish while their functions exist
   secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
   functions.reset();       // in-flight invocations end; environments are discarded
   aws.DetachService(&app_api);
+  aws.DetachService(&alerts_api);
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

@@ -110,6 +110,16 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kPath,
             .help = "file holding a bearer token /metrics requires (mode 0600 or 0400); without "
                     "one, /metrics answers loopback clients only"})
+      .Add({.name = "alerts.interval",
+            .type = ConfigType::kDuration,
+            .default_value = "15s",
+            .help = "how often the manifests' alerts are evaluated",
+            .min = 100,
+            .max = 3'600'000})
+      .Add({.name = "alerts.webhook_hosts",
+            .type = ConfigType::kString,
+            .help = "hosts (host or host:port, comma-separated) alert webhooks may be posted to; "
+                    "none unless set"})
       .Add({.name = "log.access",
             .type = ConfigType::kBool,
             .default_value = "true",
@@ -292,6 +302,20 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
     ASSIGN_OR_RETURN(s.metrics_listen, ReadHostPort(config, "metrics.listen"));
   }
   s.metrics_token_file = config.GetString("metrics.token_file");
+  s.alerts_interval = config.GetDuration("alerts.interval");
+  for (std::string_view rest = config.GetString("alerts.webhook_hosts"); !rest.empty();) {
+    const std::size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    if (item.find_first_of("/@ ") != std::string_view::npos) {
+      return core::InvalidArgumentError("alerts.webhook_hosts: '" + std::string(item) +
+                                        "' is not a host or host:port");
+    }
+    s.alerts_webhook_hosts.emplace_back(item);
+  }
   ASSIGN_OR_RETURN(s.gateway_hosts, ParseGatewayHosts(config.GetString("gateway.hosts")));
   s.gateway_max_body_bytes = static_cast<std::size_t>(config.GetInt("gateway.max_body_bytes"));
   s.gateway_max_response_bytes =

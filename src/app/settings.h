@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/config.h"
 
@@ -43,7 +44,9 @@ struct ServeSettings {
   // metrics.listen: /metrics on a listener of its own instead of the control listener.
   bool metrics_listen_enabled = false;
   HostPort metrics_listen;
-  std::string metrics_token_file;  // metrics.token_file; "": loopback clients only
+  std::string metrics_token_file;                 // metrics.token_file; "": loopback clients only
+  std::chrono::milliseconds alerts_interval{};    // alerts.interval
+  std::vector<std::string> alerts_webhook_hosts;  // alerts.webhook_hosts
   int threads = 1;
   std::size_t max_header_bytes = 0;
   std::size_t max_body_bytes = 0;

@@ -207,11 +207,22 @@ AppCommands::AppCommands(CLI::App& parent) {
       ->required();
   apikeys_create_->add_option("--name", name_, "A name for people (who holds the key)");
   apikeys_attach_->add_option("--plan", plan_, "Usage plan")->required();
+
+  alerts_ = parent.add_subcommand("alerts", "The alerts of an app stage (its manifest's alerts:)");
+  alerts_->require_subcommand(1);
+  alerts_list_ = alerts_->add_subcommand(
+      "list",
+      "Every alert of an app stage with its state (inactive, pending, firing), since when "
+      "and its last value");
+  AddConnectionFlags(alerts_list_, connection_);
+  alerts_list_->add_option("--app", app_, "App")->required();
+  alerts_list_->add_option("--stage", stage_, "Stage")->required();
+  alerts_list_->add_flag("--json", json_, "Print JSON");
 }
 
 bool AppCommands::parsed() const {
   return deploy_->parsed() || rollback_->parsed() || apps_->parsed() || boundaries_->parsed() ||
-         apikeys_->parsed();
+         apikeys_->parsed() || alerts_->parsed();
 }
 
 int AppCommands::Run(const std::map<std::string, std::string>& environment) {
@@ -219,7 +230,40 @@ int AppCommands::Run(const std::map<std::string, std::string>& environment) {
   if (rollback_->parsed()) return RunRollback(environment);
   if (apps_->parsed()) return RunApps(environment);
   if (apikeys_->parsed()) return RunApiKeys(environment);
+  if (alerts_->parsed()) return RunAlerts(environment);
   return RunBoundaries(environment);
+}
+
+int AppCommands::RunAlerts(const std::map<std::string, std::string>& environment) {
+  auto settings = ResolveClientSettings(connection_.endpoint, connection_.profile,
+                                        connection_.region, environment);
+  if (!settings.ok()) {
+    std::cerr << "moatless alerts: " << settings.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto alerts = Call(*settings, http::Verb::get,
+                     std::string(manifest::kAppApiPrefix) + "alerts/" + app_ + "/" + stage_, "", "",
+                     "alerts list");
+  if (!alerts) return kExitRuntime;
+  if (json_) {
+    std::cout << json::serialize(*alerts) << "\n";
+    return kExitOk;
+  }
+  const json::array& list = alerts->at("Alerts").as_array();
+  if (list.empty()) std::cout << app_ << "/" << stage_ << " has no alerts\n";
+  for (const auto& a : list) {
+    const json::object& alert = a.as_object();
+    std::string value = "no value yet";
+    if (const json::value* v = alert.if_contains("Value"); v != nullptr && v->is_number()) {
+      std::ostringstream out;
+      out << "value " << v->to_number<double>();
+      value = out.str();
+    }
+    std::cout << Str(alert, "Name") << "  " << Str(alert, "State")
+              << (Str(alert, "Since").empty() ? "" : " since " + Str(alert, "Since")) << "  "
+              << value << "\n    " << Str(alert, "Description") << "\n";
+  }
+  return kExitOk;
 }
 
 int AppCommands::RunDeploy(const std::map<std::string, std::string>& environment) {

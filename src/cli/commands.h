@@ -218,6 +218,7 @@ class AppCommands {
   int RunApps(const std::map<std::string, std::string>& environment);
   int RunBoundaries(const std::map<std::string, std::string>& environment);
   int RunApiKeys(const std::map<std::string, std::string>& environment);
+  int RunAlerts(const std::map<std::string, std::string>& environment);
 
   CLI::App* deploy_;
   CLI::App* rollback_;
@@ -236,6 +237,8 @@ class AppCommands {
   CLI::App* apikeys_disable_;
   CLI::App* apikeys_attach_;
   CLI::App* apikeys_delete_;
+  CLI::App* alerts_;
+  CLI::App* alerts_list_;
   AdminCommands::Connection connection_;
   std::string dir_ = ".";
   std::string app_;

@@ -225,7 +225,11 @@ http::Response RunApiKeys(const AppApi::Deps& deps, const http::Request& request
 }  // namespace
 
 bool AppApi::Handles(const http::Request& request) const {
-  return request.target().starts_with(kAppApiPrefix);
+  // Only /moatless/v1/apps and below: the rest of /moatless/v1/ belongs to other services.
+  constexpr std::string_view kApps = "/moatless/v1/apps";
+  const std::string_view target = request.target();
+  return target.starts_with(kApps) && (target.size() == kApps.size() ||
+                                       target[kApps.size()] == '/' || target[kApps.size()] == '?');
 }
 
 core::Result<services::RestJsonService::Target> AppApi::Decode(const http::Request& request) const {

@@ -730,7 +730,6 @@ core::Result<DeployOutcome> Deployer::DeployBundle(std::string app, std::string 
       }
     }
   }
-  if (!manifest.alerts.empty()) outcome.pending.push_back("alerts (observability)");
 
   // What the boundary leaves of each policy.
   for (const FunctionDeployment& d : desired) {

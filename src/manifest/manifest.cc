@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <set>
 #include <system_error>
 
+#include "observe/alerts.h"
 #include "policy/parser.h"
 #include "secrets/resource_policy.h"
 
@@ -315,7 +317,7 @@ class Parser {
   void ParseRoot(const YAML::Node& root) {
     if (!ExpectMap(root, "manifest",
                    {"app", "stage", "functions", "routes", "authorizers", "usage_plans", "cors",
-                    "waf", "mtls", "secrets", "alerts"})) {
+                    "waf", "mtls", "secrets", "alerts", "webhooks"})) {
       return;
     }
     if (auto app = RequiredString(root, "app", "manifest")) {
@@ -349,6 +351,7 @@ class Parser {
     if (const YAML::Node authorizers = root["authorizers"]) ParseAuthorizers(authorizers);
     if (const YAML::Node plans = root["usage_plans"]) ParseUsagePlans(plans);
     if (const YAML::Node routes = root["routes"]) ParseRoutes(routes);
+    if (const YAML::Node webhooks = root["webhooks"]) ParseWebhooks(webhooks);
     if (const YAML::Node alerts = root["alerts"]) ParseAlerts(alerts);
     if (const YAML::Node cors = root["cors"]) ParseCors(cors);
     if (const YAML::Node waf = root["waf"]) manifest_.waf = ParseWaf(waf, "waf");
@@ -1349,38 +1352,140 @@ class Parser {
     }
   }
 
+  void ParseWebhooks(const YAML::Node& section) {
+    if (!section.IsMap()) {
+      Error(section, "webhooks", "expected a map of webhook names to {url, secret}");
+      return;
+    }
+    for (const auto& entry : section) {
+      const std::string name = entry.first.Scalar();
+      const std::string path = "webhooks." + name;
+      if (!IsLowerName(name, 64)) {
+        Error(entry.first, path,
+              "a webhook name is 1-64 of a-z, 0-9 and '-', starting with a letter");
+        continue;
+      }
+      const YAML::Node node = entry.second;
+      if (!ExpectMap(node, path, {"url", "secret"})) continue;
+      WebhookSpec w;
+      w.at = LocationOf(node);
+      if (auto url = RequiredString(node, "url", path)) {
+        const auto parsed = boost::urls::parse_absolute_uri(*url);
+        if (!parsed || (parsed->scheme() != "https" && parsed->scheme() != "http") ||
+            parsed->host().empty() || parsed->has_userinfo()) {
+          Error(node["url"], path + ".url",
+                "expected an absolute http(s) URL without credentials, not '" + *url + "'");
+        }
+        w.url = *url;
+      }
+      if (auto secret = RequiredString(node, "secret", path)) {
+        if (!secret_names_.contains(*secret)) {
+          Error(node["secret"], path + ".secret",
+                "'" + *secret +
+                    "' is not a secret of this app: declare it under secrets (its value is the "
+                    "webhook's signing key)");
+        }
+        w.secret = *secret;
+      }
+      manifest_.webhooks.emplace(name, std::move(w));
+    }
+  }
+
   void ParseAlerts(const YAML::Node& section) {
     if (!section.IsSequence()) {
       Error(section, "alerts", "expected a list of alerts");
       return;
     }
+    std::set<std::string> route_keys;
+    for (const RouteSpec& r : manifest_.routes) route_keys.insert(r.key());
     std::set<std::string> seen;
+    std::set<std::string> names;
     for (std::size_t i = 0; i < section.size(); ++i) {
       const YAML::Node node = section[i];
       const std::string path = "alerts[" + std::to_string(i) + "]";
-      if (!ExpectMap(node, path, {"function", "metric", "above", "for"})) continue;
+      if (!ExpectMap(node, path,
+                     {"name", "function", "route", "metric", "above", "below", "window", "for",
+                      "notify"})) {
+        continue;
+      }
       AlertSpec a;
       a.at = LocationOf(node);
-      if (auto fn = RequiredString(node, "function", path)) {
-        if (CheckFunctionRef(node["function"], path + ".function", *fn)) a.function = *fn;
+      if (node["function"] && node["route"]) {
+        Error(node, path, "give 'function' or 'route', not both");
+      }
+      if (node["function"]) {
+        if (auto fn = String(node["function"], path + ".function")) {
+          if (CheckFunctionRef(node["function"], path + ".function", *fn)) a.function = *fn;
+        }
+      } else if (node["route"]) {
+        if (auto route = String(node["route"], path + ".route")) {
+          if (!route_keys.contains(*route)) {
+            Error(node["route"], path + ".route",
+                  "'" + *route +
+                      "' is not a route of this app (write it as in routes, e.g. "
+                      "'GET /notes/{id}')");
+          }
+          a.route = *route;
+        }
       }
       if (auto metric = RequiredString(node, "metric", path)) {
-        static const std::set<std::string> kMetrics = {"invocations", "errors", "throttles",
-                                                       "duration_p99_ms"};
-        if (!kMetrics.contains(*metric)) {
+        a.metric = *metric;
+        const auto parsed = observe::ParseAlertMetric(*metric);
+        if (!parsed) {
           Error(node["metric"], path + ".metric",
                 "unknown metric '" + *metric +
-                    "'; expected invocations, errors, throttles or duration_p99_ms");
+                    "'; expected invocations, errors, error_rate, throttles, duration_p99_ms, "
+                    "cold_start_rate, denials or rotation_failures");
+        } else if (*parsed == observe::AlertMetric::kColdStartRate && a.function.empty()) {
+          Error(node, path, "cold_start_rate is a function's: give 'function'");
+        } else if (*parsed == observe::AlertMetric::kDenials && !a.function.empty()) {
+          Error(node, path, "denials are counted per route or API: give 'route' or neither");
+        } else if (*parsed == observe::AlertMetric::kRotationFailures &&
+                   (!a.function.empty() || !a.route.empty())) {
+          Error(node, path, "rotation_failures is the platform's: give neither function nor route");
         }
-        a.metric = *metric;
       }
-      if (!node["above"]) {
-        Error(node, path, "'above' is required: the threshold");
-      } else if (auto above = Number(node["above"], path + ".above", 0, 1e12)) {
-        a.above = *above;
+      if (node["above"] && node["below"]) {
+        Error(node, path, "give 'above' or 'below', not both");
+      } else if (!node["above"] && !node["below"]) {
+        Error(node, path, "'above' or 'below' is required: the threshold");
+      } else {
+        a.below = static_cast<bool>(node["below"]);
+        const std::string key = a.below ? "below" : "above";
+        if (auto threshold = Number(node[key], path + "." + key, 0, 1e12)) a.threshold = *threshold;
       }
-      if (const YAML::Node window = node["for"]) {
-        if (auto s = Duration(window, path + ".for", 60, 86400)) a.for_s = *s;
+      if (const YAML::Node window = node["window"]) {
+        if (auto s = Duration(window, path + ".window", 10, 86400)) a.window_s = *s;
+      }
+      if (const YAML::Node hold = node["for"]) {
+        if (auto s = Duration(hold, path + ".for", 0, 86400)) a.for_s = *s;
+      }
+      if (const YAML::Node notify = node["notify"]) {
+        for (const std::string& hook : StringList(notify, path + ".notify")) {
+          if (!manifest_.webhooks.contains(hook)) {
+            Error(notify, path + ".notify", "'" + hook + "' is not a webhook of this app");
+          }
+          a.notify.push_back(hook);
+        }
+      }
+      if (node["name"]) {
+        if (auto name = String(node["name"], path + ".name")) {
+          if (!IsLowerName(*name, 64)) {
+            Error(node["name"], path + ".name",
+                  "an alert name is 1-64 of a-z, 0-9 and '-', starting with a letter");
+          }
+          a.name = *name;
+        }
+      } else {
+        std::string subject = !a.function.empty() ? a.function
+                              : !a.route.empty()  ? std::string("route")
+                                                  : std::string("api");
+        a.name = subject + "-" + a.metric;
+        std::replace(a.name.begin(), a.name.end(), '_', '-');
+      }
+      if (!names.insert(a.name).second) {
+        Error(node, path,
+              "another alert is named '" + a.name + "'; give each alert a distinct 'name'");
       }
       if (!seen.insert(a.key()).second) Error(node, path, "duplicates an earlier alert");
       manifest_.alerts.push_back(std::move(a));
@@ -1399,12 +1504,13 @@ class Parser {
 }  // namespace
 
 std::string AlertSpec::key() const {
-  std::string threshold = std::to_string(above);
-  while (threshold.find('.') != std::string::npos &&
-         (threshold.back() == '0' || threshold.back() == '.')) {
-    threshold.pop_back();
+  std::string limit = std::to_string(threshold);
+  while (limit.find('.') != std::string::npos && (limit.back() == '0' || limit.back() == '.')) {
+    limit.pop_back();
   }
-  return function + " " + metric + " > " + threshold + " for " + std::to_string(for_s) + "s";
+  const std::string subject = !function.empty() ? function : !route.empty() ? route : "api";
+  return subject + " " + metric + (below ? " < " : " > ") + limit + " over " +
+         std::to_string(window_s) + "s for " + std::to_string(for_s) + "s";
 }
 
 core::Status ParseOutcome::ToStatus(std::string_view file_name) const {

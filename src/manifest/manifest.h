@@ -169,14 +169,30 @@ struct SecretSpec {
   friend bool operator==(const SecretSpec&, const SecretSpec&) = default;
 };
 
+// An alert (observe/alerts.h): one metric of a function, a route or the whole API, over a window,
+// compared with a threshold; notified to the app's webhooks and the log.
 struct AlertSpec {
   Location at;
-  std::string function;
-  std::string metric;  // invocations, errors, throttles, duration_p99_ms
-  double above = 0;
+  std::string name;      // unique in the app; default "<function|route|api>-<metric>"
+  std::string function;  // the manifest's name; or
+  std::string route;     // a route's key ("GET /pay"); neither: the whole API (or the platform)
+  std::string metric;    // observe::AlertMetric names: errors, error_rate, duration_p99_ms, ...
+  bool below = false;    // `below:` instead of `above:`
+  double threshold = 0;
+  std::int64_t window_s = 300;
   std::int64_t for_s = 60;
+  std::vector<std::string> notify;  // webhook names
   std::string key() const;  // "create-note errors > 5 for 300s": identifies an alert in plans
   friend bool operator==(const AlertSpec&, const AlertSpec&) = default;
+};
+
+// Where alerts are posted: an HTTPS (or, when the operator allows it, HTTP) URL, and the app
+// secret whose value is the HMAC-SHA256 key that signs every notification.
+struct WebhookSpec {
+  Location at;
+  std::string url;
+  std::string secret;  // a name under `secrets:`
+  friend bool operator==(const WebhookSpec&, const WebhookSpec&) = default;
 };
 
 struct Manifest {
@@ -193,6 +209,7 @@ struct Manifest {
   std::string mtls_truststore;
   std::map<std::string, SecretSpec> secrets;
   std::vector<AlertSpec> alerts;
+  std::map<std::string, WebhookSpec> webhooks;
 };
 
 struct ParseOptions {

@@ -159,7 +159,7 @@ TEST_F(ManifestTest, ParsesTheWholeModel) {
   EXPECT_EQ(m.secrets.at("db").rotation_every_s, 30 * 86400);
   ASSERT_EQ(m.alerts.size(), 1u);
   EXPECT_EQ(m.alerts[0].for_s, 300);
-  EXPECT_EQ(m.alerts[0].key(), "create-note errors > 5 for 300s");
+  EXPECT_EQ(m.alerts[0].key(), "create-note errors > 5 over 300s for 300s");
 }
 
 TEST_F(ManifestTest, StageFlagOverridesTheManifest) {

@@ -5,7 +5,7 @@
 namespace moatless::store {
 
 std::span<const Migration> PlatformMigrations() {
-  static const std::array<Migration, 7> kMigrations = {{
+  static const std::array<Migration, 8> kMigrations = {{
       {1, "create_meta",
        "CREATE TABLE meta (\n"
        "  key TEXT PRIMARY KEY,\n"
@@ -204,6 +204,29 @@ std::span<const Migration> PlatformMigrations() {
        "  used BIGINT NOT NULL,\n"
        "  PRIMARY KEY (key_id, plan)\n"
        ")"},
+      // alerts: each alert's state (rule id APP/STAGE/NAME; inactive, pending or firing since),
+      // and the outbox of notifications to webhooks, written in the same transaction as the state
+      // change that caused them and deleted once delivered (or given up). Times are unix ms.
+      {8, "create_alerts",
+       "CREATE TABLE alert_states (\n"
+       "  rule_id TEXT PRIMARY KEY,\n"
+       "  state TEXT NOT NULL,\n"
+       "  since_ms BIGINT NOT NULL,\n"
+       "  updated_ms BIGINT NOT NULL\n"
+       ");\n"
+       "CREATE TABLE alert_notifications (\n"
+       "  id TEXT PRIMARY KEY,\n"
+       "  rule_id TEXT NOT NULL,\n"
+       "  webhook TEXT NOT NULL,\n"
+       "  url TEXT NOT NULL,\n"
+       "  secret TEXT NOT NULL,\n"
+       "  body TEXT NOT NULL,\n"
+       "  created_ms BIGINT NOT NULL,\n"
+       "  attempts BIGINT NOT NULL,\n"
+       "  next_attempt_ms BIGINT NOT NULL,\n"
+       "  last_error TEXT NOT NULL\n"
+       ");\n"
+       "CREATE INDEX alert_notifications_due ON alert_notifications (next_attempt_ms)"},
   }};
   return kMigrations;
 }

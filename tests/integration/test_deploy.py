@@ -141,8 +141,8 @@ class A_DeployTest(DeployCase):
         roles = {f["RoleArn"] for f in out["Functions"]}
         self.assertEqual(len(roles), 4, "one role per function, never shared")
         self.assertEqual(out["DeadStatements"], [])
-        # Routes, authorizers and usage plans are served by the gateway now; alerts are not yet.
-        self.assertEqual(out["Pending"], ["alerts (observability)"])
+        # Routes, authorizers and usage plans are served by the gateway, alerts evaluated.
+        self.assertEqual(out["Pending"], [])
 
         self.assertEqual(json.loads(self.invoke_json("notes_dev_health")["body"]), {"ok": True})
         self.assertEqual(self.invoke_json("notes_dev_summarize", {"text": "one two three"}),

@@ -9,11 +9,17 @@ Python client's text parser (Debian's python3-prometheus-client):
   label value is a request id or a raw path; a secret stored for the run appears nowhere;
 - service API decisions are counted by action, and unsigned traffic under one label;
 - /metrics needs the bearer token of metrics.token_file on a metrics listener of its own (401
-  without or with a wrong one), and a token file others can read stops start-up.
+  without or with a wrong one), and a token file others can read stops start-up;
+- an error-rate alert fires once after its `for`, notifies a local webhook with a valid
+  HMAC-SHA256 signature, shows in `moatless alerts list`, is still firing (and not re-notified)
+  after a restart of the daemon, and resolves once when the errors stop.
 
 Functions run in sandboxes; on a host that cannot isolate them the daemon says "functions cannot
 run on this host" and the tests that need them are skipped with that message."""
+import hashlib
+import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -21,6 +27,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import harness
@@ -28,6 +36,8 @@ from harness import Server, run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP = os.path.join(HERE, "apps", "observe")
+ALERTS_APP = os.path.join(HERE, "apps", "observe-alerts")
+HOOK_KEY = "hook-signing-key-7d2b0c"
 SECRET_VALUE = "obs-secret-value-4f1c9a7e"
 
 
@@ -77,7 +87,7 @@ class Metrics:
 
 
 class Deployment:
-    def __init__(self):
+    def __init__(self, *flags):
         self.tmp = tempfile.mkdtemp(prefix="moatless-observe-")
         os.chmod(self.tmp, 0o711)  # the sandboxes' users traverse it to apps.code_dir
         self.data_dir = os.path.join(self.tmp, "data")
@@ -85,8 +95,14 @@ class Deployment:
         init = run_cli("init", "--data-dir", self.data_dir, "--credentials-file", self.creds)
         if init.returncode != 0:
             raise AssertionError("moatless init failed: " + init.stderr)
-        self.server = Server("--apps.code-dir", os.path.join(self.tmp, "code"),
-                             "--gateway-listen", "127.0.0.1:0", data_dir=self.data_dir)
+        self.flags = ("--apps.code-dir", os.path.join(self.tmp, "code"),
+                      "--gateway-listen", "127.0.0.1:0", *flags)
+        self.servers = []
+        self.start()
+
+    def start(self):
+        self.server = Server(*self.flags, data_dir=self.data_dir)
+        self.servers.append(self.server)
         refused = self.server.functions_refused()
         if refused is not None:
             self.cleanup()
@@ -115,7 +131,8 @@ class Deployment:
         return Metrics(body.decode())
 
     def cleanup(self):
-        self.server.cleanup()
+        for server in self.servers:
+            server.cleanup()
         subprocess.run(["rm", "-rf", self.tmp], check=False)
 
 
@@ -259,6 +276,141 @@ class MetricsUnderKnownLoadTest(unittest.TestCase):
                                    action="sts:GetCallerIdentity"),
                          self.after.sum("moatless_service_decisions_total",
                                         action="sts:GetCallerIdentity"))
+
+
+class Webhook:
+    """A local HTTP receiver recording every POST (headers, body)."""
+
+    def __init__(self):
+        received = self.received = []
+        cond = self.cond = threading.Condition()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with cond:
+                    received.append((dict(self.headers.items()), body))
+                    cond.notify_all()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait_for(self, count, timeout=90):
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.received) >= count, timeout)
+            return list(self.received)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Traffic:
+    """Requests to the gateway every 100 ms, failing or not, until stopped."""
+
+    def __init__(self, dep, mode):
+        self.dep, self.mode, self.stopped = dep, mode, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                http_get(self.dep.gateway, "/alerting/dev/work?mode=" + self.mode)
+            except OSError:
+                pass  # the daemon is restarting
+            self.stopped.wait(0.1)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+
+class AlertTest(unittest.TestCase):
+    def test_an_error_rate_alert_fires_once_survives_a_restart_and_resolves(self):
+        hook = Webhook()
+        self.addCleanup(hook.close)
+        dep = Deployment("--alerts.interval", "200ms", "--alerts.webhook-hosts",
+                         "127.0.0.1:%d" % hook.port)
+        self.addCleanup(dep.cleanup)
+        app = os.path.join(dep.tmp, "alerting")
+        shutil.copytree(ALERTS_APP, app)
+        shutil.copytree(os.path.join(APP, "functions"), os.path.join(app, "functions"))
+        manifest = os.path.join(app, "moatless.yaml")
+        with open(manifest) as f:
+            text = f.read()
+        with open(manifest, "w") as f:
+            f.write(text.replace("WEBHOOK_URL", "http://127.0.0.1:%d/hooks/moatless" % hook.port))
+        dep.cli("deploy", "--dir", app, "--yes", "--json")
+        dep.cli("secrets", "put", "dev/alerting/hook-key", "--from-stdin", stdin=HOOK_KEY)
+
+        def alerts():
+            out = dep.cli("alerts", "list", "--app", "alerting", "--stage", "dev", "--json")
+            return json.loads(out.stdout)["Alerts"]
+
+        for _ in range(100):  # the alert host reads the new live version on its next run
+            listed = alerts()
+            if listed:
+                break
+            time.sleep(0.2)
+        self.assertEqual([a["State"] for a in listed], ["inactive"])
+        failing = Traffic(dep, "fail")
+        try:
+            received = hook.wait_for(1)
+            self.assertEqual(len(received), 1, "no notification")
+            headers, body = received[0]
+            # The signature: HMAC-SHA256 over "TIMESTAMP.BODY" with the secret's value.
+            expected = hmac.new(HOOK_KEY.encode(),
+                                headers["X-Moatless-Timestamp"].encode() + b"." + body,
+                                hashlib.sha256).hexdigest()
+            self.assertEqual(headers["X-Moatless-Signature"], "sha256=" + expected)
+            self.assertTrue(abs(int(headers["X-Moatless-Timestamp"]) - time.time()) < 300)
+            note = json.loads(body)
+            self.assertEqual(note["status"], "firing")
+            self.assertEqual(note["id"], headers["X-Moatless-Delivery"])
+            self.assertEqual(note["alert"]["id"], "alerting/dev/work-failing")
+            self.assertEqual(note["alert"]["metric"], "error_rate")
+            self.assertGreater(note["value"], 0.5)
+            [listed] = alerts()
+            self.assertEqual(listed["State"], "firing")
+            self.assertEqual(listed["Function"], "alerting_dev_work")
+
+            # A restart while it keeps failing: still firing, and no second notification once
+            # the new process has evaluated a whole window of its own.
+            self.assertEqual(dep.server.stop(), 0)
+            restarted_at = time.time()
+            dep.start()
+            while True:
+                [listed] = alerts()
+                self.assertEqual(listed["State"], "firing")
+                if "Value" in listed and time.time() - restarted_at > 11:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(len(hook.received), 1, hook.received)
+        finally:
+            failing.stop()
+
+        healthy = Traffic(dep, "ok")
+        try:
+            received = hook.wait_for(2)
+        finally:
+            healthy.stop()
+        self.assertEqual(len(received), 2)
+        resolved = json.loads(received[1][1])
+        self.assertEqual(resolved["status"], "resolved")
+        self.assertEqual(resolved["startsAt"], note["startsAt"])
+        self.assertIn("endsAt", resolved)
+        self.assertEqual(alerts()[0]["State"], "inactive")
+        logs = [r for s in dep.servers for r in s.records()]
+        self.assertEqual(len([r for r in logs if r.get("msg") == "alert firing"]), 1)
+        self.assertEqual(len([r for r in logs if r.get("msg") == "alert resolved"]), 1)
+        self.assertNotIn(HOOK_KEY, "\n".join("\n".join(s.lines) for s in dep.servers))
 
 
 class MetricsAccessTest(unittest.TestCase):
