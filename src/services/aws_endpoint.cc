@@ -139,6 +139,9 @@ core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string act
   record.request_id = context.request_id;
   record.reason = std::move(reason);
   record.fields["source_ip"] = SourceIp(context.remote);
+  if (!ex.access_key_id.empty()) {
+    record.sensitive_fields.emplace("access_key_id", core::SecretBytes(ex.access_key_id));
+  }
   if (!context.environment.empty()) record.fields["environment"] = context.environment;
   auto seq = deps_.audit.Sequence(record);
   if (!seq.ok()) return AuditFailure(seq.status());
@@ -275,6 +278,7 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
                                        signature.status().message());
     return ErrorFor(ex, audited.ok() ? signature.status() : audited);
   }
+  ex.access_key_id = signature->access_key_id;
   bool served = signature->service == "sts" || signature->service == "iam";
   if (ex.rest_json) served = signature->service == service;
   if (ex.json) {
