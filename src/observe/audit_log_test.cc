@@ -1027,6 +1027,42 @@ TEST_F(AuditSegmentTest, RetentionByAgeKeepsRecentSegments) {
   EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
 }
 
+TEST_F(AuditSegmentTest, ALogWhoseArchiveWasPrunedAwayStillOpensAndVerifies) {
+  {
+    auto writer = OpenLog(Segmented());
+    Append(*writer, 1, 14);
+  }
+  ASSERT_GE(Archived().size(), 2u);
+  clock_.Advance(std::chrono::hours(48));
+  AuditLog::Options options = Segmented();
+  options.segment_bytes = 0;
+  options.retention_age = std::chrono::hours(24);
+  options.check = AuditLog::OpenCheck::kFull;
+  {
+    auto log = OpenLog(options);
+    ASSERT_TRUE(log->Prune().ok());
+    EXPECT_TRUE(Archived().empty());
+  }
+  // The active file now starts past seq 1; its prune records say why, so it opens (with the
+  // full check) and verifies.
+  EXPECT_GT(ParseObject(ReadLines(path_).front()).at("seq").as_int64(), 1);
+  {
+    auto log = OpenLog(options);
+    ASSERT_NE(log, nullptr);
+    Append(*log, 15, 15);
+  }
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+  // A start that no prune record names does not.
+  auto lines = ReadLines(path_);
+  lines.erase(lines.begin());
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.line, 1u);
+  EXPECT_NE(report.detail.find("no audit:PruneSegments record"), std::string::npos)
+      << report.detail;
+}
+
 TEST_F(AuditSegmentTest, TheMaintenanceThreadPrunesAfterARotation) {
   AuditLog::Options options = Segmented(/*retention_segments=*/1);
   options.maintain_interval = std::chrono::hours(1);
