@@ -415,11 +415,17 @@ struct AuditLog::Metrics {
                                         "Time to write and fdatasync one batch of audit records.")),
         batch_records(registry.Histogram("moatless_audit_batch_records",
                                          "Audit records per write and fdatasync (group commit).",
-                                         {}, ExponentialBuckets(1, 2, 9))) {}
+                                         {}, ExponentialBuckets(1, 2, 9))),
+        archived(registry.Counter("moatless_audit_segments_archived_total",
+                                  "Audit log files archived as segments (rotations).")),
+        pruned(registry.Counter("moatless_audit_segments_pruned_total",
+                                "Archived audit segments removed by retention.")) {}
   CounterFamily& records;
   CounterFamily& failures;
   HistogramFamily& sync_seconds;
   HistogramFamily& batch_records;
+  CounterFamily& archived;
+  CounterFamily& pruned;
 };
 
 AuditLog::AuditLog(std::string path, int fd, core::SecretBytes key, const core::Clock& clock,
@@ -589,6 +595,7 @@ Status AuditLog::Rotate() {
   ::close(std::exchange(fd_, new_fd));
   active_bytes_ = 0;
   active_first_seq_ = 0;
+  if (metrics_ != nullptr) metrics_->archived.Inc();
   {
     std::lock_guard lock(mu_);
     maintain_due_ = true;
@@ -644,6 +651,7 @@ core::Result<std::size_t> AuditLog::Prune() {
       return core::ErrnoStatus("remove archived audit segment " + seg.path, errno);
     }
     RETURN_IF_ERROR(SyncDir(seg.path));
+    if (metrics_ != nullptr) metrics_->pruned.Inc();
     ++removed;
   }
   return removed;

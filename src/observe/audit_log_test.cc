@@ -1077,6 +1077,27 @@ TEST_F(AuditSegmentTest, TheMaintenanceThreadPrunesAfterARotation) {
   EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
 }
 
+TEST_F(AuditSegmentTest, RotationsAndPrunesAreCounted) {
+  MetricsRegistry registry;
+  AuditLog::Options options = Segmented(/*retention_segments=*/1);
+  options.metrics = &registry;
+  auto log = OpenLog(options);
+  Append(*log, 1, 14);
+  auto pruned = log->Prune();
+  ASSERT_TRUE(pruned.ok());
+  ASSERT_GE(*pruned, 1u);
+  log.reset();  // the last rotation, if any, is done
+  auto value = [text = registry.Expose()](const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos
+               ? std::string("missing")
+               : text.substr(at + name.size() + 2, text.find('\n', at + 1) - at - name.size() - 2);
+  };
+  EXPECT_EQ(value("moatless_audit_segments_archived_total"),
+            std::to_string(Archived().size() + *pruned));
+  EXPECT_EQ(value("moatless_audit_segments_pruned_total"), std::to_string(*pruned));
+}
+
 TEST_F(AuditSegmentTest, TheLockOutlivesRotations) {
   auto log = OpenLog(Segmented());
   Append(*log, 1, 10);
