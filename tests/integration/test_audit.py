@@ -311,13 +311,19 @@ class AuditTrailTest(unittest.TestCase):
         self.assertIn("iam:CreateUser", [r["action"] for r in used])
         self.assertEqual(self.query("--field", "access_key_id=" + digest), used)
 
-        # Hash a secret too: the value must not reach the logs or the audit log either.
+        # A secret stored and read back, and a secret hashed: the values reach no log either.
+        secret_value = "s3cret-value-" + os.urandom(8).hex()
+        self.cli("secrets", "put", "audit/db-password", "--from-stdin", stdin=secret_value)
+        self.assertEqual(self.cli("secrets", "get", "audit/db-password").stdout.strip(),
+                         secret_value)
+        self.assertTrue(self.query("--action", "secretsmanager:GetSecretValue"))
         self.cli("audit", "hash", "-", stdin=nobody_secret)
         status, _, metrics = send(server, {}, path="/metrics", method="GET")
         self.assertEqual(status, 200)
         audit_text = "\n".join(stored_lines(op.data_dir))
         logs = "\n".join(server.lines)
-        for name, secret in (("root secret", root_secret), ("user secret", nobody_secret),
+        for name, secret in (("secret value", secret_value), ("root secret", root_secret),
+                             ("user secret", nobody_secret),
                              ("session secret", session["SecretAccessKey"]),
                              ("session token", session["SessionToken"])):
             for where, text in (("audit log", audit_text), ("daemon log", logs),
