@@ -78,6 +78,9 @@ ControlApi::ControlApi(Deps deps)
     for (const char* method : {"GET", "PATCH", "DELETE"}) {
       add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/apikeys/{id}", aws);
     }
+    // The audit API (app/audit_api.h).
+    add(router_, "GET", "/moatless/v1/audit/records", aws);
+    add(router_, "POST", "/moatless/v1/audit/hash", aws);
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include "app/alert_host.h"
 #include "app/alerts_api.h"
+#include "app/audit_api.h"
 #include "app/control_api.h"
 #include "app/data_dir.h"
 #include "app/function_host.h"
@@ -162,9 +163,13 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
       .Set(1);
 
   ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
-  auto audit_or =
-      observe::AuditLog::Open(data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
-                              {.check = observe::AuditOpenCheck::kFull, .metrics = &metrics});
+  auto audit_or = observe::AuditLog::Open(
+      data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
+      {.check = observe::AuditOpenCheck::kFull,
+       .metrics = &metrics,
+       .segment_bytes = settings.audit_segment_bytes,
+       .retention_segments = settings.audit_retention_segments,
+       .retention_age = std::chrono::hours(24 * settings.audit_retention_days)});
   if (!audit_or.ok()) return audit_or.status().Annotate("audit log");
   std::unique_ptr<observe::AuditLog> audit = std::move(audit_or).value();
   if (audit->open_info().truncated_bytes > 0) {
@@ -273,6 +278,12 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                   .keys = &gateway_host.keys(),
                                                   .region = settings.region,
                                                   .account_id = settings.account_id});
+  // The audit API (the app API answers only under /moatless/v1/apps).
+  AuditApi audit_api(AuditApi::Deps{.audit = *audit,
+                                    .clock = env.clock(),
+                                    .region = settings.region,
+                                    .account_id = settings.account_id});
+  aws.AttachService(&audit_api);
   aws.AttachService(&app_api);
 
   // Alerts: the live manifests' alert rules, evaluated against the metrics.
@@ -489,6 +500,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   functions.reset();       // in-flight invocations end; environments are discarded
   aws.DetachService(&app_api);
   aws.DetachService(&alerts_api);
+  aws.DetachService(&audit_api);
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

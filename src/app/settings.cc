@@ -231,6 +231,28 @@ core::ConfigSchema ServeSchema() {
             .default_value = "false",
             .help = "INSECURE: run functions even where the host cannot give them full isolation "
                     "(missing cgroup limits or seccomp are skipped); see `moatless doctor`"})
+      .Add({.name = "audit.segment_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "64MiB",
+            .help = "archive the active audit log file (DATA_DIR/audit/audit.log) into "
+                    "DATA_DIR/audit/archive once it holds this much; the chain continues in a new "
+                    "file",
+            .min = 4096,
+            .max = 1LL << 40})
+      .Add({.name = "audit.retention_segments",
+            .type = ConfigType::kInt,
+            .default_value = "0",
+            .help = "keep at most this many archived audit segments, removing the oldest (each "
+                    "removal is itself audited, and what remains still verifies); 0: keep all",
+            .min = 0,
+            .max = INT32_MAX})
+      .Add({.name = "audit.retention_days",
+            .type = ConfigType::kInt,
+            .default_value = "0",
+            .help = "remove archived audit segments whose last record is older than this many "
+                    "days; 0: keep them whatever their age",
+            .min = 0,
+            .max = 36500})
       .Add({.name = "shutdown.drain_timeout",
             .type = ConfigType::kDuration,
             .default_value = "30s",
@@ -383,6 +405,10 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
         "): expected lower-case letters, digits and '-', got \"" + s.region + "\"");
   }
   s.drain_timeout = config.GetDuration("shutdown.drain_timeout");
+  s.audit_segment_bytes = static_cast<std::uint64_t>(config.GetInt("audit.segment_bytes"));
+  s.audit_retention_segments =
+      static_cast<std::uint64_t>(config.GetInt("audit.retention_segments"));
+  s.audit_retention_days = static_cast<int>(config.GetInt("audit.retention_days"));
   s.function_concurrency = static_cast<std::size_t>(config.GetInt("functions.concurrency"));
   s.function_queue = static_cast<std::size_t>(config.GetInt("functions.queue"));
   s.function_queue_wait = config.GetDuration("functions.queue_wait");

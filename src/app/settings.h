@@ -69,6 +69,10 @@ struct ServeSettings {
   std::string apps_code_dir;  // apps.code_dir
   std::chrono::milliseconds secrets_check_interval{};        // secrets.check_interval
   std::chrono::milliseconds secrets_rotation_retry_delay{};  // secrets.rotation_retry_delay
+  // The audit log's segments and their retention (server configuration only, never the API).
+  std::uint64_t audit_segment_bytes = 64 << 20;  // audit.segment_bytes
+  std::uint64_t audit_retention_segments = 0;    // audit.retention_segments; 0: all
+  int audit_retention_days = 0;                  // audit.retention_days; 0: any age
 };
 
 // Reads and cross-checks the settings (e.g. TLS needs both files). Errors name the key.

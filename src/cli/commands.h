@@ -254,20 +254,35 @@ class AppCommands {
   bool json_ = false;
 };
 
-// `moatless audit verify`.
+// `moatless audit verify` (the files of a data directory, read locally), and `moatless audit
+// query|export|hash` (the audit API of a server, app/audit_api.h, through signed requests).
 class AuditCommands {
  public:
   explicit AuditCommands(CLI::App& parent);
   bool parsed() const { return audit_->parsed(); }
-  int Run();
+  int Run(const std::map<std::string, std::string>& environment);
 
  private:
+  int RunVerify();
+  int RunQuery(const std::map<std::string, std::string>& environment, bool exporting);
+  int RunHash(const std::map<std::string, std::string>& environment);
+
   CLI::App* audit_;
   CLI::App* verify_;
+  CLI::App* query_;
+  CLI::App* export_;
+  CLI::App* hash_;
+  AdminCommands::Connection connection_;
   std::string data_dir_ = ".moatless";
   std::string file_;
+  bool segment_ = false;
   std::string expect_head_;
   bool json_ = false;
+  // query / export filters
+  std::string principal_, action_, resource_, decision_, since_, until_;
+  std::vector<std::string> fields_, secret_fields_;
+  std::size_t limit_ = 100;
+  std::string value_;  // hash
 };
 
 // `moatless policy check` and `moatless policy simulate`: the policy engine (src/policy) on

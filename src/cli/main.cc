@@ -63,7 +63,7 @@ int Main(int argc, char** argv) {
   if (serve.parsed()) return serve.Run(ProcessEnvironment());
   if (init.parsed()) return init.Run(ProcessEnvironment());
   if (admin.parsed()) return admin.Run(ProcessEnvironment());
-  if (audit.parsed()) return audit.Run();
+  if (audit.parsed()) return audit.Run(ProcessEnvironment());
   if (policy.parsed()) return policy.Run();
   if (doctor.parsed()) return doctor.Run();
   if (functions.parsed()) return functions.Run();

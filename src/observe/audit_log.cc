@@ -1,5 +1,6 @@
 #include "observe/audit_log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/file.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <vector>
 
@@ -73,6 +75,97 @@ Status PreadFully(int fd, char* out, std::size_t n, std::uint64_t offset, const 
   return Status::Ok();
 }
 
+std::string Basename(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Archived segments of `<dir>/<stem>.log` are `<dir>/archive/<stem>-<first>-<last>.log`.
+std::string ArchiveDir(const std::string& active_path) { return Dirname(active_path) + "/archive"; }
+std::string ArchiveStem(const std::string& active_path) {
+  std::string base = Basename(active_path);
+  if (base.size() > 4 && base.ends_with(".log")) base.resize(base.size() - 4);
+  return base;
+}
+
+// Parses "<stem>-<first>-<last>.log".
+bool ParseSegmentName(std::string_view name, std::string_view stem, std::uint64_t& first,
+                      std::uint64_t& last) {
+  if (!name.starts_with(stem) || !name.ends_with(".log")) return false;
+  name = name.substr(stem.size(), name.size() - stem.size() - 4);
+  if (!name.starts_with('-')) return false;
+  name.remove_prefix(1);
+  const auto dash = name.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 >= name.size()) return false;
+  auto parse = [](std::string_view digits, std::uint64_t& out) {
+    if (digits.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return ec == std::errc() && ptr == digits.data() + digits.size();
+  };
+  return parse(name.substr(0, dash), first) && parse(name.substr(dash + 1), last) && first > 0 &&
+         first <= last;
+}
+
+// Takes the log's lock: `<path>.lock`, flocked for as long as the log is open. The active file
+// itself is locked too, but a rotation replaces it; the lock file stays.
+core::Result<int> LockLog(const std::string& path) {
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return core::ErrnoStatus("open audit log lock " + lock_path, errno);
+  FdGuard guard(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return core::FailedPreconditionError("audit log " + path +
+                                           " is locked by another writer (process or AuditLog)");
+    }
+    return core::ErrnoStatus("lock audit log " + lock_path, errno);
+  }
+  return guard.release();
+}
+
+// The last complete line of the file at `path` (without its newline); empty if it has none.
+core::Result<std::string> ReadLastLine(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return core::ErrnoStatus("open audit log " + path, errno);
+  FdGuard guard(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return core::ErrnoStatus("stat audit log " + path, errno);
+  const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t window = std::min<std::uint64_t>(size, kMaxAuditLineBytes + 1);
+  std::string tail(window, '\0');
+  RETURN_IF_ERROR(PreadFully(fd, tail.data(), window, size - window, path));
+  const std::size_t end = tail.rfind('\n');
+  if (end == std::string::npos) return std::string();
+  const std::size_t start = end == 0 ? std::string::npos : tail.rfind('\n', end - 1);
+  if (start == std::string::npos && window < size) {
+    return core::FailedPreconditionError("audit log " + path +
+                                         ": last line longer than a record can be");
+  }
+  const std::size_t from = start == std::string::npos ? 0 : start + 1;
+  return tail.substr(from, end - from);
+}
+
+// What the newest archived segment ends with: the chain the active file continues.
+struct Predecessor {
+  AuditHead head;
+  std::string line_hash;  // SHA-256 of its last line: the next record's prev
+  std::string time;       // its last record's time
+};
+core::Result<std::optional<Predecessor>> ReadSegmentEnd(const std::string& path) {
+  ASSIGN_OR_RETURN(const std::string line, ReadLastLine(path));
+  if (line.empty()) return std::optional<Predecessor>();
+  auto parsed = internal::ParseAuditLine(line);
+  if (!parsed.ok()) {
+    return core::FailedPreconditionError("the last line of archived audit segment " + path +
+                                         " is not a record: " + parsed.status().message());
+  }
+  Predecessor p;
+  p.head = AuditHead{parsed->entry.seq, parsed->hash};
+  p.line_hash = internal::Sha256Hex(line);
+  p.time = parsed->entry.time;
+  return std::optional<Predecessor>(std::move(p));
+}
+
 // Opens the log file for appending, creating it (0600) if needed, and takes an exclusive lock so
 // that no second process extends the same chain.
 core::Result<int> OpenAndLock(const std::string& path) {
@@ -112,10 +205,21 @@ struct Inspection {
   std::uint64_t truncated_offset = 0;
   std::string truncated_sha256;
   bool broken = false;
-  std::string problem;    // when broken
-  AuditHead head;         // last record (when not broken)
-  std::string next_prev;  // SHA-256 of the last line, or the genesis value
+  std::string problem;          // when broken
+  AuditHead head;               // last record (when not broken)
+  std::string next_prev;        // SHA-256 of the last line, or the genesis value
+  std::uint64_t first_seq = 0;  // of the file's first record; 0: empty
+  std::uint64_t size = 0;       // bytes after any repair
 };
+
+// The seq of the first line, if it is a record.
+core::Result<std::uint64_t> FirstSeq(int fd, std::uint64_t size) {
+  internal::LineReader reader(fd, size);
+  ASSIGN_OR_RETURN(auto first, reader.Next());
+  if (!first.has_value() || !first->terminated || first->oversized) return std::uint64_t{0};
+  auto parsed = internal::ParseAuditLine(first->text);
+  return parsed.ok() ? parsed->entry.seq : std::uint64_t{0};
+}
 
 // Cuts off a final line without newline (a write a crash interrupted). A "line" longer than any
 // record could be is not such a crash artefact: it is left for the chain check to reject.
@@ -200,14 +304,33 @@ Status CheckTail(int fd, std::uint64_t size, const std::string& path,
   return Status::Ok();
 }
 
-core::Result<Inspection> Inspect(int fd, const std::string& path, AuditLog::OpenCheck check) {
+// The chain a new (or empty) active file starts: where the newest archived segment ends, else
+// genesis.
+void StartAfter(const std::optional<Predecessor>& pred, Inspection& out) {
+  out.head = pred.has_value() ? pred->head : AuditHead{};
+  out.next_prev = pred.has_value() ? pred->line_hash : std::string(internal::kAuditGenesisPrev);
+}
+
+core::Result<Inspection> Inspect(int fd, const std::string& path, AuditLog::OpenCheck check,
+                                 const std::optional<Predecessor>& pred) {
   Inspection out;
   struct stat st {};
   if (::fstat(fd, &st) != 0) return core::ErrnoStatus("stat audit log " + path, errno);
   std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
   RETURN_IF_ERROR(TruncatePartialTail(fd, path, size, out));
+  out.size = size;
+  if (size == 0) {
+    StartAfter(pred, out);
+    return out;
+  }
+  ASSIGN_OR_RETURN(out.first_seq, FirstSeq(fd, size));
 
-  internal::ChainChecker genesis_checker(/*from_genesis=*/true, std::nullopt);
+  // From the start of the file: it continues the newest archived segment; without one it starts
+  // at genesis, or where a prune record in it says the records before were pruned.
+  internal::ChainChecker genesis_checker =
+      pred.has_value() ? internal::ChainChecker(pred->head.seq + 1, pred->line_hash, std::nullopt)
+                       : internal::ChainChecker(/*from_genesis=*/true, std::nullopt);
+  if (!pred.has_value()) genesis_checker.AllowPrunedStart();
   internal::ChainChecker tail_checker(/*from_genesis=*/false, std::nullopt);
   bool used_genesis = true;
   if (check == AuditLog::OpenCheck::kFull) {
@@ -223,12 +346,39 @@ core::Result<Inspection> Inspect(int fd, const std::string& path, AuditLog::Open
     return out;
   }
   out.head = checker.report().head;
-  out.next_prev =
-      out.head.seq == 0 ? std::string(internal::kAuditGenesisPrev) : checker.last_line_hash();
+  if (out.head.seq == 0) {
+    StartAfter(pred, out);
+  } else {
+    out.next_prev = checker.last_line_hash();
+  }
   return out;
 }
 
 }  // namespace
+
+core::Result<std::vector<AuditSegment>> ListAuditSegments(const std::string& active_path) {
+  std::vector<AuditSegment> out;
+  const std::string dir = ArchiveDir(active_path);
+  const std::string stem = ArchiveStem(active_path);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr && errno != ENOENT) return core::ErrnoStatus("open " + dir, errno);
+  if (d != nullptr) {
+    while (const dirent* e = ::readdir(d)) {
+      AuditSegment seg;
+      if (!ParseSegmentName(e->d_name, stem, seg.first_seq, seg.last_seq)) continue;
+      seg.path = dir + "/" + e->d_name;
+      out.push_back(std::move(seg));
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end(), [](const AuditSegment& a, const AuditSegment& b) {
+    return a.first_seq != b.first_seq ? a.first_seq < b.first_seq : a.last_seq < b.last_seq;
+  });
+  if (::access(active_path.c_str(), F_OK) == 0) {
+    out.push_back(AuditSegment{.path = active_path, .active = true});
+  }
+  return out;
+}
 
 std::string_view AuditOutcomeName(AuditOutcome outcome) {
   switch (outcome) {
@@ -265,11 +415,17 @@ struct AuditLog::Metrics {
                                         "Time to write and fdatasync one batch of audit records.")),
         batch_records(registry.Histogram("moatless_audit_batch_records",
                                          "Audit records per write and fdatasync (group commit).",
-                                         {}, ExponentialBuckets(1, 2, 9))) {}
+                                         {}, ExponentialBuckets(1, 2, 9))),
+        archived(registry.Counter("moatless_audit_segments_archived_total",
+                                  "Audit log files archived as segments (rotations).")),
+        pruned(registry.Counter("moatless_audit_segments_pruned_total",
+                                "Archived audit segments removed by retention.")) {}
   CounterFamily& records;
   CounterFamily& failures;
   HistogramFamily& sync_seconds;
   HistogramFamily& batch_records;
+  CounterFamily& archived;
+  CounterFamily& pruned;
 };
 
 AuditLog::AuditLog(std::string path, int fd, core::SecretBytes key, const core::Clock& clock,
@@ -280,8 +436,17 @@ AuditLog::AuditLog(std::string path, int fd, core::SecretBytes key, const core::
       clock_(clock),
       options_(std::move(options)) {
   if (options_.metrics != nullptr) metrics_ = std::make_unique<Metrics>(*options_.metrics);
+}
+
+void AuditLog::Start() {
   if (options_.max_wait.count() > 0) watchdog_ = std::thread([this] { WatchdogLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
+  const bool retention =
+      options_.retention_segments > 0 || options_.retention_age > std::chrono::hours(0);
+  if (retention && options_.maintain_interval.count() > 0) {
+    maintain_due_ = true;  // prune once at start
+    maintainer_ = std::thread([this] { MaintainLoop(); });
+  }
 }
 
 AuditLog::~AuditLog() {
@@ -289,11 +454,14 @@ AuditLog::~AuditLog() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  maintain_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
   watchdog_cv_.notify_all();
   pending_cv_.notify_one();
   if (watchdog_.joinable()) watchdog_.join();
-  writer_.join();
+  if (writer_.joinable()) writer_.join();
   ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
@@ -303,9 +471,19 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
     return core::InvalidArgumentError("the audit key must be at least " +
                                       std::to_string(kMinAuditKeyBytes) + " bytes");
   }
+  ASSIGN_OR_RETURN(const int lock_fd, LockLog(path));
+  FdGuard lock_holder(lock_fd);
+  // The newest archived segment, whose chain the active file continues.
+  ASSIGN_OR_RETURN(const std::vector<AuditSegment> segments, ListAuditSegments(path));
+  std::optional<Predecessor> pred;
+  for (auto it = segments.rbegin(); it != segments.rend() && !pred.has_value(); ++it) {
+    if (!it->active) {
+      ASSIGN_OR_RETURN(pred, ReadSegmentEnd(it->path));
+    }
+  }
   ASSIGN_OR_RETURN(const int first_fd, OpenAndLock(path));
   FdGuard fd(first_fd);
-  ASSIGN_OR_RETURN(Inspection found, Inspect(fd.get(), path, options.check));
+  ASSIGN_OR_RETURN(Inspection found, Inspect(fd.get(), path, options.check, pred));
 
   OpenInfo info;
   info.truncated_bytes = found.truncated_bytes;
@@ -333,13 +511,16 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
     info.set_aside_file = aside;
     info.broken_chain_problem = found.problem;
     found = Inspection{};
-    found.next_prev = std::string(internal::kAuditGenesisPrev);
+    StartAfter(pred, found);  // the new file continues the archived segments, if any
   }
   info.existing_records = found.head.seq;
 
   std::unique_ptr<AuditLog> log(
       new AuditLog(path, fd.release(), std::move(key), clock, std::move(options)));
   log->open_info_ = info;
+  log->lock_fd_ = lock_holder.release();
+  log->active_bytes_ = found.size;
+  log->active_first_seq_ = found.first_seq;
   {
     std::lock_guard lock(log->mu_);
     log->next_seq_ = found.head.seq + 1;
@@ -347,6 +528,7 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
     log->durable_head_ = found.head;
     log->pending_head_ = found.head;
   }
+  log->Start();
 
   if (!info.set_aside_file.empty()) {
     AuditRecord record;
@@ -378,6 +560,116 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
     RETURN_IF_ERROR(log->Append(record));
   }
   return log;
+}
+
+std::string AuditLog::Hmac(const core::SecretBytes& value) const { return AuditHmac(key_, value); }
+
+Status AuditLog::Rotate() {
+  const std::string dir = ArchiveDir(path_);
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    RETURN_IF_ERROR(SyncDir(dir));  // the new directory's entry in its parent
+  } else if (errno != EEXIST) {
+    return core::ErrnoStatus("create " + dir, errno);
+  }
+  std::uint64_t last = 0;
+  {
+    std::lock_guard lock(mu_);
+    last = durable_head_.seq;
+  }
+  const std::string archived = dir + "/" + ArchiveStem(path_) + "-" +
+                               std::to_string(active_first_seq_) + "-" + std::to_string(last) +
+                               ".log";
+  if (::access(archived.c_str(), F_OK) == 0) {
+    return core::FailedPreconditionError("cannot archive audit log " + path_ + ": " + archived +
+                                         " exists");
+  }
+  // Crash-safe order: once the rename is durable the active path is free; a crash before the new
+  // file exists (or holds a record) leaves nothing to repair, since Open continues the chain from
+  // the newest archived segment.
+  if (::rename(path_.c_str(), archived.c_str()) != 0) {
+    return core::ErrnoStatus("archive audit log " + path_ + " as " + archived, errno);
+  }
+  RETURN_IF_ERROR(SyncDir(archived));
+  RETURN_IF_ERROR(SyncDir(path_));
+  ASSIGN_OR_RETURN(const int new_fd, OpenAndLock(path_));
+  ::close(std::exchange(fd_, new_fd));
+  active_bytes_ = 0;
+  active_first_seq_ = 0;
+  if (metrics_ != nullptr) metrics_->archived.Inc();
+  {
+    std::lock_guard lock(mu_);
+    maintain_due_ = true;
+  }
+  maintain_cv_.notify_all();
+  return Status::Ok();
+}
+
+core::Result<std::size_t> AuditLog::Prune() {
+  std::lock_guard prune_lock(prune_mu_);
+  const bool by_age = options_.retention_age > std::chrono::hours(0);
+  const std::string cutoff =
+      by_age ? core::FormatRfc3339(clock_.Now() - options_.retention_age) : std::string();
+  std::size_t removed = 0;
+  // Oldest first, listing again after each removal: the prune records themselves may fill the
+  // active file and rotate it.
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<AuditSegment> segments, ListAuditSegments(path_));
+    std::erase_if(segments, [](const AuditSegment& s) { return s.active; });
+    if (segments.empty()) break;
+    const AuditSegment& seg = segments.front();
+    const bool too_many =
+        options_.retention_segments > 0 && segments.size() > options_.retention_segments;
+    ASSIGN_OR_RETURN(const std::optional<Predecessor> end, ReadSegmentEnd(seg.path));
+    const bool too_old = by_age && end.has_value() && end->time < cutoff;
+    if (!too_many && !too_old) break;
+    if (!end.has_value()) {
+      return core::FailedPreconditionError("archived audit segment " + seg.path +
+                                           " holds no record; not pruning past it");
+    }
+    // Record the removal first: the record carries the removed segment's head (an anchor for a
+    // copy kept elsewhere) and the seq and prev the remaining chain starts with, which is what
+    // lets the verifier accept a chain that no longer starts at seq 1. A crash before the file
+    // is gone leaves a longer chain that verifies too; the next Prune records it again.
+    AuditRecord record;
+    record.actor = options_.self_actor;
+    record.action = std::string(kAuditPruneAction);
+    record.resource = seg.path;
+    record.outcome = AuditOutcome::kAllowed;
+    record.reason = too_many
+                        ? "retention: more than " + std::to_string(options_.retention_segments) +
+                              " archived segments"
+                        : "retention: the segment's last record is older than " +
+                              std::to_string(options_.retention_age.count()) + " h";
+    record.fields = {{"removed_file", Basename(seg.path)},
+                     {"removed_first_seq", std::to_string(seg.first_seq)},
+                     {"removed_last_seq", std::to_string(end->head.seq)},
+                     {"removed_last_hash", end->head.hash},
+                     {std::string(kAuditPruneFirstKeptSeq), std::to_string(end->head.seq + 1)},
+                     {std::string(kAuditPruneFirstKeptPrev), end->line_hash}};
+    RETURN_IF_ERROR(Append(record));
+    if (::unlink(seg.path.c_str()) != 0 && errno != ENOENT) {
+      return core::ErrnoStatus("remove archived audit segment " + seg.path, errno);
+    }
+    RETURN_IF_ERROR(SyncDir(seg.path));
+    if (metrics_ != nullptr) metrics_->pruned.Inc();
+    ++removed;
+  }
+  return removed;
+}
+
+void AuditLog::MaintainLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    maintain_cv_.wait_for(lock, options_.maintain_interval,
+                          [&] { return stopping_ || maintain_due_; });
+    if (stopping_) return;
+    maintain_due_ = false;
+    lock.unlock();
+    // A failure (the log itself failing, an unreadable segment) leaves the segments in place;
+    // the next round tries again. Nothing is lost by pruning later.
+    Prune().status().IgnoreError();
+    lock.lock();
+  }
 }
 
 AuditHead AuditLog::Head() const {
@@ -437,6 +729,7 @@ core::Result<std::uint64_t> AuditLog::Sequence(const AuditRecord& record) {
 
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
+  if (stopping_) return core::UnavailableError("the audit log is closing");
   entry.seq = next_seq_;
   entry.time = core::FormatRfc3339(clock_.Now());
   entry.prev = prev_;
@@ -537,6 +830,10 @@ void AuditLog::WriterLoop() {
       const core::MonoTime start = clock_.MonotonicNow();
       if (options_.before_sync) options_.before_sync();
       written = WriteAndSync(batch);
+      if (written.ok()) {
+        if (active_first_seq_ == 0) active_first_seq_ = batch_head.seq - batch_records + 1;
+        active_bytes_ += batch.size();
+      }
       if (metrics_ != nullptr) {
         const std::chrono::duration<double> took = clock_.MonotonicNow() - start;
         metrics_->sync_seconds.Observe(took.count());
@@ -564,6 +861,20 @@ void AuditLog::WriterLoop() {
     const Status result = failed_;
     lock.unlock();
     for (auto& done : ready) done(result);
+    if (result.ok() && options_.segment_bytes > 0 && active_bytes_ >= options_.segment_bytes) {
+      // Between batches: whatever is sequenced meanwhile goes to the new file.
+      const Status rotated = Rotate();
+      if (!rotated.ok()) {
+        if (metrics_ != nullptr) metrics_->failures.Inc();
+        lock.lock();
+        if (failed_.ok()) {
+          failed_ = core::UnavailableError(rotated.message() +
+                                           "; the audit log accepts no appends until reopened");
+        }
+        durable_cv_.notify_all();
+        continue;
+      }
+    }
     lock.lock();
   }
 }

@@ -37,6 +37,14 @@
 // renamed to `<path>.broken-<unix seconds>` (kept for investigation, untouched) and a new file is
 // started whose first record (action "audit:StartSegment") names it and the problem found.
 //
+// Segments: with `segment_bytes` set, the active file is archived as
+// `<dir>/archive/<stem>-<first seq>-<last seq>.log` once it is that large, and the chain goes on
+// in a new active file (seq and prev continue: the segments are slices of one chain). Open
+// continues from the newest archived segment, so a crash between the archiving rename and the new
+// file's first record needs no repair. Retention removes the oldest archived segments, each after
+// recording an audit:PruneSegments record that names the chain's new start, which is what lets
+// VerifyAuditSegments accept a log that no longer starts at seq 1 (README.md, "Segments").
+//
 // Ownership and threading: the composition root opens one AuditLog per file and passes it by
 // reference; it owns the key. The file is locked (flock) against a second writer process. One
 // writer thread, owned by the log, writes and syncs: whatever was sequenced while it synced the
@@ -58,6 +66,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/secret_bytes.h"
@@ -120,7 +129,39 @@ struct AuditLogOptions {
   std::chrono::milliseconds max_wait{10000};
   // Tests only: called by the writer thread before every write and sync (a slow or hung disk).
   std::function<void()> before_sync;
+
+  // Segments: once the active file holds at least this many bytes, the writer thread archives it
+  // as `<dir>/archive/<stem>-<first seq>-<last seq>.log` and continues the same chain (seq and
+  // prev carry on) in a new active file. Zero: never rotate.
+  std::uint64_t segment_bytes = 0;
+  // Retention of archived segments (never the active file), oldest first: keep at most this many
+  // archived segments (zero: no limit) ...
+  std::uint64_t retention_segments = 0;
+  // ... and none whose last record is older than this (zero: no age limit). Each removal is
+  // recorded in the chain first (audit:PruneSegments), so that what remains still verifies.
+  std::chrono::hours retention_age{0};
+  // With a retention limit, a maintenance thread of the log prunes once when the log opens,
+  // after every rotation, and at this interval. Zero: no thread (call Prune yourself).
+  std::chrono::milliseconds maintain_interval{std::chrono::hours(1)};
 };
+
+// The action of the record that accounts for a pruned segment, and the fields the verifier reads
+// from it: the first seq kept and the `prev` that record carries (the SHA-256 of the last removed
+// line).
+inline constexpr std::string_view kAuditPruneAction = "audit:PruneSegments";
+inline constexpr std::string_view kAuditPruneFirstKeptSeq = "first_kept_seq";
+inline constexpr std::string_view kAuditPruneFirstKeptPrev = "first_kept_prev";
+
+// One file of a log: an archived segment or the active file.
+struct AuditSegment {
+  std::string path;
+  bool active = false;
+  std::uint64_t first_seq = 0;  // from an archived segment's name; 0 for the active file
+  std::uint64_t last_seq = 0;
+};
+// The archived segments of the log whose active file is `active_path` (oldest first), then the
+// active file itself if it exists. No archive directory: only the active file.
+core::Result<std::vector<AuditSegment>> ListAuditSegments(const std::string& active_path);
 
 class AuditLog {
  public:
@@ -161,6 +202,14 @@ class AuditLog {
   // the result to another thread or executor).
   void WhenDurable(std::uint64_t seq, std::function<void(core::Status)> done);
 
+  // Applies the retention limits now: removes the oldest archived segments past them, each after
+  // its audit:PruneSegments record is durable. Returns how many were removed. Thread-safe; the
+  // maintenance thread calls it too.
+  core::Result<std::size_t> Prune();
+  // The stored form of a sensitive value under this log's key ("hmac-sha256:<hex>"): what to look
+  // for in `fields` to find records about a known value.
+  std::string Hmac(const core::SecretBytes& value) const;
+
   // The last durable record.
   AuditHead Head() const;
   // OK while Append can still succeed; the sticky write/sync failure once one happened (the
@@ -173,14 +222,22 @@ class AuditLog {
   struct Metrics;
   AuditLog(std::string path, int fd, core::SecretBytes key, const core::Clock& clock,
            Options options);
+  // Starts the log's threads once Open has set it up.
+  void Start();
   core::Status WriteAndSync(std::string_view batch);
+  // Writer thread: archives the active file and opens a new one.
+  core::Status Rotate();
   void WriterLoop();
+  void MaintainLoop();
   // Tells the waiters whose max_wait has passed (the watchdog thread, when max_wait is set).
   void WatchdogLoop();
   core::Status TimedOut() const;
 
   const std::string path_;
-  const int fd_;
+  int fd_;            // the active file; replaced by Rotate on the writer thread only
+  int lock_fd_ = -1;  // `<path>.lock`, flocked for the log's lifetime (across rotations)
+  std::uint64_t active_bytes_ = 0;      // writer thread only (set before it starts)
+  std::uint64_t active_first_seq_ = 0;  // writer thread only; 0: the active file is empty
   const core::SecretBytes key_;
   const core::Clock& clock_;
   const Options options_;
@@ -207,8 +264,12 @@ class AuditLog {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_sync_start_;  // writer thread only
   static constexpr std::uint64_t kFullBatch = 1024;
-  std::thread watchdog_;  // runs WatchdogLoop when max_wait is set
-  std::thread writer_;    // last member: started by the constructor once the rest exists
+  std::mutex prune_mu_;                  // one Prune at a time
+  std::condition_variable maintain_cv_;  // wakes the maintenance thread: a rotation or stopping_
+  bool maintain_due_ = false;
+  std::thread maintainer_;  // runs MaintainLoop when retention and maintain_interval are set
+  std::thread watchdog_;    // runs WatchdogLoop when max_wait is set
+  std::thread writer_;      // last member: started by the constructor once the rest exists
 };
 
 // The stored form of a sensitive value: "hmac-sha256:<hex>" under `key`.
@@ -237,6 +298,9 @@ struct AuditVerifyOptions {
   // A head recorded earlier (AuditLog::Head or a previous report). Without it, removing records
   // from the end of the log cannot be detected.
   std::optional<AuditHead> expected_head;
+  // The file is one segment of a longer log: its first record is taken as the start without
+  // checking what came before it (VerifyAuditLog only).
+  bool segment = false;
 };
 
 struct AuditVerifyReport {
@@ -247,6 +311,8 @@ struct AuditVerifyReport {
   std::uint64_t line = 0;            // 1-based line of the problem; 0 for anchor problems
   std::optional<std::uint64_t> seq;  // seq of the offending record, if it could be read
   std::string detail;                // what is wrong, for people
+  std::string file;                  // the file of the problem ("" for anchor problems)
+  std::uint64_t files = 0;           // files read
   // One line: "ok: 12 records, head seq 12 hash …" or "line 5 (seq 5): hash_mismatch: …".
   std::string ToString() const;
 };
@@ -255,5 +321,11 @@ struct AuditVerifyReport {
 // only when the file cannot be read; a broken log is an OK Result with !report.ok().
 core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
                                                const AuditVerifyOptions& options = {});
+// The same over a whole segmented log: the archived segments of `active_path`, oldest first, then
+// the active file, as one chain. The chain must start at seq 1 (genesis prev), or where an
+// audit:PruneSegments record further on says the records before were pruned. The report's `file`
+// and `line` locate the first problem.
+core::Result<AuditVerifyReport> VerifyAuditSegments(const std::string& active_path,
+                                                    const AuditVerifyOptions& options = {});
 
 }  // namespace moatless::observe

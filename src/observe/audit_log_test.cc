@@ -704,5 +704,415 @@ TEST_F(AuditLogTest, AHungDiskFailsWaitersInsteadOfHangingThem) {
   EXPECT_EQ(Verify().records, 2u);
 }
 
+// Segments: the log rotates into DIR/archive/audit-FIRST-LAST.log and continues the chain.
+class AuditSegmentTest : public AuditLogTest {
+ protected:
+  static AuditLog::Options Segmented(std::uint64_t retention_segments = 0) {
+    AuditLog::Options options;
+    options.segment_bytes = 1500;  // about four records
+    options.retention_segments = retention_segments;
+    options.maintain_interval = std::chrono::milliseconds(0);  // the test calls Prune
+    return options;
+  }
+  void Append(AuditLog& log, int from, int to) {
+    for (int i = from; i <= to; ++i) {
+      clock_.Advance(std::chrono::seconds(1));
+      ASSERT_TRUE(log.Append(MakeRecord(i)).ok());
+    }
+  }
+  std::vector<AuditSegment> Archived() {
+    auto segments = ListAuditSegments(path_);
+    EXPECT_TRUE(segments.ok()) << segments.status();
+    std::vector<AuditSegment> out;
+    for (const AuditSegment& s : *segments) {
+      if (!s.active) out.push_back(s);
+    }
+    return out;
+  }
+  AuditVerifyReport VerifyAll(AuditVerifyOptions options = {}) {
+    auto report = VerifyAuditSegments(path_, options);
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : AuditVerifyReport{};
+  }
+};
+
+TEST_F(AuditSegmentTest, RotationArchivesSegmentsAndTheChainContinues) {
+  AuditHead head;
+  {
+    auto log = OpenLog(Segmented());
+    Append(*log, 1, 21);
+    head = log->Head();
+  }
+  const std::vector<AuditSegment> archived = Archived();
+  ASSERT_GE(archived.size(), 3u);
+  std::uint64_t next = 1;
+  for (const AuditSegment& seg : archived) {
+    EXPECT_EQ(seg.first_seq, next) << seg.path;
+    EXPECT_EQ(seg.path, dir_ + "/archive/audit-" + std::to_string(seg.first_seq) + "-" +
+                            std::to_string(seg.last_seq) + ".log");
+    const auto lines = ReadLines(seg.path);
+    ASSERT_EQ(lines.size(), seg.last_seq - seg.first_seq + 1);
+    EXPECT_EQ(ParseObject(lines.front()).at("seq").as_int64(), static_cast<int>(seg.first_seq));
+    next = seg.last_seq + 1;
+  }
+  const auto active = ReadLines(path_);
+  ASSERT_FALSE(active.empty());
+  EXPECT_EQ(ParseObject(active.front()).at("seq").as_int64(), static_cast<int>(next));
+  // The new file's first record links to the last line of the previous segment.
+  EXPECT_EQ(ParseObject(active.front()).at("prev").as_string(),
+            internal::Sha256Hex(ReadLines(archived.back().path).back()));
+
+  const AuditVerifyReport report = VerifyAll({.expected_head = head});
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 21u);
+  EXPECT_EQ(report.files, archived.size() + 1);
+  // One segment alone does not start at genesis: only as a segment.
+  EXPECT_EQ(Verify().problem, AuditProblem::kSeqGap);
+  EXPECT_TRUE(Verify({.segment = true}).ok());
+
+  // Reopening continues from the active file.
+  {
+    auto log = OpenLog(Segmented());
+    EXPECT_EQ(log->Head(), head);
+    Append(*log, 22, 23);
+  }
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+  EXPECT_EQ(VerifyAll().records, 23u);
+}
+
+TEST_F(AuditSegmentTest, CrashBetweenRenameAndTheNewFileIsRecovered) {
+  AuditHead head;
+  {
+    auto log = OpenLog();
+    Append(*log, 1, 5);
+    head = log->Head();
+  }
+  // The state a crash right after the rotation's rename leaves: no active file at all.
+  ASSERT_EQ(::mkdir((dir_ + "/archive").c_str(), 0700), 0);
+  ASSERT_EQ(::rename(path_.c_str(), (dir_ + "/archive/audit-1-5.log").c_str()), 0);
+  {
+    auto log = OpenLog();
+    EXPECT_EQ(log->Head(), head);
+    Append(*log, 6, 6);
+  }
+  EXPECT_EQ(ParseObject(ReadLines(path_).front()).at("seq").as_int64(), 6);
+  // ... or a new active file that is still empty.
+  ASSERT_EQ(::rename(path_.c_str(), (dir_ + "/archive/audit-6-6.log").c_str()), 0);
+  WriteAll(path_, "");
+  {
+    auto log = OpenLog();
+    EXPECT_EQ(log->Head().seq, 6u);
+    Append(*log, 7, 7);
+  }
+  const AuditVerifyReport report = VerifyAll();
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.records, 7u);
+  EXPECT_EQ(report.files, 3u);
+}
+
+TEST_F(AuditSegmentTest, ActiveFileThatDoesNotContinueTheArchiveIsRefused) {
+  {
+    auto log = OpenLog(Segmented());
+    Append(*log, 1, 14);
+  }
+  auto lines = ReadLines(path_);
+  ASSERT_GE(lines.size(), 2u);
+  lines.erase(lines.begin());  // the active file's first record
+  WriteLines(path_, lines);
+  AuditLog::Options full = Segmented();
+  full.check = AuditLog::OpenCheck::kFull;
+  auto refused = AuditLog::Open(path_, TestKey(), clock_, full);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("seq_gap"), std::string::npos) << refused.status();
+
+  // Setting it aside continues the chain from the newest archived segment.
+  full.on_broken_chain = AuditLog::OnBrokenChain::kStartNewSegment;
+  const std::uint64_t archived_last = Archived().back().last_seq;
+  {
+    auto log = OpenLog(full);
+    EXPECT_FALSE(log->open_info().set_aside_file.empty());
+    EXPECT_EQ(log->Head().seq, archived_last + 1);  // the audit:StartSegment record
+  }
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+}
+
+TEST_F(AuditSegmentTest, TamperingInAnySegmentIsReportedWithItsFileAndLine) {
+  {
+    auto log = OpenLog(Segmented());
+    Append(*log, 1, 22);
+  }
+  const std::vector<AuditSegment> archived = Archived();
+  ASSERT_GE(archived.size(), 3u);
+  const std::string second = archived[1].path;
+  const auto original = ReadLines(second);
+  ASSERT_GE(original.size(), 3u);
+
+  auto lines = original;  // edit
+  lines[1] = Replace(lines[1], "\"stage\":\"prod\"", "\"stage\":\"dev!\"");
+  WriteLines(second, lines);
+  AuditVerifyReport report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kHashMismatch) << report.ToString();
+  EXPECT_EQ(report.file, second);
+  EXPECT_EQ(report.line, 2u);
+  EXPECT_EQ(report.seq, archived[1].first_seq + 1);
+  EXPECT_NE(report.ToString().find(second + ": line 2"), std::string::npos) << report.ToString();
+
+  lines = original;  // delete
+  lines.erase(lines.begin() + 1);
+  WriteLines(second, lines);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.file, second);
+  EXPECT_EQ(report.line, 2u);
+
+  lines = original;  // reorder
+  std::swap(lines[0], lines[1]);
+  WriteLines(second, lines);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kReordered) << report.ToString();
+  EXPECT_EQ(report.file, second);
+  EXPECT_EQ(report.line, 1u);
+  WriteLines(second, original);
+  EXPECT_TRUE(VerifyAll().ok());
+
+  // A whole segment deleted: the next file does not follow on.
+  ASSERT_EQ(::rename(second.c_str(), (dir_ + "/moved-away").c_str()), 0);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.file, archived[2].path);
+  EXPECT_EQ(report.line, 1u);
+  ASSERT_EQ(::rename((dir_ + "/moved-away").c_str(), second.c_str()), 0);
+
+  // The active file too.
+  const auto active = ReadLines(path_);
+  ASSERT_GE(active.size(), 2u);
+  lines = active;
+  std::swap(lines[0], lines[1]);
+  WriteLines(path_, lines);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kReordered) << report.ToString();
+  EXPECT_EQ(report.file, path_);
+  EXPECT_EQ(report.line, 1u);
+}
+
+TEST_F(AuditSegmentTest, RetentionPrunesTheOldestSegmentsAndWhatRemainsVerifies) {
+  {
+    auto writer = OpenLog(Segmented());
+    Append(*writer, 1, 30);
+  }
+  // Pruned by a log that does not rotate, so that the segments stay as they are.
+  AuditLog::Options no_rotation = Segmented(/*retention_segments=*/2);
+  no_rotation.segment_bytes = 0;
+  auto log = OpenLog(no_rotation);
+  const std::vector<AuditSegment> before = Archived();
+  ASSERT_GE(before.size(), 5u);
+  const std::string first_segment_last_line = ReadLines(before[0].path).back();
+  auto removed = log->Prune();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, before.size() - 2);
+  const std::vector<AuditSegment> after = Archived();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].path, before[before.size() - 2].path);
+  auto again = log->Prune();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+
+  // Each removal is recorded with the removed range, its head and where the chain now starts.
+  const auto lines = ReadLines(path_);
+  std::vector<json::object> prunes;
+  for (const auto& line : lines) {
+    json::object r = ParseObject(line);
+    if (r.at("action").as_string() == kAuditPruneAction) prunes.push_back(r);
+  }
+  ASSERT_EQ(prunes.size(), before.size() - 2);
+  const json::object& first = prunes.front().at("fields").as_object();
+  EXPECT_EQ(first.at("removed_file").as_string(),
+            "audit-1-" + std::to_string(before[0].last_seq) + ".log");
+  EXPECT_EQ(first.at("removed_first_seq").as_string(), "1");
+  EXPECT_EQ(first.at("first_kept_seq").as_string(), std::to_string(before[0].last_seq + 1));
+  EXPECT_EQ(first.at("removed_last_hash").as_string(),
+            ParseObject(first_segment_last_line).at("hash").as_string());
+  EXPECT_EQ(first.at("first_kept_prev").as_string(), internal::Sha256Hex(first_segment_last_line));
+  const AuditHead head = log->Head();
+  log.reset();
+
+  AuditVerifyReport report = VerifyAll({.expected_head = head});
+  EXPECT_TRUE(report.ok()) << report.ToString();
+  EXPECT_EQ(report.files, 3u);
+
+  // What remains is still protected: an edit, and the oldest remaining segment deleted without
+  // a prune record.
+  const std::string oldest = after[0].path;
+  const auto original = ReadLines(oldest);
+  auto edited = original;
+  edited[0] = Replace(edited[0], "\"stage\":\"prod\"", "\"stage\":\"dev!\"");
+  WriteLines(oldest, edited);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kHashMismatch) << report.ToString();
+  EXPECT_EQ(report.file, oldest);
+  EXPECT_EQ(report.line, 1u);
+  WriteLines(oldest, original);
+  auto cut = original;
+  cut.erase(cut.begin());  // the first kept record
+  WriteLines(oldest, cut);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.file, oldest);
+  EXPECT_NE(report.detail.find("no audit:PruneSegments record"), std::string::npos)
+      << report.detail;
+  ASSERT_EQ(::unlink(oldest.c_str()), 0);
+  report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.file, after[1].path);
+  EXPECT_EQ(report.line, 1u);
+}
+
+TEST_F(AuditSegmentTest, CrashBetweenThePruneRecordAndTheRemovalStillVerifies) {
+  {
+    auto writer = OpenLog(Segmented());
+    Append(*writer, 1, 16);
+  }
+  AuditLog::Options no_rotation = Segmented(/*retention_segments=*/1);
+  no_rotation.segment_bytes = 0;
+  auto log = OpenLog(no_rotation);
+  const std::vector<AuditSegment> before = Archived();
+  ASSERT_GE(before.size(), 3u);
+  std::vector<std::string> kept;
+  for (const AuditSegment& seg : before) kept.push_back(ReadAll(seg.path));
+  ASSERT_TRUE(log->Prune().ok());
+  log.reset();
+  // Put the removed segments back, as if the process died after recording their removal.
+  for (std::size_t i = 0; i + 1 < before.size(); ++i) WriteAll(before[i].path, kept[i]);
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+  // ... or only some of them (removals go oldest first).
+  ASSERT_EQ(::unlink(before[0].path.c_str()), 0);
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+  // Reopening prunes again, with new records, and still verifies.
+  {
+    auto again = OpenLog(no_rotation);
+    auto removed = again->Prune();
+    ASSERT_TRUE(removed.ok());
+    EXPECT_EQ(*removed, before.size() - 2);
+  }
+  EXPECT_EQ(Archived().size(), 1u);
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+}
+
+TEST_F(AuditSegmentTest, RetentionByAgeKeepsRecentSegments) {
+  std::size_t old_segments = 0;
+  {
+    auto writer = OpenLog(Segmented());
+    Append(*writer, 1, 10);  // old
+    old_segments = Archived().size();
+    clock_.Advance(std::chrono::hours(48));
+    Append(*writer, 11, 20);  // recent
+  }
+  ASSERT_GE(old_segments, 1u);
+  const std::size_t all = Archived().size();
+  AuditLog::Options options = Segmented();
+  options.segment_bytes = 0;
+  options.retention_age = std::chrono::hours(24);
+  auto log = OpenLog(options);
+  auto removed = log->Prune();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  // A segment that holds old and recent records ends with a recent one: it stays.
+  EXPECT_GE(*removed, old_segments - 1);
+  EXPECT_LE(*removed, old_segments);
+  EXPECT_EQ(Archived().size(), all - *removed);
+  for (const AuditSegment& seg : Archived()) {
+    EXPECT_GE(std::string(ParseObject(ReadLines(seg.path).back()).at("time").as_string()),
+              "2026-01-02T00:00:00.000Z");
+  }
+  log.reset();
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+}
+
+TEST_F(AuditSegmentTest, ALogWhoseArchiveWasPrunedAwayStillOpensAndVerifies) {
+  {
+    auto writer = OpenLog(Segmented());
+    Append(*writer, 1, 14);
+  }
+  ASSERT_GE(Archived().size(), 2u);
+  clock_.Advance(std::chrono::hours(48));
+  AuditLog::Options options = Segmented();
+  options.segment_bytes = 0;
+  options.retention_age = std::chrono::hours(24);
+  options.check = AuditLog::OpenCheck::kFull;
+  {
+    auto log = OpenLog(options);
+    ASSERT_TRUE(log->Prune().ok());
+    EXPECT_TRUE(Archived().empty());
+  }
+  // The active file now starts past seq 1; its prune records say why, so it opens (with the
+  // full check) and verifies.
+  EXPECT_GT(ParseObject(ReadLines(path_).front()).at("seq").as_int64(), 1);
+  {
+    auto log = OpenLog(options);
+    ASSERT_NE(log, nullptr);
+    Append(*log, 15, 15);
+  }
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+  // A start that no prune record names does not.
+  auto lines = ReadLines(path_);
+  lines.erase(lines.begin());
+  WriteLines(path_, lines);
+  const AuditVerifyReport report = VerifyAll();
+  EXPECT_EQ(report.problem, AuditProblem::kSeqGap) << report.ToString();
+  EXPECT_EQ(report.line, 1u);
+  EXPECT_NE(report.detail.find("no audit:PruneSegments record"), std::string::npos)
+      << report.detail;
+}
+
+TEST_F(AuditSegmentTest, TheMaintenanceThreadPrunesAfterARotation) {
+  AuditLog::Options options = Segmented(/*retention_segments=*/1);
+  options.maintain_interval = std::chrono::hours(1);
+  auto log = OpenLog(options);
+  Append(*log, 1, 20);
+  // Pruning runs on the log's own thread after each rotation; wait for it to catch up.
+  for (int i = 0; i < 3000 && Archived().size() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Archived().size(), 1u);
+  log.reset();
+  EXPECT_TRUE(VerifyAll().ok()) << VerifyAll().ToString();
+}
+
+TEST_F(AuditSegmentTest, RotationsAndPrunesAreCounted) {
+  MetricsRegistry registry;
+  AuditLog::Options options = Segmented(/*retention_segments=*/1);
+  options.metrics = &registry;
+  auto log = OpenLog(options);
+  Append(*log, 1, 14);
+  auto pruned = log->Prune();
+  ASSERT_TRUE(pruned.ok());
+  ASSERT_GE(*pruned, 1u);
+  log.reset();  // the last rotation, if any, is done
+  auto value = [text = registry.Expose()](const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos
+               ? std::string("missing")
+               : text.substr(at + name.size() + 2, text.find('\n', at + 1) - at - name.size() - 2);
+  };
+  EXPECT_EQ(value("moatless_audit_segments_archived_total"),
+            std::to_string(Archived().size() + *pruned));
+  EXPECT_EQ(value("moatless_audit_segments_pruned_total"), std::to_string(*pruned));
+}
+
+TEST_F(AuditSegmentTest, TheLockOutlivesRotations) {
+  auto log = OpenLog(Segmented());
+  Append(*log, 1, 10);
+  ASSERT_GE(Archived().size(), 1u);
+  auto second = AuditLog::Open(path_, TestKey(), clock_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), core::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AuditLogTest, HmacIsTheStoredFormOfASensitiveValue) {
+  auto log = OpenLog();
+  const core::SecretBytes value(std::string("AKIAEXAMPLE"));
+  EXPECT_EQ(log->Hmac(value), AuditHmac(TestKey(), value));
+  EXPECT_TRUE(AuditHmacMatches(TestKey(), log->Hmac(value), value));
+}
+
 }  // namespace
 }  // namespace moatless::observe

@@ -21,8 +21,16 @@ ChainChecker::ChainChecker(bool from_genesis, std::optional<AuditHead> anchor)
   if (from_genesis) last_line_hash_ = std::string(kAuditGenesisPrev);
 }
 
+ChainChecker::ChainChecker(std::uint64_t next_seq, std::string prev,
+                           std::optional<AuditHead> anchor)
+    : have_prev_(true),
+      expected_seq_(next_seq),
+      last_line_hash_(std::move(prev)),
+      anchor_(std::move(anchor)) {}
+
 void ChainChecker::Fail(AuditProblem problem, std::uint64_t line_no,
                         std::optional<std::uint64_t> seq, std::string detail) {
+  report_.file = line_no > 0 ? file_ : std::string();
   report_.problem = problem;
   report_.line = line_no;
   report_.seq = seq;
@@ -72,7 +80,12 @@ void ChainChecker::Feed(std::string_view line, std::uint64_t line_no) {
          "whitespace changed): the line was edited");
     return;
   }
-  if (have_prev_) {
+  const bool first = !fed_;
+  fed_ = true;
+  if (first && have_prev_ && allow_pruned_start_ && expected_seq_ == 1 && e.seq > 1) {
+    // Perhaps the records before were pruned: accepted if a prune record says so further on.
+    pruned_start_ = PrunedStart{.seq = e.seq, .prev = e.prev, .file = file_, .line = line_no};
+  } else if (have_prev_) {
     if (e.seq > expected_seq_) {
       Fail(AuditProblem::kSeqGap, line_no, e.seq,
            "seq jumps from " + std::to_string(expected_seq_ - 1) + " to " + std::to_string(e.seq) +
@@ -105,6 +118,14 @@ void ChainChecker::Feed(std::string_view line, std::uint64_t line_no) {
   ++report_.records;
   report_.head = AuditHead{e.seq, parsed->hash};
   if (anchor_.has_value() && anchor_->seq == e.seq) anchor_hash_seen_ = parsed->hash;
+  if (pruned_start_.has_value() && !pruned_start_->accounted && e.action == kAuditPruneAction) {
+    const auto seq = e.fields.find(std::string(kAuditPruneFirstKeptSeq));
+    const auto prev = e.fields.find(std::string(kAuditPruneFirstKeptPrev));
+    if (seq != e.fields.end() && prev != e.fields.end() &&
+        seq->second == std::to_string(pruned_start_->seq) && prev->second == pruned_start_->prev) {
+      pruned_start_->accounted = true;
+    }
+  }
 }
 
 void ChainChecker::Finish(bool incomplete_tail, std::uint64_t tail_line_no) {
@@ -114,6 +135,15 @@ void ChainChecker::Finish(bool incomplete_tail, std::uint64_t tail_line_no) {
     Fail(AuditProblem::kIncompleteLastLine, tail_line_no, std::nullopt,
          "the final line has no newline: a write interrupted by a crash (never acknowledged); "
          "AuditLog::Open cuts it off");
+    return;
+  }
+  if (pruned_start_.has_value() && !pruned_start_->accounted) {
+    const std::uint64_t seq = pruned_start_->seq;
+    file_ = pruned_start_->file;
+    Fail(AuditProblem::kSeqGap, pruned_start_->line, seq,
+         "the log starts at seq " + std::to_string(seq) + ": records 1" +
+             (seq > 2 ? ".." + std::to_string(seq - 1) : "") + " are missing (deleted), and no " +
+             std::string(kAuditPruneAction) + " record says they were pruned");
     return;
   }
   if (!anchor_.has_value() || anchor_->seq == 0) return;
@@ -230,7 +260,8 @@ std::string AuditVerifyReport::ToString() const {
   if (ok()) return "ok: " + std::to_string(records) + " records, " + head_text;
   std::string out;
   if (line > 0) {
-    out = "line " + std::to_string(line);
+    out = file.empty() ? std::string() : file + ": ";
+    out += "line " + std::to_string(line);
     if (seq.has_value()) out += " (seq " + std::to_string(*seq) + ")";
   } else {
     out = "log";
@@ -242,8 +273,12 @@ std::string AuditVerifyReport::ToString() const {
   return out;
 }
 
-core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
-                                               const AuditVerifyOptions& options) {
+namespace {
+
+// Feeds every line of the file at `path` to `checker`. Returns whether the file ended without a
+// newline (the rest of it was not fed).
+core::Result<bool> FeedFile(const std::string& path, internal::ChainChecker& checker,
+                            std::uint64_t& line_no) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return core::ErrnoStatus("open audit log " + path, errno);
   struct stat st {};
@@ -252,10 +287,9 @@ core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
     ::close(fd);
     return core::ErrnoStatus("stat audit log " + path, err);
   }
+  checker.SetFile(path);
   internal::LineReader reader(fd, static_cast<std::uint64_t>(st.st_size));
-  internal::ChainChecker checker(/*from_genesis=*/true, options.expected_head);
-  std::uint64_t line_no = 0;
-  bool incomplete = false;
+  line_no = 0;
   for (;;) {
     auto next = reader.Next();
     if (!next.ok()) {
@@ -266,8 +300,8 @@ core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
     internal::LineReader::Line& line = **next;
     ++line_no;
     if (!line.terminated) {
-      incomplete = true;
-      break;
+      ::close(fd);
+      return true;
     }
     if (line.oversized) {
       checker.FeedOversized(line_no);
@@ -276,8 +310,39 @@ core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
     }
   }
   ::close(fd);
+  return false;
+}
+
+}  // namespace
+
+core::Result<AuditVerifyReport> VerifyAuditLog(const std::string& path,
+                                               const AuditVerifyOptions& options) {
+  internal::ChainChecker checker(/*from_genesis=*/!options.segment, options.expected_head);
+  std::uint64_t line_no = 0;
+  ASSIGN_OR_RETURN(const bool incomplete, FeedFile(path, checker, line_no));
   checker.Finish(incomplete, line_no);
-  return checker.report();
+  AuditVerifyReport report = checker.report();
+  report.files = 1;
+  return report;
+}
+
+core::Result<AuditVerifyReport> VerifyAuditSegments(const std::string& active_path,
+                                                    const AuditVerifyOptions& options) {
+  ASSIGN_OR_RETURN(const std::vector<AuditSegment> segments, ListAuditSegments(active_path));
+  if (segments.empty()) return core::NotFoundError("no audit log at " + active_path);
+  internal::ChainChecker checker(/*from_genesis=*/true, options.expected_head);
+  checker.AllowPrunedStart();
+  std::uint64_t line_no = 0;
+  bool incomplete = false;
+  // A file that ends without a newline ends the check there: in the active file that is a write
+  // a crash interrupted, in an archived segment (complete when it was archived) an edit.
+  for (std::size_t i = 0; i < segments.size() && !incomplete; ++i) {
+    ASSIGN_OR_RETURN(incomplete, FeedFile(segments[i].path, checker, line_no));
+  }
+  checker.Finish(incomplete, line_no);
+  AuditVerifyReport report = checker.report();
+  report.files = segments.size();
+  return report;
 }
 
 }  // namespace moatless::observe

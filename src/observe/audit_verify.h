@@ -21,6 +21,14 @@ class ChainChecker {
   // from_genesis: the first line fed must be seq 1 with the genesis prev (a whole file). Otherwise
   // the first line fed is checked only on its own and later lines against it (a file's tail).
   ChainChecker(bool from_genesis, std::optional<AuditHead> anchor);
+  // The first line fed must be seq `next_seq` with prev `prev` (it continues an earlier segment).
+  ChainChecker(std::uint64_t next_seq, std::string prev, std::optional<AuditHead> anchor);
+
+  // From genesis, a first line with seq > 1 is also accepted as the start if an
+  // audit:PruneSegments record fed later names its seq and prev (else Finish reports a seq_gap).
+  void AllowPrunedStart() { allow_pruned_start_ = true; }
+  // The file the next lines come from; a problem is reported with it.
+  void SetFile(std::string file) { file_ = std::move(file); }
 
   // Feeds the next complete line (without its newline). After the first problem further lines are
   // only used to tell a deletion from a reordering.
@@ -40,6 +48,17 @@ class ChainChecker {
             std::string detail);
 
   bool have_prev_;
+  bool fed_ = false;  // a line was fed
+  bool allow_pruned_start_ = false;
+  struct PrunedStart {
+    std::uint64_t seq = 0;
+    std::string prev;
+    std::string file;
+    std::uint64_t line = 0;
+    bool accounted = false;
+  };
+  std::optional<PrunedStart> pruned_start_;
+  std::string file_;
   std::uint64_t expected_seq_ = 1;
   std::string last_line_hash_;
   std::optional<AuditHead> anchor_;

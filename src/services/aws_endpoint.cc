@@ -149,6 +149,9 @@ core::Status AwsEndpoint::Audit(Exchange& ex, std::string actor, std::string act
   record.request_id = context.request_id;
   record.reason = std::move(reason);
   record.fields["source_ip"] = SourceIp(context.remote);
+  if (!ex.access_key_id.empty()) {
+    record.sensitive_fields.emplace("access_key_id", core::SecretBytes(ex.access_key_id));
+  }
   if (!context.environment.empty()) record.fields["environment"] = context.environment;
   if (decisions_ != nullptr) {
     const std::string_view act = record.action;
@@ -298,6 +301,7 @@ http::Response AwsEndpoint::Dispatch(Exchange& ex) {
                                        signature.status().message());
     return ErrorFor(ex, audited.ok() ? signature.status() : audited);
   }
+  ex.access_key_id = signature->access_key_id;
   bool served = signature->service == "sts" || signature->service == "iam";
   if (ex.rest_json) served = signature->service == service;
   if (ex.json) {

@@ -95,6 +95,9 @@ class AwsEndpoint {
     bool json = false;                    // errors in JSON 1.1 shape (Secrets Manager)
     LambdaApi* lambda = nullptr;          // the Lambda API this request uses, if attached
     RestJsonService* service = nullptr;   // the attached service this request is for, if any
+    // The access key id the request is signed with, once read: its records carry it as the
+    // sensitive field access_key_id (only its HMAC is stored; `moatless audit hash` finds it).
+    std::string access_key_id;
   };
   // What the work produced: the response, to be released once record audit_seq is durable.
   struct Answer {
