@@ -66,6 +66,8 @@ ControlApi::ControlApi(Deps deps)
     for (const char* method : {"GET", "PATCH", "DELETE"}) {
       add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/apikeys/{id}", aws);
     }
+    // Function logs (app/logs_api.h).
+    add(router_, "GET", "/moatless/v1/functions/{name}/logs", aws);
   }
 }
 
