@@ -17,6 +17,8 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::size_t kMaxOpen = 256;
+// How often retention looks for logs nobody writes to any more (rotation prunes the others).
+constexpr std::chrono::hours kSweepInterval(1);
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -122,18 +124,39 @@ core::Result<std::unique_ptr<FunctionLogs>> FunctionLogs::Open(std::string dir,
                                                                observe::RotationPolicy policy,
                                                                const core::Clock& clock) {
   RETURN_IF_ERROR(MakePrivateDir(dir));
-  // Retention for logs nobody has written to since the daemon started.
-  std::set<std::string> bases;
+  std::unique_ptr<FunctionLogs> logs(new FunctionLogs(std::move(dir), policy, clock));
+  logs->ApplyRetention();  // logs nobody wrote to while the daemon was down
+  return logs;
+}
+
+std::size_t FunctionLogs::ApplyRetention() {
+  if (policy_.max_age.count() <= 0) return 0;
+  std::lock_guard lock(mu_);
+  last_sweep_ = clock_.MonotonicNow();
+  std::set<std::string> names;
   std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), done; !ec && it != done; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    const std::size_t dot = name.find(".log");
-    if (dot != std::string::npos && ValidateLogName(name.substr(0, dot)).ok()) {
-      bases.insert(dir + "/" + name.substr(0, dot + 4));
+  for (std::filesystem::directory_iterator it(dir_, ec), done; !ec && it != done;
+       it.increment(ec)) {
+    const std::string file = it->path().filename().string();
+    const std::size_t dot = file.find(".log");
+    if (dot != std::string::npos && ValidateLogName(file.substr(0, dot)).ok()) {
+      names.insert(file.substr(0, dot));
     }
   }
-  for (const std::string& base : bases) observe::ApplyRetention(base, policy, clock.Now());
-  return std::unique_ptr<FunctionLogs>(new FunctionLogs(std::move(dir), policy, clock));
+  const core::WallTime now = clock_.Now();
+  std::size_t deleted = 0;
+  for (const std::string& name : names) {
+    const std::size_t n = observe::ApplyRetention(PathOf(name), policy_, now);
+    deleted += n;
+    // An open sink of a log that was deleted would write to the removed file: close it (the next
+    // write opens a new file).
+    auto it = open_.find(name);
+    if (n > 0 && it != open_.end() && observe::LogFilePaths(PathOf(name)).empty()) {
+      failed_ += it->second->failed_writes();
+      open_.erase(it);
+    }
+  }
+  return deleted;
 }
 
 void FunctionLogs::Record(const runtime::FunctionConfig& function,
@@ -144,6 +167,14 @@ void FunctionLogs::Record(const runtime::FunctionConfig& function,
 
 void FunctionLogs::Append(const std::string& name, std::string_view lines) {
   if (!ValidateLogName(name).ok()) return;
+  if (policy_.max_age.count() > 0) {
+    bool due = false;
+    {
+      std::lock_guard lock(mu_);
+      due = clock_.MonotonicNow() - last_sweep_ >= kSweepInterval;
+    }
+    if (due) ApplyRetention();
+  }
   std::shared_ptr<observe::RotatingFileSink> sink;
   {
     std::lock_guard lock(mu_);

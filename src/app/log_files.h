@@ -64,6 +64,11 @@ class FunctionLogs {
                                       const observe::LogQuery& query) const;
   // Whether the function has any log file.
   bool HasLog(const std::string& name) const;
+  // Deletes what the retention policy says has expired: every function's rotated files older than
+  // max_age, and whole logs nobody wrote to for that long. Runs when the logs are opened and then
+  // at most once an hour, from the first Append after that hour (nothing without max_age).
+  // Returns how many files it deleted.
+  std::size_t ApplyRetention();
 
   std::string PathOf(const std::string& name) const { return dir_ + "/" + name + ".log"; }
   std::uint64_t failed_writes() const;
@@ -79,6 +84,7 @@ class FunctionLogs {
   // Open logs; closed all at once past kMaxOpen (a writer keeps its sink alive while it writes).
   std::map<std::string, std::shared_ptr<observe::RotatingFileSink>> open_;
   std::uint64_t failed_ = 0;  // by sinks already closed, and opens that failed
+  core::MonoTime last_sweep_{};
 };
 
 // The daemon's sinks: platform() writes to standard error and logs/moatless.log, gateway() to

@@ -1,5 +1,6 @@
 #include "app/log_files.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -157,6 +158,32 @@ TEST_F(FunctionLogsTest, AnInvocationIsNeverSplitByRotation) {
     EXPECT_EQ(S(lines.front().at("type")), "start") << path;
     EXPECT_EQ(S(lines.back().at("type")), "report") << path;
   }
+}
+
+TEST_F(FunctionLogsTest, RetentionRemovesLogsNobodyWritesToWhileTheDaemonRuns) {
+  clock_.SetWallTime(std::chrono::system_clock::now());
+  auto opened = FunctionLogs::Open(dir_ + "/retained", {.max_age = std::chrono::hours(48)}, clock_);
+  ASSERT_TRUE(opened.ok());
+  FunctionLogs& logs = **opened;
+  logs.Record(Function("idle"), Result("r1", "old\n"));
+  logs.Record(Function("busy"), Result("r2", "new\n"));
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() -
+                                                      std::chrono::hours(72));
+  const timespec times[2] = {{t, 0}, {t, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, logs.PathOf("idle").c_str(), times, 0), 0);
+  // Within the hour nothing is swept; after it, the next write sweeps.
+  logs.Record(Function("busy"), Result("r3", "\n"));
+  EXPECT_TRUE(logs.HasLog("idle"));
+  clock_.Advance(std::chrono::minutes(61));
+  logs.Record(Function("busy"), Result("r4", "\n"));
+  EXPECT_FALSE(logs.HasLog("idle"));
+  EXPECT_TRUE(logs.HasLog("busy"));
+  // The function writes again: a new file, nothing lost.
+  logs.Record(Function("idle"), Result("r5", "back\n"));
+  auto page = logs.Read("idle", {});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 4u);
+  EXPECT_EQ(S(page->entries[0].at("request_id")), "r5");
 }
 
 http::Request Get(const std::string& target) {
