@@ -201,7 +201,13 @@ void FunctionLogs::Append(const std::string& name, std::string_view lines) {
 core::Result<observe::LogPage> FunctionLogs::Read(const std::string& name,
                                                   const observe::LogQuery& query) const {
   RETURN_IF_ERROR(ValidateLogName(name));
-  return observe::ReadLogFiles(PathOf(name), query);
+  std::shared_ptr<observe::RotatingFileSink> sink;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = open_.find(name); it != open_.end()) sink = it->second;
+  }
+  // The writer's sink holds off rotation while the files are opened.
+  return sink != nullptr ? sink->Read(query) : observe::ReadLogFiles(PathOf(name), query);
 }
 
 bool FunctionLogs::HasLog(const std::string& name) const {

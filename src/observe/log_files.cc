@@ -345,14 +345,11 @@ std::size_t ApplyRetention(const std::string& path, const RotationPolicy& policy
 
 // ---- reading ----
 
-core::Result<LogPage> ReadLogFiles(const std::string& path, const LogQuery& query) {
-  std::optional<Cursor> cursor;
-  if (!query.cursor.empty()) {
-    ASSIGN_OR_RETURN(Cursor c, ParseCursor(query.cursor));
-    cursor = c;
-  }
-  // Open newest first: a rotation between two opens then shows the same file twice (dropped by
-  // its inode) rather than hiding one.
+namespace {
+
+// The log's files, oldest first, opened newest first: a rotation between two opens then shows the
+// same file twice (dropped by its inode) rather than hiding one.
+std::vector<OpenFile> OpenLogFiles(const std::string& path) {
   std::vector<OpenFile> files;
   const std::vector<std::string> paths = LogFilePaths(path);
   for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
@@ -365,6 +362,43 @@ core::Result<LogPage> ReadLogFiles(const std::string& path, const LogQuery& quer
     if (!seen) files.push_back(OpenFile{std::move(fd), st.st_dev, st.st_ino});
   }
   std::reverse(files.begin(), files.end());
+  return files;
+}
+
+// The index of the file the cursor was made on: same device and inode, same first bytes.
+std::optional<std::size_t> FindCursorFile(const std::vector<OpenFile>& files, const Cursor& c) {
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const OpenFile& f = files[i];
+    if (f.dev == c.dev && f.ino == c.ino && Fingerprint(f.fd.get(), c.offset) == c.fingerprint) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+core::Result<LogPage> ReadLogFilesImpl(const std::string& path, const LogQuery& query,
+                                       std::mutex* writer) {
+  std::optional<Cursor> cursor;
+  if (!query.cursor.empty()) {
+    ASSIGN_OR_RETURN(Cursor c, ParseCursor(query.cursor));
+    cursor = c;
+  }
+  std::vector<OpenFile> files;
+  std::optional<std::size_t> found;
+  // With the writer's lock no rotation runs while the files are opened (a few opens, no reading).
+  // Without it, renames racing the opens can hide the cursor's file: look again a few times
+  // before concluding it is gone.
+  for (int attempt = 0; attempt < (writer != nullptr ? 1 : 4); ++attempt) {
+    if (writer != nullptr) {
+      std::lock_guard lock(*writer);
+      files = OpenLogFiles(path);
+    } else {
+      files = OpenLogFiles(path);
+    }
+    if (!cursor) break;
+    found = FindCursorFile(files, *cursor);
+    if (found) break;
+  }
 
   LogPage page;
   if (files.empty()) {
@@ -374,15 +408,10 @@ core::Result<LogPage> ReadLogFiles(const std::string& path, const LogQuery& quer
   std::size_t index = 0;
   std::uint64_t offset = 0;
   if (cursor) {
-    // The file the cursor was made on: same device and inode, same first bytes.
-    auto it = std::find_if(files.begin(), files.end(), [&](const OpenFile& f) {
-      return f.dev == cursor->dev && f.ino == cursor->ino &&
-             Fingerprint(f.fd.get(), cursor->offset) == cursor->fingerprint;
-    });
-    if (it == files.end()) {
+    if (!found) {
       page.gap = true;
     } else {
-      index = static_cast<std::size_t>(it - files.begin());
+      index = *found;
       offset = cursor->offset;
     }
   }
@@ -458,6 +487,16 @@ core::Result<LogPage> ReadLogFiles(const std::string& path, const LogQuery& quer
   }
   page.next_cursor = FormatCursor(files[position.first], position.second);
   return page;
+}
+
+}  // namespace
+
+core::Result<LogPage> ReadLogFiles(const std::string& path, const LogQuery& query) {
+  return ReadLogFilesImpl(path, query, nullptr);
+}
+
+core::Result<LogPage> RotatingFileSink::Read(const LogQuery& query) {
+  return ReadLogFilesImpl(path_, query, &mu_);
 }
 
 core::Result<core::WallTime> ParseRfc3339(std::string_view s) {

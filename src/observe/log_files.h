@@ -23,9 +23,11 @@
 // last entry it got even when the log rotated between two reads. Only when the file it names is
 // gone altogether (rotated past max_files, or deleted by retention; a new file that reuses the
 // inode has other first bytes) does reading resume at the oldest file left, and the page says
-// `gap`. Lines that are
-// not JSON objects with a string "time", or longer than kMaxLogLineBytes, are skipped. A line
-// being written (no newline yet) is left for the next read.
+// `gap`. Renames that race the reader's opens could hide a file for a moment:
+// RotatingFileSink::Read holds rotation off while it opens the files (so a reader in the writer's
+// process never sees that), and ReadLogFiles looks again a few times before it concludes a file is
+// gone. Lines that are not JSON objects with a string "time", or longer than kMaxLogLineBytes, are
+// skipped. A line being written (no newline yet) is left for the next read.
 //
 // Threading: RotatingFileSink and TeeSink are thread-safe (writes are serialised per sink; lines
 // never interleave). ReadLogFiles may run beside a writer of the same log.
@@ -50,6 +52,9 @@
 
 namespace moatless::observe {
 
+struct LogQuery;
+struct LogPage;
+
 struct RotationPolicy {
   std::uint64_t max_bytes = 16 << 20;  // per file
   std::uint32_t max_files = 5;         // PATH and its rotated siblings together; at least 1
@@ -68,6 +73,10 @@ class RotatingFileSink final : public LogSink {
 
   // One or more whole lines, each ending in '\n', written at once.
   void Write(std::string_view lines) override;
+
+  // ReadLogFiles(path(), query), with rotations held off while the files are opened (a few opens;
+  // the reading runs unlocked), so the cursor's file cannot slip past the reader.
+  core::Result<LogPage> Read(const LogQuery& query);
 
   const std::string& path() const { return path_; }
   // Writes that were lost (open, rotation or write errors) since the sink was opened.

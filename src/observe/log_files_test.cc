@@ -306,6 +306,26 @@ TEST_F(LogFilesTest, CursorPagesAndFollowsAcrossRotation) {
             std::vector<std::string>{"g"});
 }
 
+TEST_F(LogFilesTest, AFollowerBesideARotatingWriterSeesEveryLineOnceInOrder) {
+  constexpr int kLines = 3000;
+  auto sink = Open({.max_bytes = 2048, .max_files = 1000});
+  std::jthread writer([&] {
+    for (int i = 0; i < kLines; ++i) sink->Write(Entry("r", std::to_string(i), 100));
+  });
+  int next = 0;
+  std::string cursor;
+  while (next < kLines) {
+    auto page = sink->Read({.limit = 50, .cursor = cursor});
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_FALSE(page->gap) << "after " << next;
+    for (const std::string& m : Messages(*page)) ASSERT_EQ(m, std::to_string(next++));
+    cursor = page->next_cursor;
+  }
+  writer.join();
+  EXPECT_GT(sink->rotations(), 100u);
+  EXPECT_TRUE(ReadLogFiles(path_, {.cursor = cursor})->entries.empty());
+}
+
 TEST_F(LogFilesTest, CursorWhoseFileIsGoneResumesAtTheOldestWithAGap) {
   auto sink = Open({.max_bytes = 150, .max_files = 2});
   sink->Write(Entry("r", "a", 100));
