@@ -133,6 +133,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   metrics.Gauge("moatless_build_info", "Build information; the value is always 1.", {"version"})
       .WithLabels({kVersion})
       .Set(1);
+  logs.CountFailures(metrics);
 
   ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
   auto audit_or =

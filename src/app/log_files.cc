@@ -185,6 +185,7 @@ void FunctionLogs::Append(const std::string& name, std::string_view lines) {
       auto opened = observe::RotatingFileSink::Open(PathOf(name), policy_, clock_);
       if (!opened.ok()) {
         ++failed_;
+        if (failure_counter_ != nullptr) failure_counter_->Inc();
         return;
       }
       if (open_.size() >= kMaxOpen) {
@@ -192,6 +193,7 @@ void FunctionLogs::Append(const std::string& name, std::string_view lines) {
         open_.clear();
       }
       sink = std::shared_ptr<observe::RotatingFileSink>(std::move(opened).value());
+      sink->CountFailuresIn(failure_counter_);
       open_.emplace(name, sink);
     }
   }
@@ -221,6 +223,12 @@ std::uint64_t FunctionLogs::failed_writes() const {
   return n;
 }
 
+void FunctionLogs::CountFailuresIn(observe::Counter* counter) {
+  std::lock_guard lock(mu_);
+  failure_counter_ = counter;
+  for (const auto& [_, sink] : open_) sink->CountFailuresIn(counter);
+}
+
 // ---- DaemonLogs ----
 
 DaemonLogs::DaemonLogs() {
@@ -243,6 +251,15 @@ core::Status DaemonLogs::OpenFiles(const std::string& logs_dir, observe::Rotatio
   platform_.Add(platform_file_.get());
   gateway_.Add(gateway_file_.get());
   return core::Status::Ok();
+}
+
+void DaemonLogs::CountFailures(observe::MetricsRegistry& metrics) {
+  observe::CounterFamily& family = metrics.Counter(
+      "moatless_log_write_failures_total",
+      "Log lines lost: a log file under DATA_DIR/logs could not be written.", {"log"});
+  if (platform_file_) platform_file_->CountFailuresIn(&family.WithLabels({"platform"}));
+  if (gateway_file_) gateway_file_->CountFailuresIn(&family.WithLabels({"gateway"}));
+  if (functions_) functions_->CountFailuresIn(&family.WithLabels({"functions"}));
 }
 
 }  // namespace moatless::app

@@ -72,6 +72,8 @@ class FunctionLogs {
 
   std::string PathOf(const std::string& name) const { return dir_ + "/" + name + ".log"; }
   std::uint64_t failed_writes() const;
+  // Also counts lost writes in `counter` (which must outlive the logs).
+  void CountFailuresIn(observe::Counter* counter);
 
  private:
   FunctionLogs(std::string dir, observe::RotationPolicy policy, const core::Clock& clock)
@@ -85,6 +87,7 @@ class FunctionLogs {
   std::map<std::string, std::shared_ptr<observe::RotatingFileSink>> open_;
   std::uint64_t failed_ = 0;  // by sinks already closed, and opens that failed
   core::MonoTime last_sweep_{};
+  observe::Counter* failure_counter_ = nullptr;
 };
 
 // The daemon's sinks: platform() writes to standard error and logs/moatless.log, gateway() to
@@ -100,6 +103,9 @@ class DaemonLogs {
   observe::LogSink& platform() { return platform_; }
   observe::LogSink& gateway() { return gateway_; }
   FunctionLogs* functions() { return functions_.get(); }
+  // Counts lost log writes in moatless_log_write_failures_total{log="platform"|"gateway"|
+  // "functions"}. After OpenFiles.
+  void CountFailures(observe::MetricsRegistry& metrics);
 
  private:
   observe::StderrSink stderr_;

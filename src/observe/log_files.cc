@@ -275,28 +275,33 @@ void RotatingFileSink::PruneLocked() {
   }
 }
 
+void RotatingFileSink::Failed() {
+  failed_writes_.fetch_add(1);
+  if (Counter* counter = failure_counter_.load(); counter != nullptr) counter->Inc();
+}
+
 void RotatingFileSink::Write(std::string_view lines) {
   std::lock_guard lock(mu_);
   if (fd_ < 0) {
     // Reopen at most once a second, so a broken disk does not cost an open per line.
     if (last_open_attempt_ &&
         clock_.MonotonicNow() - *last_open_attempt_ < std::chrono::seconds(1)) {
-      failed_writes_.fetch_add(1);
+      Failed();
       return;
     }
     if (!OpenLocked()) {
-      failed_writes_.fetch_add(1);
+      Failed();
       return;
     }
   }
   if (size_ > 0 && size_ + lines.size() > policy_.max_bytes) {
     if (!RotateLocked() && fd_ < 0) {
-      failed_writes_.fetch_add(1);
+      Failed();
       return;
     }
   }
   if (!WriteAll(fd_, lines)) {
-    failed_writes_.fetch_add(1);
+    Failed();
     // Start from the file's real size next time (part of the lines may be in it).
     struct stat st {};
     if (::fstat(fd_, &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);

@@ -49,6 +49,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "observe/logger.h"
+#include "observe/metrics.h"
 
 namespace moatless::observe {
 
@@ -82,10 +83,13 @@ class RotatingFileSink final : public LogSink {
   // Writes that were lost (open, rotation or write errors) since the sink was opened.
   std::uint64_t failed_writes() const { return failed_writes_.load(); }
   std::uint64_t rotations() const { return rotations_.load(); }
+  // Also counts lost writes in `counter` (null: not), which must outlive the sink.
+  void CountFailuresIn(Counter* counter) { failure_counter_.store(counter); }
 
  private:
   RotatingFileSink(std::string path, RotationPolicy policy, const core::Clock& clock);
   // With mu_ held.
+  void Failed();
   bool OpenLocked();
   bool RotateLocked();
   void PruneLocked();
@@ -99,6 +103,7 @@ class RotatingFileSink final : public LogSink {
   std::optional<core::MonoTime> last_open_attempt_;
   std::atomic<std::uint64_t> failed_writes_{0};
   std::atomic<std::uint64_t> rotations_{0};
+  std::atomic<Counter*> failure_counter_{nullptr};
 };
 
 // Writes every line to each of its sinks, in order. Sinks can be added (before or while it is

@@ -202,11 +202,15 @@ TEST_F(LogFilesTest, ConcurrentWritersKeepLinesWhole) {
 
 TEST_F(LogFilesTest, AWriteThatCannotOpenIsCountedNotThrown) {
   auto sink = Open({.max_bytes = 100, .max_files = 2});
+  MetricsRegistry metrics;
+  CounterFamily& lost = metrics.Counter("lost_total", "Lost.", {});
+  sink->CountFailuresIn(&lost.WithLabels({}));
   fs::remove_all(dir_);  // rotation cannot create the new file
   sink->Write(Entry("r", "a", 80));
   sink->Write(Entry("r", "b", 80));
   sink->Write(Entry("r", "c", 80));
   EXPECT_GE(sink->failed_writes(), 1u);
+  EXPECT_EQ(lost.Value(), static_cast<double>(sink->failed_writes()));
   fs::create_directories(dir_);
   clock_.Advance(std::chrono::seconds(2));
   sink->Write(Entry("r", "d", 80));

@@ -19,7 +19,7 @@ import threading
 import unittest
 
 import harness
-from harness import Server, run_cli
+from harness import Server, request, run_cli
 
 AWS = "/usr/bin/aws"  # Debian's awscli (scripts/install-deps)
 ACCOUNT = "000000000000"
@@ -295,6 +295,11 @@ class LogsTest(unittest.TestCase):
                     data = f.read()
                 for value in forbidden:
                     self.assertNotIn(value.encode(), data, "a secret in " + name)
+        # Nothing was lost, and the metric says so.
+        status, _, body = request(self.server, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        for log in ("platform", "gateway", "functions"):
+            self.assertIn('moatless_log_write_failures_total{log="%s"} 0' % log, body.decode())
         # The platform log file holds what standard error shows.
         with open(os.path.join(logs_dir, "moatless.log")) as f:
             msgs = {json.loads(line).get("msg") for line in f if line.strip()}
