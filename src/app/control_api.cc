@@ -81,6 +81,8 @@ ControlApi::ControlApi(Deps deps)
     // The audit API (app/audit_api.h).
     add(router_, "GET", "/moatless/v1/audit/records", aws);
     add(router_, "POST", "/moatless/v1/audit/hash", aws);
+    // Function logs (app/logs_api.h).
+    add(router_, "GET", "/moatless/v1/functions/{name}/logs", aws);
   }
 }
 

@@ -24,6 +24,8 @@
 #include "app/function_host.h"
 #include "app/gateway_host.h"
 #include "app/instrumented_database.h"
+#include "app/log_files.h"
+#include "app/logs_api.h"
 #include "app/secret_key_files.h"
 #include "app/secrets_worker.h"
 #include "app/version.h"
@@ -130,13 +132,20 @@ observe::AuditRecord LifecycleRecord(std::string action, const ServeSettings& s,
 }  // namespace
 
 core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
-  observe::StderrSink sink;
+  // Standard error, and the data directory's log files once it is open.
+  DaemonLogs logs;
   ASSIGN_OR_RETURN(const observe::LogLevel level, observe::ParseLogLevel(settings.log_level));
-  const observe::Logger log(sink, env.clock(), level);
+  const observe::Logger log(logs.platform(), env.clock(), level);
   ::signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit(log);
 
   ASSIGN_OR_RETURN(std::unique_ptr<DataDir> data_dir, DataDir::Open(settings.data_dir, env));
+  RETURN_IF_ERROR(logs.OpenFiles(data_dir->LogsPath(),
+                                 {.max_bytes = settings.log_max_file_bytes,
+                                  .max_files = settings.log_max_files,
+                                  .max_age = settings.log_retention},
+                                 env.clock())
+                      .Annotate("log files"));
 
   // Function isolation: what this host offers. Functions run only with full isolation, or with
   // the operator's explicit insecure opt-in; the control API serves either way.
@@ -161,6 +170,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   metrics.Gauge("moatless_build_info", "Build information; the value is always 1.", {"version"})
       .WithLabels({kVersion})
       .Set(1);
+  logs.CountFailures(metrics);
 
   ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
   auto audit_or = observe::AuditLog::Open(
@@ -247,7 +257,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                         .env = env,
                         .authenticator = authenticator,
                         .audit = *audit,
-                        .log = log,
+                        .log = observe::Logger(logs.gateway(), env.clock(), level),
                         .metrics = &metrics,
                         .options = {.region = settings.region,
                                     .account_id = settings.account_id,
@@ -284,6 +294,18 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                     .region = settings.region,
                                     .account_id = settings.account_id});
   aws.AttachService(&audit_api);
+  // Function logs, authorised per function.
+  LogsApi logs_api(LogsApi::Deps{
+      .logs = *logs.functions(),
+      .function_exists = [&app_registry](const std::string& name) -> core::Result<bool> {
+        auto found = app_registry.Get(name);
+        if (found.ok()) return true;
+        if (found.status().code() == core::StatusCode::kNotFound) return false;
+        return found.status();
+      },
+      .region = settings.region,
+      .account_id = settings.account_id});
+  aws.AttachService(&logs_api);
   aws.AttachService(&app_api);
 
   // Alerts: the live manifests' alert rules, evaluated against the metrics.
@@ -397,6 +419,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                            .log = log,
                            .metrics = &metrics,
                            .blocking = &service_pool,
+                           .function_logs = logs.functions(),
                            .runtimes_dir = settings.runtimes_dir.empty() ? MOATLESS_RUNTIMES_DIR
                                                                          : settings.runtimes_dir,
                            .region = settings.region,
@@ -501,6 +524,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   aws.DetachService(&app_api);
   aws.DetachService(&alerts_api);
   aws.DetachService(&audit_api);
+  aws.DetachService(&logs_api);
 
   core::Status status =
       audit->Append(LifecycleRecord("moatless:ServeStop", settings, control_address))

@@ -34,6 +34,8 @@ class DataDir {
   std::string SecretKeysPath() const { return path_ + "/keys/secrets"; }
   // The folder of the self-signed development certificate (http/self_signed.h).
   std::string TlsPath() const { return path_ + "/tls"; }
+  // The folder of the log files (app/log_files.h).
+  std::string LogsPath() const { return path_ + "/logs"; }
 
   // Reads the audit HMAC key, creating it on first use.
   core::Result<core::SecretBytes> LoadOrCreateAuditKey(core::Env& env) const;

@@ -126,6 +126,7 @@ core::Status FunctionHost::Enqueue(std::string_view name, std::string_view quali
 
 void FunctionHost::Record(const runtime::FunctionConfig& function,
                           const runtime::InvokeResult& result) {
+  if (deps_.function_logs != nullptr) deps_.function_logs->Record(function, result);
   const observe::Logger log = deps_.log.WithRequestId(result.request_id);
   ForEachLine(result.log, [&](std::string_view line) {
     if (line.starts_with("REPORT ")) return;  // logged below, with its fields

@@ -11,7 +11,8 @@
 //  - Functions that declare egress reach their allowlist through the egress proxy; every refusal
 //    is logged ("egress refused").
 //  - A function's output is logged line by line with its request id; every invocation's REPORT is
-//    logged and counted in moatless_function_* metrics (FunctionMetrics).
+//    logged and counted in moatless_function_* metrics (FunctionMetrics). With function_logs, each
+//    invocation's lines also go to the function's own log file (app/log_files.h).
 //
 // Built by the composition root after the service endpoint and before the servers start serving;
 // destroy it after they have stopped and before the endpoint and the IoPool (its listeners need
@@ -24,6 +25,7 @@
 #include <string>
 
 #include "app/function_metrics.h"
+#include "app/log_files.h"
 #include "core/env.h"
 #include "http/io_pool.h"
 #include "identity/sts.h"
@@ -64,6 +66,7 @@ class FunctionHost final : public services::FunctionBackend {
     observe::Logger log;
     observe::MetricsRegistry* metrics = nullptr;   // null: none recorded
     boost::asio::thread_pool* blocking = nullptr;  // the service endpoint's pool
+    FunctionLogs* function_logs = nullptr;         // null: no per-function log files
     std::string runtimes_dir;
     std::string region = "local";
     std::string account_id = "000000000000";

@@ -124,6 +124,24 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kBool,
             .default_value = "true",
             .help = "log one line per request"})
+      .Add({.name = "log.max_file_bytes",
+            .type = ConfigType::kBytes,
+            .default_value = "16MiB",
+            .help = "size at which a log file under DATA_DIR/logs is rotated",
+            .min = 4096,
+            .max = 1LL << 30})
+      .Add({.name = "log.max_files",
+            .type = ConfigType::kInt,
+            .default_value = "5",
+            .help = "files kept per log, the current one included (older ones are deleted)",
+            .min = 1,
+            .max = 1000})
+      .Add({.name = "log.retention_days",
+            .type = ConfigType::kInt,
+            .default_value = "0",
+            .help = "delete log files not written for this many days; 0 keeps them (by size only)",
+            .min = 0,
+            .max = 36500})
       .Add({.name = "functions.concurrency",
             .type = ConfigType::kInt,
             .default_value = "64",
@@ -389,6 +407,9 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
                                       s.log_level + "\"");
   }
   s.access_log = config.GetBool("log.access");
+  s.log_max_file_bytes = static_cast<std::uint64_t>(config.GetInt("log.max_file_bytes"));
+  s.log_max_files = static_cast<std::uint32_t>(config.GetInt("log.max_files"));
+  s.log_retention = std::chrono::hours(24 * config.GetInt("log.retention_days"));
   s.insecure_allow_weak_isolation = config.GetBool("insecure_allow_weak_isolation");
   s.service_threads = static_cast<int>(config.GetInt("services.threads"));
   s.account_id = config.GetString("identity.account_id");

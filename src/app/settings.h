@@ -56,6 +56,9 @@ struct ServeSettings {
   std::string tls_cert_file, tls_key_file;      // both or neither
   std::string log_level;
   bool access_log = true;
+  std::uint64_t log_max_file_bytes = 16 << 20;  // log.max_file_bytes
+  std::uint32_t log_max_files = 5;              // log.max_files
+  std::chrono::hours log_retention{0};          // log.retention_days; 0: none
   std::chrono::milliseconds drain_timeout{};
   int service_threads = 4;  // services.threads
   std::string account_id;   // identity.account_id

@@ -72,6 +72,23 @@ TEST(SettingsTest, SelfSignedTlsNeedsTheGateway) {
   EXPECT_NE(refused.status().message().find("gateway_listen"), std::string::npos);
 }
 
+TEST(SettingsTest, LogFilesRotateBySizeAndOptionallyByAge) {
+  auto defaults = Load({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->log_max_file_bytes, 16u << 20);
+  EXPECT_EQ(defaults->log_max_files, 5u);
+  EXPECT_EQ(defaults->log_retention.count(), 0);
+  auto set =
+      Load({{"log.max_file_bytes", "1MiB"}, {"log.max_files", "2"}, {"log.retention_days", "7"}});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->log_max_file_bytes, 1u << 20);
+  EXPECT_EQ(set->log_max_files, 2u);
+  EXPECT_EQ(set->log_retention, std::chrono::hours(7 * 24));
+  EXPECT_FALSE(Load({{"log.max_files", "0"}}).ok());
+  EXPECT_FALSE(Load({{"log.max_file_bytes", "100"}}).ok());
+  EXPECT_FALSE(Load({{"log.retention_days", "-1"}}).ok());
+}
+
 TEST(SettingsTest, LogLevelIsValidated) {
   auto s = Load({{"log.level", "verbose"}});
   ASSERT_FALSE(s.ok());

@@ -140,6 +140,28 @@ class InvokeCommand {
   bool log_ = false;
 };
 
+// `moatless logs FUNCTION [--follow] [--since 10m|RFC3339] [--until T] [--request-id ID]
+// [--filter TEXT] [--json]`: a function's logs through the signed API (app/logs_api.h), filtered
+// on the server. --follow polls with the page cursor until interrupted.
+class LogsCommand {
+ public:
+  explicit LogsCommand(CLI::App& parent);
+  bool parsed() const { return command_->parsed(); }
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  CLI::App* command_;
+  AdminCommands::Connection connection_;
+  std::string name_;
+  std::string since_;
+  std::string until_;
+  std::string request_id_;
+  std::string filter_;
+  double interval_seconds_ = 1;
+  bool follow_ = false;
+  bool json_ = false;
+};
+
 // `moatless secrets ...`: the Secrets Manager API of a running server, signed like the aws CLI:
 //   list [--prefix P] | get NAME [--version-id V] [--stage S] | describe NAME | history NAME
 //   put NAME --from-file F|--from-stdin [--binary] [--description D]   (creates if missing)

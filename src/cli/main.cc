@@ -43,6 +43,7 @@ int Main(int argc, char** argv) {
   InvokeCommand invoke(cli);
   AppCommands apps(cli);
   SecretsCommands secrets(cli);
+  LogsCommand logs(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -70,6 +71,7 @@ int Main(int argc, char** argv) {
   if (invoke.parsed()) return invoke.Run(ProcessEnvironment());
   if (apps.parsed()) return apps.Run(ProcessEnvironment());
   if (secrets.parsed()) return secrets.Run(ProcessEnvironment());
+  if (logs.parsed()) return logs.Run(ProcessEnvironment());
   return kExitUsage;
 }
 
