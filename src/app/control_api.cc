@@ -69,6 +69,7 @@ ControlApi::ControlApi(Deps deps)
     add(router_, "POST", "/moatless/v1/apps/{app}/stages/{stage}/deployments", aws);
     add(router_, "POST", "/moatless/v1/apps/{app}/stages/{stage}/rollback", aws);
     add(router_, "GET", "/moatless/v1/alerts/{app}/{stage}", aws);  // app/alerts_api.h
+    add(router_, "GET", "/moatless/v1/metrics", aws);               // app/metrics_api.h
     for (const char* method : {"GET", "PUT", "DELETE"}) {
       add(router_, method, "/moatless/v1/apps/{app}/stages/{stage}/boundary", aws);
     }

@@ -26,6 +26,7 @@
 #include "app/instrumented_database.h"
 #include "app/log_files.h"
 #include "app/logs_api.h"
+#include "app/metrics_api.h"
 #include "app/secret_key_files.h"
 #include "app/secrets_worker.h"
 #include "app/version.h"
@@ -319,6 +320,9 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   AlertsApi alerts_api(AlertsApi::Deps{
       .alerts = alert_host, .region = settings.region, .account_id = settings.account_id});
   aws.AttachService(&alerts_api);
+  MetricsApi metrics_api(MetricsApi::Deps{
+      .metrics = metrics, .region = settings.region, .account_id = settings.account_id});
+  aws.AttachService(&metrics_api);
 
   boost::asio::thread_pool service_pool(static_cast<std::size_t>(settings.service_threads));
 
@@ -523,6 +527,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   functions.reset();       // in-flight invocations end; environments are discarded
   aws.DetachService(&app_api);
   aws.DetachService(&alerts_api);
+  aws.DetachService(&metrics_api);
   aws.DetachService(&audit_api);
   aws.DetachService(&logs_api);
 

@@ -162,6 +162,23 @@ class LogsCommand {
   bool json_ = false;
 };
 
+// `moatless top [--interval S] [--iterations N] [--function PREFIX]`: a refreshing table of every
+// function's requests per second, errors, p50/p99 duration, cold starts, throttles and
+// concurrency, from the signed metrics API (app/metrics_api.h).
+class TopCommand {
+ public:
+  explicit TopCommand(CLI::App& parent);
+  bool parsed() const { return command_->parsed(); }
+  int Run(const std::map<std::string, std::string>& environment);
+
+ private:
+  CLI::App* command_;
+  AdminCommands::Connection connection_;
+  double interval_seconds_ = 2;
+  std::int64_t iterations_ = 0;
+  std::string prefix_;
+};
+
 // `moatless secrets ...`: the Secrets Manager API of a running server, signed like the aws CLI:
 //   list [--prefix P] | get NAME [--version-id V] [--stage S] | describe NAME | history NAME
 //   put NAME --from-file F|--from-stdin [--binary] [--description D]   (creates if missing)

@@ -44,6 +44,7 @@ int Main(int argc, char** argv) {
   AppCommands apps(cli);
   SecretsCommands secrets(cli);
   LogsCommand logs(cli);
+  TopCommand top(cli);
   auto* version = cli.add_subcommand("version", "Print the version and build information");
 
   try {
@@ -72,6 +73,7 @@ int Main(int argc, char** argv) {
   if (apps.parsed()) return apps.Run(ProcessEnvironment());
   if (secrets.parsed()) return secrets.Run(ProcessEnvironment());
   if (logs.parsed()) return logs.Run(ProcessEnvironment());
+  if (top.parsed()) return top.Run(ProcessEnvironment());
   return kExitUsage;
 }
 

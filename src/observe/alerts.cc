@@ -225,30 +225,10 @@ std::optional<double> AlertEvaluator::ValueOf(AlertMetric metric, const std::vec
     return now >= before ? now - before : now;
   };
   if (metric == AlertMetric::kDurationP99Ms) {
-    if (newer.empty()) return std::nullopt;
-    std::vector<double> buckets(newer.size());
-    bool reset = false;
-    for (std::size_t i = 0; i < newer.size(); ++i) {
-      const double before = i < older.size() ? older[i] : 0;
-      reset = reset || newer[i] < before;
-    }
-    for (std::size_t i = 0; i < newer.size(); ++i) {
-      buckets[i] = reset ? newer[i] : newer[i] - (i < older.size() ? older[i] : 0);
-    }
-    const double count = buckets.back();
-    if (count <= 0) return std::nullopt;
-    const double rank = 0.99 * count;
-    std::size_t b = 0;
-    while (b + 1 < buckets.size() && buckets[b] < rank) ++b;
-    if (b >= bounds.size()) {
-      // In the +Inf bucket: the highest finite bound is all a histogram can say.
-      return bounds.empty() ? std::nullopt : std::optional<double>(bounds.back() * 1000);
-    }
-    const double lower_bound = b == 0 ? 0 : bounds[b - 1];
-    const double below = b == 0 ? 0 : buckets[b - 1];
-    const double in_bucket = buckets[b] - below;
-    const double fraction = in_bucket > 0 ? (rank - below) / in_bucket : 1;
-    return (lower_bound + (bounds[b] - lower_bound) * fraction) * 1000;
+    const std::optional<double> seconds =
+        HistogramQuantile(0.99, bounds, CumulativeIncrease(older, newer));
+    if (!seconds) return std::nullopt;
+    return *seconds * 1000;
   }
   if (IsRate(metric)) {
     const double total = increase(1);

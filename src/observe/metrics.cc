@@ -458,6 +458,35 @@ void HistogramFamily::RenderSeries(std::string& out, const std::string& label_pr
   AppendSample(out, name_, "_count", label_prefix, std::to_string(snap.count));
 }
 
+std::optional<double> HistogramQuantile(double q, const std::vector<double>& bounds,
+                                        const std::vector<double>& cumulative) {
+  if (cumulative.empty() || cumulative.back() <= 0 || !(q > 0 && q <= 1)) return std::nullopt;
+  const double rank = q * cumulative.back();
+  std::size_t b = 0;
+  while (b + 1 < cumulative.size() && cumulative[b] < rank) ++b;
+  if (b >= bounds.size()) {
+    return bounds.empty() ? std::nullopt : std::optional<double>(bounds.back());
+  }
+  const double lower_bound = b == 0 ? 0 : bounds[b - 1];
+  const double below = b == 0 ? 0 : cumulative[b - 1];
+  const double in_bucket = cumulative[b] - below;
+  const double fraction = in_bucket > 0 ? (rank - below) / in_bucket : 1;
+  return lower_bound + (bounds[b] - lower_bound) * fraction;
+}
+
+std::vector<double> CumulativeIncrease(const std::vector<double>& older,
+                                       const std::vector<double>& newer) {
+  bool reset = false;
+  for (std::size_t i = 0; i < newer.size(); ++i) {
+    reset = reset || newer[i] < (i < older.size() ? older[i] : 0);
+  }
+  std::vector<double> out(newer.size());
+  for (std::size_t i = 0; i < newer.size(); ++i) {
+    out[i] = reset ? newer[i] : newer[i] - (i < older.size() ? older[i] : 0);
+  }
+  return out;
+}
+
 // ---- registry ----
 
 MetricsRegistry::MetricsRegistry() : MetricsRegistry(Options{}) {}
@@ -547,6 +576,13 @@ std::optional<MetricsRegistry::FamilyReading> MetricsRegistry::Read(std::string_
   return reading;
 }
 
+std::vector<std::pair<std::string, std::string>> MetricsRegistry::Families() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, family] : families_) out.emplace_back(name, family->help());
+  return out;
+}
+
 MetricsRegistry::CollectorHandle MetricsRegistry::AddCollector(std::function<void()> collect) {
   MOATLESS_CHECK(collect != nullptr, "AddCollector(nullptr)");
   std::lock_guard lock(collectors_mu_);
@@ -574,11 +610,13 @@ MetricsRegistry::CollectorHandle::~CollectorHandle() {
   registry_->collectors_.erase(id_);
 }
 
+void MetricsRegistry::Collect() const {
+  std::lock_guard collecting(collectors_mu_);
+  for (const auto& [id, collect] : collectors_) collect();
+}
+
 std::string MetricsRegistry::Expose() const {
-  {
-    std::lock_guard collecting(collectors_mu_);
-    for (const auto& [id, collect] : collectors_) collect();
-  }
+  Collect();
   std::lock_guard lock(mu_);
   std::string out;
   out.reserve(4096);

@@ -133,6 +133,17 @@ class Histogram {
 
 enum class MetricType { kCounter, kGauge, kHistogram };
 
+// The q-quantile (0 < q <= 1) of observations counted in cumulative buckets (`cumulative` has
+// bounds.size() + 1 entries, the last for +Inf), as Prometheus' histogram_quantile computes it:
+// linear interpolation within the bucket holding the rank; in the +Inf bucket, the highest finite
+// bound. None without observations.
+std::optional<double> HistogramQuantile(double q, const std::vector<double>& bounds,
+                                        const std::vector<double>& cumulative);
+// What cumulative bucket counts gained from `older` to `newer`; all of `newer` if any count went
+// down (the process restarted in between).
+std::vector<double> CumulativeIncrease(const std::vector<double>& older,
+                                       const std::vector<double>& newer);
+
 // One series' current value, for code that evaluates metrics (alert rules, `moatless top`) rather
 // than exposing them. `label_values` follow the family's label names.
 struct SeriesReading {
@@ -321,6 +332,9 @@ class MetricsRegistry {
   // values (the overflow series last), no family without series. Runs the collectors first.
   std::string Expose() const;
 
+  // Runs the collectors (see AddCollector), as Expose() does first.
+  void Collect() const;
+
   // The series of one family (empty if it is not registered), with its label names. Does not run
   // the collectors.
   struct FamilyReading {
@@ -329,6 +343,8 @@ class MetricsRegistry {
     std::vector<SeriesReading> series;
   };
   std::optional<FamilyReading> Read(std::string_view name) const;
+  // Every registered family's name, sorted, and its help line.
+  std::vector<std::pair<std::string, std::string>> Families() const;
 
   // A collector refreshes gauges whose value is a state held elsewhere (warm environments, queue
   // depths) just before each Expose(), instead of the state's owner updating them on every change.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -313,6 +314,27 @@ TEST(MetricsReadTest, ReadsEverySeriesOfAFamily) {
   ASSERT_TRUE(histogram->series[0].histogram.has_value());
   EXPECT_EQ(histogram->series[0].value, 3);
   EXPECT_EQ(histogram->series[0].histogram->cumulative, (std::vector<std::uint64_t>{1, 2, 3}));
+}
+
+TEST(MetricsReadTest, QuantilesInterpolateWithinTheirBucket) {
+  const std::vector<double> bounds = {0.1, 0.2, 0.4};
+  // 100 observations: 50 <= 0.1, 40 in (0.1, 0.2], 10 in (0.2, 0.4].
+  const std::vector<double> cumulative = {50, 90, 100, 100};
+  EXPECT_NEAR(*HistogramQuantile(0.5, bounds, cumulative), 0.1, 1e-12);
+  EXPECT_NEAR(*HistogramQuantile(0.7, bounds, cumulative), 0.15, 1e-12);
+  EXPECT_NEAR(*HistogramQuantile(0.99, bounds, cumulative), 0.38, 1e-12);
+  EXPECT_EQ(*HistogramQuantile(0.99, bounds, {0, 0, 0, 5}), 0.4);  // all in +Inf
+  EXPECT_FALSE(HistogramQuantile(0.5, bounds, {0, 0, 0, 0}).has_value());
+  EXPECT_FALSE(HistogramQuantile(0, bounds, cumulative).has_value());
+  EXPECT_EQ(CumulativeIncrease({1, 2, 3}, {2, 4, 6}), (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(CumulativeIncrease({5, 6, 7}, {1, 1, 2}), (std::vector<double>{1, 1, 2}));
+  MetricsRegistry registry;
+  registry.Counter("b_total", "B.");
+  const auto families = registry.Families();
+  ASSERT_FALSE(families.empty());
+  EXPECT_NE(std::find(families.begin(), families.end(),
+                      std::pair<std::string, std::string>("b_total", "B.")),
+            families.end());
 }
 
 TEST(MetricsCollectorTest, CollectorsRefreshGaugesBeforeEachExposeUntilRemoved) {

@@ -112,10 +112,10 @@ class Deployment:
         host, _, port = record["address"].rpartition(":")
         self.gateway = (host.strip("[]"), int(port))
 
-    def cli(self, *args, stdin=None, expect=0):
+    def cli(self, *args, stdin=None, expect=0, profile="moatless"):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp,
                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": self.creds,
-               "AWS_REGION": "local", "AWS_PROFILE": "moatless",
+               "AWS_REGION": "local", "AWS_PROFILE": profile,
                "MOATLESS_ENDPOINT": self.server.url("")}
         result = subprocess.run([harness.MOATLESS, *args], capture_output=True, text=True,
                                 input=stdin, timeout=180, env=env)
@@ -314,15 +314,15 @@ class Webhook:
 class Traffic:
     """Requests to the gateway every 100 ms, failing or not, until stopped."""
 
-    def __init__(self, dep, mode):
-        self.dep, self.mode, self.stopped = dep, mode, threading.Event()
+    def __init__(self, dep, mode, app="alerting"):
+        self.dep, self.mode, self.app, self.stopped = dep, mode, app, threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         while not self.stopped.is_set():
             try:
-                http_get(self.dep.gateway, "/alerting/dev/work?mode=" + self.mode)
+                http_get(self.dep.gateway, "/%s/dev/work?mode=%s" % (self.app, self.mode))
             except OSError:
                 pass  # the daemon is restarting
             self.stopped.wait(0.1)
@@ -411,6 +411,45 @@ class AlertTest(unittest.TestCase):
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert firing"]), 1)
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert resolved"]), 1)
         self.assertNotIn(HOOK_KEY, "\n".join("\n".join(s.lines) for s in dep.servers))
+
+
+class TopTest(unittest.TestCase):
+    """`moatless top` over the signed metrics API, against live traffic."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dep = Deployment()
+        cls.addClassCleanup(cls.dep.cleanup)
+        app = os.path.join(cls.dep.tmp, "app")
+        shutil.copytree(APP, app)
+        cls.dep.cli("deploy", "--dir", app, "--yes", "--json")
+
+    def test_top_shows_the_functions_rates_and_latency(self):
+        traffic = Traffic(self.dep, "ok", app="obs")
+        try:
+            out = self.dep.cli("top", "--iterations", "2", "--interval", "1",
+                               "--function", "obs_dev").stdout
+        finally:
+            traffic.stop()
+        tables = out.split("moatless top")
+        self.assertEqual(len(tables), 3, out)  # two refreshes
+        last = tables[-1].splitlines()
+        header = [line for line in last if line.startswith("FUNCTION")]
+        self.assertEqual(len(header), 1, out)
+        rows = [line.split() for line in last if line.startswith("obs_dev_work")]
+        self.assertEqual(len(rows), 1, out)
+        rps, err_s, err_pct, p50, p99 = rows[0][1:6]
+        self.assertGreater(float(rps), 0, out)
+        self.assertEqual(float(err_s), 0, out)
+        self.assertGreater(float(p99), 0, out)
+        self.assertGreaterEqual(float(p99), float(p50), out)
+
+    def test_top_needs_moatless_get_metrics(self):
+        self.dep.cli("users", "create", "viewer")
+        self.dep.cli("keys", "create", "--user", "viewer", "--write-profile", "viewer")
+        denied = self.dep.cli("top", "--iterations", "1", "--interval", "0.2", profile="viewer",
+                              expect=1)
+        self.assertIn("AccessDenied", denied.stderr)
 
 
 class MetricsAccessTest(unittest.TestCase):
