@@ -444,6 +444,58 @@ class TopTest(unittest.TestCase):
         self.assertGreater(float(p99), 0, out)
         self.assertGreaterEqual(float(p99), float(p50), out)
 
+    def registered_families(self):
+        """Every family the daemon registers, from the signed JSON metrics API."""
+        from test_audit import send, sign
+        keys = {}
+        section = None
+        with open(self.dep.creds) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("["):
+                    section = line[1:-1]
+                elif section == "moatless" and "=" in line:
+                    k, v = (x.strip() for x in line.split("=", 1))
+                    keys[k] = v
+        server = self.dep.server
+        headers = sign(server, keys["aws_access_key_id"], keys["aws_secret_access_key"], b"",
+                       service="moatless", path="/moatless/v1/metrics", method="GET")
+        status, _, text = send(server, headers, path="/moatless/v1/metrics", method="GET")
+        self.assertEqual(status, 200, text)
+        return {f["Name"]: f for f in json.loads(text)["Families"]}
+
+    def test_every_metric_is_documented_and_the_dashboard_uses_only_real_ones(self):
+        families = self.registered_families()
+        self.assertIn("moatless_function_invocations_total", families)
+        self.assertIn("moatless_gateway_requests_total", families)
+        with open(os.path.join(HERE, "..", "..", "docs", "observability.md")) as f:
+            doc = f.read()
+        for name, family in families.items():
+            self.assertIn("`%s`" % name, doc, "docs/observability.md does not list " + name)
+            for label in family["LabelNames"]:
+                self.assertIn(label, doc, "%s's label %s is not documented" % (name, label))
+        with open(os.path.join(HERE, "..", "..", "docs", "grafana-dashboard.json")) as f:
+            dashboard = json.load(f)
+        exprs = []
+        for panel in dashboard["panels"]:
+            exprs.extend(t["expr"] for t in panel.get("targets", []))
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                exprs.append(variable["definition"])
+        self.assertGreater(len(exprs), 20)
+        used = set()
+        for expr in exprs:
+            for name in re.findall(r"\bmoatless_[a-z_]+", expr):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                self.assertIn(base if base in families else name, families,
+                              "the dashboard queries %s, which the daemon does not have" % name)
+                used.add(base if base in families else name)
+        # Every function, gateway and decision family has a panel.
+        for name in families:
+            if name.startswith(("moatless_function_", "moatless_gateway_",
+                                "moatless_service_")):
+                self.assertIn(name, used, "no dashboard panel shows " + name)
+
     def test_top_needs_moatless_get_metrics(self):
         self.dep.cli("users", "create", "viewer")
         self.dep.cli("keys", "create", "--user", "viewer", "--write-profile", "viewer")
