@@ -308,6 +308,70 @@ TEST_F(ManifestTest, ReferencesMustResolve) {
             "defines create-note, get-note, health)");
 }
 
+TEST_F(ManifestTest, AlertsOnFunctionsRoutesAndTheApiWithSignedWebhooks) {
+  const std::string alerts = Edit(
+      "alerts:\n  - { function: create-note, metric: errors, above: 5, "
+      "for: 5m }\n",
+      R"(webhooks:
+  ops: { url: "https://hooks.example.com/moatless", secret: db }
+alerts:
+  - { function: create-note, metric: error_rate, above: 0.05, window: 10m, for: 0s, notify: ops }
+  - { name: slow-reads, route: "GET /notes/{id}", metric: duration_p99_ms, above: 800 }
+  - { metric: denials, above: 100, window: 1m, notify: [ops] }
+  - { metric: invocations, below: 1 }
+)");
+  ParseOutcome outcome = Parse(alerts);
+  ASSERT_TRUE(outcome.manifest.has_value()) << outcome.ToStatus("moatless.yaml");
+  const Manifest& m = *outcome.manifest;
+  ASSERT_EQ(m.webhooks.size(), 1u);
+  EXPECT_EQ(m.webhooks.at("ops").url, "https://hooks.example.com/moatless");
+  EXPECT_EQ(m.webhooks.at("ops").secret, "db");
+  ASSERT_EQ(m.alerts.size(), 4u);
+  EXPECT_EQ(m.alerts[0].name, "create-note-error-rate");
+  EXPECT_EQ(m.alerts[0].window_s, 600);
+  EXPECT_EQ(m.alerts[0].for_s, 0);
+  EXPECT_EQ(m.alerts[0].notify, std::vector<std::string>{"ops"});
+  EXPECT_EQ(m.alerts[1].name, "slow-reads");
+  EXPECT_EQ(m.alerts[1].route, "GET /notes/{id}");
+  EXPECT_EQ(m.alerts[1].window_s, 300);
+  EXPECT_EQ(m.alerts[1].for_s, 60);
+  EXPECT_EQ(m.alerts[2].name, "api-denials");
+  EXPECT_TRUE(m.alerts[3].below);
+  EXPECT_EQ(m.alerts[3].key(), "api invocations < 1 over 300s for 60s");
+
+  const auto refused = [&](std::string_view from, std::string_view to) {
+    std::string text = alerts;
+    const std::size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return OneError(text);
+  };
+  EXPECT_NE(refused("secret: db }", "secret: nope }").find("'nope' is not a secret of this app"),
+            std::string::npos);
+  EXPECT_NE(refused("https://hooks.example.com/moatless", "https://user:pw@hooks.example.com/")
+                .find("without credentials"),
+            std::string::npos);
+  EXPECT_NE(refused("https://hooks.example.com/moatless", "file:///etc/passwd")
+                .find("expected an absolute http(s) URL"),
+            std::string::npos);
+  EXPECT_NE(refused("notify: ops }", "notify: pager }").find("'pager' is not a webhook"),
+            std::string::npos);
+  EXPECT_NE(refused("GET /notes/{id}", "GET /notes/{key}").find("is not a route of this app"),
+            std::string::npos);
+  EXPECT_NE(refused("metric: denials", "metric: cold_start_rate").find("give 'function'"),
+            std::string::npos);
+  EXPECT_NE(refused("{ metric: invocations, below: 1 }",
+                    "{ function: health, route: \"GET /health\", metric: errors, above: 1 }")
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(refused("metric: invocations, below: 1", "metric: invocations, below: 1, above: 2")
+                .find("'above' or 'below', not both"),
+            std::string::npos);
+  EXPECT_NE(refused("window: 1m", "window: 5s").find("out of range"), std::string::npos);
+  EXPECT_NE(refused("name: slow-reads", "name: api-denials").find("another alert is named"),
+            std::string::npos);
+}
+
 TEST_F(ManifestTest, FilesMustExistInsideTheApp) {
   fs::remove(fs::path(dir_) / "functions/get-note/app.py");
   EXPECT_EQ(OneError(kNotes),

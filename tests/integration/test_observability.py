@@ -248,6 +248,26 @@ class MetricsUnderKnownLoadTest(unittest.TestCase):
                     self.assertNotIn("/obs/dev", value, "%s{%s=%r}" % (s.name, name, value))
         self.assertNotIn(SECRET_VALUE, self.after.text)
 
+    def test_no_secret_value_or_credential_is_stored_in_clear_anywhere(self):
+        needles = [SECRET_VALUE.encode()]
+        with open(self.dep.creds) as f:
+            for line in f:
+                if line.strip().startswith("aws_secret_access_key"):
+                    needles.append(line.split("=", 1)[1].strip().encode())
+        self.assertEqual(len(needles), 2)
+        checked = 0
+        for root, _, files in os.walk(self.dep.data_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                checked += 1
+                for needle in needles:
+                    self.assertNotIn(needle, data, os.path.join(root, name))
+        self.assertGreater(checked, 5)
+        for server in self.dep.servers:
+            for needle in needles:
+                self.assertNotIn(needle.decode(), "\n".join(server.lines))
+
     def test_platform_gauges_and_store_latency_are_exposed(self):
         m = self.after
         for state in ("busy", "idle", "frozen"):
@@ -410,6 +430,9 @@ class AlertTest(unittest.TestCase):
         logs = [r for s in dep.servers for r in s.records()]
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert firing"]), 1)
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert resolved"]), 1)
+        # The webhook on a host the operator did not allow was never called: refused twice.
+        refused = [r for r in logs if r.get("msg") == "alert notification refused"]
+        self.assertEqual([r["webhook"] for r in refused], ["elsewhere", "elsewhere"])
         self.assertNotIn(HOOK_KEY, "\n".join("\n".join(s.lines) for s in dep.servers))
 
 
