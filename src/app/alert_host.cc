@@ -75,6 +75,7 @@ core::Status AlertHost::Start() {
     if (*parsed == observe::AlertState::kFiring) {
       deps_.log.Info("alert firing before the restart", {{"alert", id}});
     }
+    persisted_[id] = {*parsed, since};
     saved_.push_back({.rule_id = std::move(id), .state = *parsed, .since = FromUnixMs(since)});
   }
   RETURN_IF_ERROR(ReloadRules());
@@ -128,8 +129,7 @@ core::Status AlertHost::ReloadRules() {
     fingerprint += row.GetText("app").value_or("") + "/" + row.GetText("stage").value_or("") + "/" +
                    std::to_string(row.GetInt("version").value_or(0)) + "\n";
   }
-  if (fingerprint == live_fingerprint_ && !loaded_.empty()) return core::Status::Ok();
-  if (fingerprint == live_fingerprint_ && rows.empty()) return core::Status::Ok();
+  if (rules_loaded_ && fingerprint == live_fingerprint_) return core::Status::Ok();
 
   std::vector<observe::AlertRule> rules;
   std::map<std::string, Loaded> loaded;
@@ -188,7 +188,23 @@ core::Status AlertHost::ReloadRules() {
                                   [&](const observe::AlertRule& r) { return r.id == it->first; });
     it = live ? std::next(it) : loaded_.erase(it);
   }
+  // States of alerts that no longer exist are forgotten.
+  std::vector<std::string> gone;
+  for (const auto& [id, saved] : persisted_) {
+    if (!loaded_.contains(id)) gone.push_back(id);
+  }
+  if (!gone.empty()) {
+    const core::Status forgotten = deps_.db.Write([&](store::Transaction& tx) -> core::Status {
+      for (const std::string& id : gone) {
+        RETURN_IF_ERROR(tx.Exec("DELETE FROM alert_states WHERE rule_id = ?", {id}).status());
+      }
+      return core::Status::Ok();
+    });
+    RETURN_IF_ERROR(forgotten);
+    for (const std::string& id : gone) persisted_.erase(id);
+  }
   live_fingerprint_ = fingerprint;
+  rules_loaded_ = true;
   deps_.log.Info("alert rules loaded",
                  {{"alerts", static_cast<std::int64_t>(evaluator_.rules().size())}});
   return core::Status::Ok();
@@ -250,9 +266,21 @@ core::Status AlertHost::Record(const std::vector<observe::AlertTransition>& tran
       outbox.push_back(std::move(n));
     }
   }
+  // Only what changed is written: most evaluations change nothing.
+  std::vector<const observe::AlertStatus*> changed;
+  for (const observe::AlertStatus& s : statuses) {
+    const auto it = persisted_.find(s.rule_id);
+    const std::pair<observe::AlertState, std::int64_t> now_state{s.state, UnixMs(s.since)};
+    if (it == persisted_.end() || it->second != now_state) changed.push_back(&s);
+  }
+  if (changed.empty() && outbox.empty()) {
+    RefreshViews();
+    return core::Status::Ok();
+  }
   const std::int64_t now = UnixMs(deps_.env.clock().Now());
   core::Status status = deps_.db.Write([&](store::Transaction& tx) -> core::Status {
-    for (const observe::AlertStatus& s : statuses) {
+    for (const observe::AlertStatus* state : changed) {
+      const observe::AlertStatus& s = *state;
       RETURN_IF_ERROR(
           tx.Exec("INSERT INTO alert_states (rule_id, state, since_ms, updated_ms) "
                   "VALUES (?, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET state = excluded.state, "
@@ -271,6 +299,11 @@ core::Status AlertHost::Record(const std::vector<observe::AlertTransition>& tran
     }
     return core::Status::Ok();
   });
+  if (status.ok()) {
+    for (const observe::AlertStatus* s : changed) {
+      persisted_[s->rule_id] = {s->state, UnixMs(s->since)};
+    }
+  }
   RefreshViews();
   return status;
 }
@@ -376,6 +409,18 @@ core::Status AlertHost::DeliverOne(const std::string& id, const std::string& url
   if (deps_.secrets == nullptr) return core::UnavailableError("no secrets manager to sign with");
   ASSIGN_OR_RETURN(secrets::PreparedRead read, deps_.secrets->PrepareRead(secret, "", ""));
   auto value = deps_.secrets->FinishRead(std::move(read));
+  if (deps_.audit != nullptr) {
+    observe::AuditRecord record;
+    record.actor = "moatless:alerts";
+    record.action = "secretsmanager:GetSecretValue";
+    record.resource = value.ok() ? value->arn : secret;
+    record.outcome = value.ok() ? observe::AuditOutcome::kAllowed : observe::AuditOutcome::kError;
+    record.reason = value.ok() ? "the signing key of an alert notification"
+                               : std::string(value.status().message());
+    record.fields = {{"delivery", id}};
+    // Nothing is signed with a key whose reading is not on record.
+    RETURN_IF_ERROR(deps_.audit->Append(record));
+  }
   if (!value.ok()) {
     return core::FailedPreconditionError("the webhook's signing secret " + secret +
                                          " has no usable value: " + value.status().message());

@@ -11,11 +11,12 @@
 //    value (AWSCURRENT) of the app secret the webhook names:
 //      X-Moatless-Signature: sha256=HEX(HMAC(key, TIMESTAMP + "." + BODY))
 //      X-Moatless-Timestamp: unix seconds     X-Moatless-Delivery: the notification id
-//    A 2xx answer delivers it; anything else is retried with exponential backoff (1 s doubling to
-//    at most 10 min) up to `max_attempts`, then dropped with an error log line. The daemon only
-//    posts to hosts the operator lists in alerts.webhook_hosts (server configuration, never the
-//    API or a manifest): a deployer cannot make the platform call its internal network.
-//    At-least-once: a receiver deduplicates by X-Moatless-Delivery.
+//    Each read of the key is audited (actor moatless:alerts). A 2xx answer delivers it; anything
+//    else is retried with exponential backoff (1 s doubling to at most 10 min) up to
+//    `max_attempts`, then dropped with an error log line. The daemon only posts to hosts the
+//    operator lists in alerts.webhook_hosts (server configuration, never the API or a manifest): a
+//    deployer cannot make the platform call its internal network. At-least-once: a receiver
+//    deduplicates by X-Moatless-Delivery.
 //
 // Start() after the store and registry exist; destroy (or Stop()) before them. List() is
 // thread-safe; everything else runs on the host's own thread.
@@ -34,6 +35,7 @@
 #include "core/env.h"
 #include "http/client.h"
 #include "observe/alerts.h"
+#include "observe/audit_log.h"
 #include "observe/logger.h"
 #include "observe/metrics.h"
 #include "secrets/secret_store.h"
@@ -66,6 +68,7 @@ class AlertHost {
     core::Env& env;
     observe::MetricsRegistry& metrics;
     secrets::SecretStore* secrets = nullptr;  // null: webhooks cannot be signed, so not sent
+    observe::AuditLog* audit = nullptr;       // records each read of a webhook's signing key
     observe::Logger log;
   };
   AlertHost(Deps deps, AlertHostOptions options);
@@ -108,8 +111,11 @@ class AlertHost {
   observe::AlertEvaluator evaluator_;
   std::vector<observe::AlertStatus> saved_;  // read by Start, restored by the first load
   std::string live_fingerprint_;             // app/stage/version of every live version, as loaded
-  std::map<std::string, Loaded> loaded_;     // by rule id
-  mutable std::mutex mu_;                    // guards views_
+  bool rules_loaded_ = false;
+  // Each alert's state and since (unix ms) as alert_states holds them.
+  std::map<std::string, std::pair<observe::AlertState, std::int64_t>> persisted_;
+  std::map<std::string, Loaded> loaded_;                 // by rule id
+  mutable std::mutex mu_;                                // guards views_
   std::map<std::string, std::vector<AlertView>> views_;  // by "APP/STAGE"
   observe::CounterFamily& notifications_;
   std::mutex loop_mu_;

@@ -310,13 +310,16 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   aws.AttachService(&app_api);
 
   // Alerts: the live manifests' alert rules, evaluated against the metrics.
-  AlertHost alert_host(
-      AlertHost::Deps{
-          .db = *db, .env = env, .metrics = metrics, .secrets = &secret_store, .log = log},
-      AlertHostOptions{.interval = settings.alerts_interval,
-                       .webhook_hosts = settings.alerts_webhook_hosts,
-                       .region = settings.region,
-                       .account_id = settings.account_id});
+  AlertHost alert_host(AlertHost::Deps{.db = *db,
+                                       .env = env,
+                                       .metrics = metrics,
+                                       .secrets = &secret_store,
+                                       .audit = audit.get(),
+                                       .log = log},
+                       AlertHostOptions{.interval = settings.alerts_interval,
+                                        .webhook_hosts = settings.alerts_webhook_hosts,
+                                        .region = settings.region,
+                                        .account_id = settings.account_id});
   AlertsApi alerts_api(AlertsApi::Deps{
       .alerts = alert_host, .region = settings.region, .account_id = settings.account_id});
   aws.AttachService(&alerts_api);

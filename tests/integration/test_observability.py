@@ -430,6 +430,12 @@ class AlertTest(unittest.TestCase):
         logs = [r for s in dep.servers for r in s.records()]
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert firing"]), 1)
         self.assertEqual(len([r for r in logs if r.get("msg") == "alert resolved"]), 1)
+        # Each signing-key read is on record.
+        reads = dep.cli("audit", "query", "--principal", "moatless:alerts", "--json").stdout
+        reads = [json.loads(line) for line in reads.splitlines()]
+        self.assertEqual([r["action"] for r in reads], ["secretsmanager:GetSecretValue"] * 2)
+        self.assertEqual({r["fields"]["delivery"] for r in reads},
+                         {json.loads(b)["id"] for _, b in received})
         # The webhook on a host the operator did not allow was never called: refused twice.
         refused = [r for r in logs if r.get("msg") == "alert notification refused"]
         self.assertEqual([r["webhook"] for r in refused], ["elsewhere", "elsewhere"])
