@@ -92,13 +92,22 @@ void AlertHost::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void AlertHost::Wake() {
+  {
+    std::lock_guard lock(loop_mu_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
 void AlertHost::Loop() {
   std::unique_lock lock(loop_mu_);
   while (!stopping_) {
+    woken_ = false;
     lock.unlock();
     RunOnce();
     lock.lock();
-    wake_.wait_for(lock, options_.interval, [this] { return stopping_; });
+    wake_.wait_for(lock, options_.interval, [this] { return stopping_ || woken_; });
   }
 }
 

@@ -79,6 +79,8 @@ class AlertHost {
   // Loads the rules and the saved states, then evaluates on a thread of its own.
   core::Status Start();
   void Stop();
+  // Evaluates soon rather than at the next interval (a deployment changed a live version).
+  void Wake();
   // Evaluates once and delivers what is due, on the calling thread (tests; Start not called).
   void RunOnce();
 
@@ -121,6 +123,7 @@ class AlertHost {
   std::mutex loop_mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool woken_ = false;
   std::thread thread_;
 };
 

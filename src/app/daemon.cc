@@ -272,19 +272,21 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   // Apps: deployments through the app API on the same endpoint (they need no sandbox: a node
   // that cannot run functions can still hold what will run elsewhere).
   runtime::FunctionRegistry app_registry(*db, env.clock());
-  manifest::Deployer deployer(
-      manifest::Deployer::Deps{.db = *db,
-                               .directory = directory,
-                               .registry = app_registry,
-                               .env = env,
-                               .apps_dir = settings.apps_code_dir,
-                               .region = settings.region,
-                               .account_id = settings.account_id,
-                               .limits = {},
-                               .secrets = &secret_store,
-                               .on_api_applied = [&gateway_host](const gateway::ApiConfig& api) {
-                                 gateway_host.Apply(api);
-                               }});
+  std::atomic<AlertHost*> alert_host_ptr{nullptr};  // set once it exists: deployments wake it
+  manifest::Deployer deployer(manifest::Deployer::Deps{
+      .db = *db,
+      .directory = directory,
+      .registry = app_registry,
+      .env = env,
+      .apps_dir = settings.apps_code_dir,
+      .region = settings.region,
+      .account_id = settings.account_id,
+      .limits = {},
+      .secrets = &secret_store,
+      .on_api_applied = [&gateway_host, &alert_host_ptr](const gateway::ApiConfig& api) {
+        gateway_host.Apply(api);
+        if (AlertHost* alerts = alert_host_ptr.load()) alerts->Wake();
+      }});
   manifest::AppApi app_api(manifest::AppApi::Deps{.deployer = deployer,
                                                   .keys = &gateway_host.keys(),
                                                   .region = settings.region,
@@ -457,6 +459,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   RETURN_IF_ERROR(audit->Append(LifecycleRecord("moatless:ServeStart", settings, control_address))
                       .Annotate("audit log"));
   RETURN_IF_ERROR(alert_host.Start().Annotate("alerts"));
+  alert_host_ptr = &alert_host;
 
   std::promise<int> signalled;
   boost::asio::signal_set signals(pool.context(), SIGINT, SIGTERM);
@@ -524,6 +527,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   control_server.Wait();
   if (gateway_server) gateway_server->Wait();
   if (metrics_server) metrics_server->Wait();
+  alert_host_ptr = nullptr;
   alert_host.Stop();
   gateway_host.Stop();     // integrations still running finish while their functions exist
   secrets_worker.reset();  // a rotation in progress finishes its step; the rest resumes later
