@@ -115,30 +115,43 @@ void AlertHost::RunOnce() {
   if (core::Status s = ReloadRules(); !s.ok()) {
     deps_.log.Error("alert rules could not be loaded", {{"error", s}});
   }
-  const std::vector<observe::AlertTransition> transitions =
-      evaluator_.Evaluate(deps_.env.clock().Now(), deps_.env.clock().MonotonicNow());
+  // Transitions a failed write could not record are tried again first: none is ever dropped.
+  std::vector<observe::AlertTransition> transitions = std::move(unrecorded_);
+  unrecorded_.clear();
+  for (observe::AlertTransition& t :
+       evaluator_.Evaluate(deps_.env.clock().Now(), deps_.env.clock().MonotonicNow())) {
+    transitions.push_back(std::move(t));
+  }
   if (core::Status s = Record(transitions); !s.ok()) {
-    deps_.log.Error("alert states could not be saved", {{"error", s}});
+    deps_.log.Error("alert states could not be saved; will try again", {{"error", s}});
+    unrecorded_ = std::move(transitions);
   }
   Deliver();
 }
 
 core::Status AlertHost::ReloadRules() {
+  // Which versions are live is cheap to ask; the manifests are read only when that changed.
+  ASSIGN_OR_RETURN(
+      const std::vector<store::Row> live_versions,
+      store::TransactValue(
+          deps_.db, {.access = store::Access::kReadOnly}, [](store::Transaction& tx) {
+            return tx.Query("SELECT app, stage, live_version FROM apps ORDER BY app, stage");
+          }));
+  std::string fingerprint;
+  for (const store::Row& row : live_versions) {
+    fingerprint += row.GetText("app").value_or("") + "/" + row.GetText("stage").value_or("") + "/" +
+                   std::to_string(row.GetInt("live_version").value_or(0)) + "\n";
+  }
+  if (rules_loaded_ && fingerprint == live_fingerprint_) return core::Status::Ok();
   ASSIGN_OR_RETURN(const std::vector<store::Row> rows,
                    store::TransactValue(
                        deps_.db, {.access = store::Access::kReadOnly}, [](store::Transaction& tx) {
                          return tx.Query(
-                             "SELECT a.app AS app, a.stage AS stage, a.live_version AS "
-                             "version, v.manifest AS manifest FROM apps a JOIN app_versions v "
-                             "ON v.app = a.app AND v.stage = a.stage AND v.version = "
-                             "a.live_version ORDER BY a.app, a.stage");
+                             "SELECT a.app AS app, a.stage AS stage, v.manifest AS manifest "
+                             "FROM apps a JOIN app_versions v ON v.app = a.app AND "
+                             "v.stage = a.stage AND v.version = a.live_version "
+                             "ORDER BY a.app, a.stage");
                        }));
-  std::string fingerprint;
-  for (const store::Row& row : rows) {
-    fingerprint += row.GetText("app").value_or("") + "/" + row.GetText("stage").value_or("") + "/" +
-                   std::to_string(row.GetInt("version").value_or(0)) + "\n";
-  }
-  if (rules_loaded_ && fingerprint == live_fingerprint_) return core::Status::Ok();
 
   std::vector<observe::AlertRule> rules;
   std::map<std::string, Loaded> loaded;
@@ -191,7 +204,10 @@ core::Status AlertHost::ReloadRules() {
       evaluator_.SetRules(std::move(rules), deps_.env.clock().Now());
   evaluator_.Restore(saved_);
   saved_.clear();
-  RETURN_IF_ERROR(Record(changed));
+  if (core::Status s = Record(changed); !s.ok()) {
+    unrecorded_.insert(unrecorded_.end(), changed.begin(), changed.end());
+    return s;
+  }
   for (auto it = loaded_.begin(); it != loaded_.end();) {
     const bool live = std::any_of(evaluator_.rules().begin(), evaluator_.rules().end(),
                                   [&](const observe::AlertRule& r) { return r.id == it->first; });
@@ -252,17 +268,6 @@ core::Status AlertHost::Record(const std::vector<observe::AlertTransition>& tran
   };
   std::vector<Notification> outbox;
   for (const observe::AlertTransition& t : transitions) {
-    const bool firing = t.kind == observe::AlertTransition::kFiring;
-    std::vector<observe::LogField> fields = {{"alert", t.rule.id},
-                                             {"description", t.rule.Describe()},
-                                             {"since", core::FormatRfc3339(t.firing_since)}};
-    if (t.value) fields.push_back({"value", *t.value});
-    const observe::Logger log = deps_.log.With(fields);
-    if (firing) {
-      log.Warn("alert firing");
-    } else {
-      log.Info("alert resolved");
-    }
     const auto it = loaded_.find(t.rule.id);
     if (it == loaded_.end()) continue;
     for (const auto& [name, hook] : it->second.webhooks) {
@@ -312,9 +317,23 @@ core::Status AlertHost::Record(const std::vector<observe::AlertTransition>& tran
     for (const observe::AlertStatus* s : changed) {
       persisted_[s->rule_id] = {s->state, UnixMs(s->since)};
     }
+    for (const observe::AlertTransition& t : transitions) Log(t);
   }
   RefreshViews();
   return status;
+}
+
+void AlertHost::Log(const observe::AlertTransition& t) const {
+  std::vector<observe::LogField> fields = {{"alert", t.rule.id},
+                                           {"description", t.rule.Describe()},
+                                           {"since", core::FormatRfc3339(t.firing_since)}};
+  if (t.value) fields.push_back({"value", *t.value});
+  const observe::Logger log = deps_.log.With(fields);
+  if (t.kind == observe::AlertTransition::kFiring) {
+    log.Warn("alert firing");
+  } else {
+    log.Info("alert resolved");
+  }
 }
 
 void AlertHost::RefreshViews() {

@@ -98,7 +98,10 @@ class AlertHost {
   };
   void Loop();
   core::Status ReloadRules();
+  // Writes the changed states and the transitions' notifications in one transaction, then logs
+  // the transitions.
   core::Status Record(const std::vector<observe::AlertTransition>& transitions);
+  void Log(const observe::AlertTransition& t) const;
   void Deliver();
   // Publishes the evaluator's states for List().
   void RefreshViews();
@@ -111,8 +114,9 @@ class AlertHost {
   AlertHostOptions options_;
   std::optional<http::Client> client_;
   observe::AlertEvaluator evaluator_;
-  std::vector<observe::AlertStatus> saved_;  // read by Start, restored by the first load
-  std::string live_fingerprint_;             // app/stage/version of every live version, as loaded
+  std::vector<observe::AlertStatus> saved_;           // read by Start, restored by the first load
+  std::vector<observe::AlertTransition> unrecorded_;  // a failed Record's, tried again
+  std::string live_fingerprint_;  // app/stage/version of every live version, as loaded
   bool rules_loaded_ = false;
   // Each alert's state and since (unix ms) as alert_states holds them.
   std::map<std::string, std::pair<observe::AlertState, std::int64_t>> persisted_;
