@@ -189,7 +189,8 @@ def main():
     p.add_argument("--max-rounds", type=int, default=0,
                    help="at most this many rounds (default 3 x --rounds)")
     p.add_argument("--log-level", default="info",
-                   help="the daemon's log.level in both phases (default info, as served)")
+                   help="the daemon's log.level of on and off (default info, as served; "
+                        "floor: warn)")
     p.add_argument("--keep", help="keep the data directory, app copy and logs in DIR")
     a = p.parse_args()
     wanted = a.phases.split(",")
@@ -359,13 +360,14 @@ def report(a, rounds, modes, load, exposed, micro, body_bytes):
         "",
         "Every request is a keep-alive POST of the same %d-byte JSON order "
         "(bench/gateway/stages-app/request.json) to `POST %s%s`, an `auth: none` route without WAF "
-        "or schema, of one Node.js hello function (bench/functions/hello); `-d%s`. Two phases "
+        "or schema, of one Node.js hello function (bench/functions/hello); `-d%s`. %s phases "
         "of the same binary on the same data directory and deployed app, the daemon restarted "
         "for each (its log files removed meanwhile), each checked before it was measured and "
         "its warm environments started by a discarded `-d%s` run: %s. "
         "%d interleaved round%s after a discarded warm-up round, the phases' order reversed "
         "from one round to the next; medians (%s)."
-        % (body_bytes, stages.BASE, ROUTE, a.duration, a.warmup,
+        % (body_bytes, stages.BASE, ROUTE, a.duration,
+           {2: "Two", 3: "Three"}.get(len(PHASES), str(len(PHASES))), a.warmup,
            "; ".join("**%s** = %s" % (name, what) for name, what, _, _ in PHASES),
            len(used), "" if len(used) == 1 else "s", busy),
     ]
@@ -469,7 +471,7 @@ def report(a, rounds, modes, load, exposed, micro, body_bytes):
         "(START, END and REPORT of each invocation, in the function's own file), "
         "`DATA_DIR/logs/moatless.log` and the daemon's standard error (a file here), where the "
         "function host writes each invocation's `invocation` record and the function's output "
-        "in both phases, and the gateway's access line in **on**.",
+        "in on and off (not in floor), and the gateway's access line in **on**.",
         "- **What stays on in off**: the function host's platform-log lines per invocation "
         "(`--log.level %s`), the audit log (an `auth: none` route writes no record for a "
         "successful request; IAM routes audit every decision durably — see the micro-benchmark "
@@ -480,7 +482,7 @@ def report(a, rounds, modes, load, exposed, micro, body_bytes):
         "/metrics counted the request in moatless_gateway_requests_total and "
         "moatless_function_invocations_total and gateway.log and the function's log grew; "
         "**off** (and floor), neither series existed and neither file grew.",
-        "- `--http.max-requests-per-connection 0` in both phases; everything else the defaults.",
+        "- `--http.max-requests-per-connection 0` in every phase; everything else the defaults.",
         "- Consistency: %s." % (
             "every answer wrk counted in the on phase was a 2xx the daemon counted, with no "
             "failed invocation; with the switches off the daemon counted nothing and wrote no "
