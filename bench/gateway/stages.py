@@ -172,9 +172,10 @@ def check_copies():
 
 # --- micro-benchmarks -----------------------------------------------------------------------------
 
-BM_LINE = re.compile(r"^(BM_\w+?)(_mean|_median|_stddev|_cv)?\s+([\d.]+) (ns|us|ms|s)\s+"
+# Names may carry Google Benchmark's suffixes ("BM_X/real_time/threads:8").
+BM_LINE = re.compile(r"^(BM_[\w/:.]+?)(_mean|_median|_stddev|_cv)?\s+([\d.]+) (ns|us|ms|s)\s+"
                      r"([\d.]+) (ns|us|ms|s)\s+(\d+)(.*)$")
-BM_ERROR = re.compile(r"^(BM_\w+)\s+ERROR OCCURRED: (.*)$")
+BM_ERROR = re.compile(r"^(BM_[\w/:.]+)\s+ERROR OCCURRED: (.*)$")
 TO_US = {"ns": 0.001, "us": 1, "ms": 1000, "s": 1e6}
 
 
@@ -199,21 +200,21 @@ def parse_micro(text):
     return plain
 
 
-def micro_from_file(path):
-    """The gateway_bench part of bench/run's micro.txt ("-- gateway_bench" to the next "-- ")."""
+def micro_from_file(path, name="gateway_bench"):
+    """One binary's part of bench/run's micro.txt ("-- NAME" to the next "-- ")."""
     text, inside = [], False
     for line in open(path, errors="replace"):
         if line.startswith("-- "):
-            inside = line.strip() == "-- gateway_bench"
+            inside = line.strip() == "-- " + name
             continue
         if inside:
             text.append(line)
     return "".join(text)
 
 
-def run_micro(binary, raw):
+def run_micro(binary, raw, extra=()):
     cmd = [binary, "--benchmark_min_time=0.2", "--benchmark_repetitions=3",
-           "--benchmark_report_aggregates_only=true", "--benchmark_color=false"]
+           "--benchmark_report_aggregates_only=true", "--benchmark_color=false", *extra]
     print("-- micro-benchmarks: " + " ".join(cmd), flush=True)
     result = subprocess.run(cmd, capture_output=True, text=True)
     raw.write("### micro-benchmarks\n$ %s\n%s%s\n" % (" ".join(cmd), result.stdout,
@@ -221,20 +222,21 @@ def run_micro(binary, raw):
     raw.flush()
     print(result.stdout, end="", flush=True)
     if result.returncode != 0:
-        sys.exit("gateway_bench failed:\n" + result.stdout + result.stderr)
+        sys.exit("%s failed:\n%s%s" % (os.path.basename(binary), result.stdout, result.stderr))
     return result.stdout
 
 
 # --- the daemon -----------------------------------------------------------------------------------
 
-def start_daemon(a, moatless, work, env, procs, name, tls=None):
-    """`moatless serve` on the data directory, its gateway plain or with TLS (cert, key):
-    (process, control port, gateway port)."""
+def start_daemon(a, moatless, work, env, procs, name, tls=None,
+                 flags=("--log.access", "false")):
+    """`moatless serve` on the data directory, its gateway plain or with TLS (cert, key), with
+    `flags` (by default the access log off): (process, control port, gateway port)."""
     c_port, g_port = gw.free_port(), gw.free_port()
     log = os.path.join(work, name + ".log")
     cmd = [moatless, "serve", "--data-dir", os.path.join(work, "data"),
            "--listen", "127.0.0.1:%d" % c_port, "--gateway-listen", "127.0.0.1:%d" % g_port,
-           "--apps.code-dir", os.path.join(work, "code"), "--log.access", "false",
+           "--apps.code-dir", os.path.join(work, "code"), *flags,
            "--log.level", a.log_level, "--http.max-requests-per-connection", "0"]
     if tls:
         cmd += ["--gateway.tls-cert-file", tls[0], "--gateway.tls-key-file", tls[1]]

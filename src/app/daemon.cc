@@ -171,13 +171,22 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
   metrics.Gauge("moatless_build_info", "Build information; the value is always 1.", {"version"})
       .WithLabels({kVersion})
       .Set(1);
-  logs.CountFailures(metrics);
+  // metrics.enabled=false: the modules get no registry and record nothing; the listeners'
+  // own request counts (ControlApi) and build_info stay, so /metrics still answers.
+  observe::MetricsRegistry* const recorded = settings.metrics_enabled ? &metrics : nullptr;
+  if (recorded != nullptr) {
+    logs.CountFailures(metrics);
+  } else {
+    log.Warn(
+        "metrics.enabled is false: nothing but the listeners' requests is counted, and the "
+        "manifests' alerts have no data");
+  }
 
   ASSIGN_OR_RETURN(core::SecretBytes audit_key, data_dir->LoadOrCreateAuditKey(env));
   auto audit_or = observe::AuditLog::Open(
       data_dir->AuditLogPath(), std::move(audit_key), env.clock(),
       {.check = observe::AuditOpenCheck::kFull,
-       .metrics = &metrics,
+       .metrics = recorded,
        .segment_bytes = settings.audit_segment_bytes,
        .retention_segments = settings.audit_retention_segments,
        .retention_age = std::chrono::hours(24 * settings.audit_retention_days)});
@@ -192,8 +201,10 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
       data_dir->StorePath(), {.clock = &env.clock(), .migrations = store::PlatformMigrations()});
   if (!store_or.ok()) return store_or.status().Annotate("store " + data_dir->StorePath());
   const std::unique_ptr<store::Database> opened_db = std::move(store_or).value();
-  InstrumentedDatabase instrumented_db(*opened_db, metrics);
-  store::Database* const db = &instrumented_db;
+  std::optional<InstrumentedDatabase> instrumented_db;
+  if (recorded != nullptr) instrumented_db.emplace(*opened_db, metrics);
+  store::Database* const db =
+      instrumented_db ? static_cast<store::Database*>(&*instrumented_db) : opened_db.get();
 
   // Identity: the master key seals access-key secrets and session tokens.
   ASSIGN_OR_RETURN(core::SecretBytes master_bytes, data_dir->LoadOrCreateMasterKey(env));
@@ -250,7 +261,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                                         .clock = env.clock(),
                                                         .region = settings.region,
                                                         .secrets = &secrets_api,
-                                                        .metrics = &metrics});
+                                                        .metrics = recorded});
 
   // The public gateway: the APIs deployed apps declare, served once the listener starts.
   GatewayHost gateway_host(
@@ -259,13 +270,14 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                         .authenticator = authenticator,
                         .audit = *audit,
                         .log = observe::Logger(logs.gateway(), env.clock(), level),
-                        .metrics = &metrics,
+                        .metrics = recorded,
                         .options = {.region = settings.region,
                                     .account_id = settings.account_id,
                                     .hosts = settings.gateway_hosts,
                                     .max_response_bytes = settings.gateway_max_response_bytes,
                                     .integration_timeout = settings.gateway_integration_timeout,
-                                    .waf_rules_dir = settings.gateway_waf_rules_dir},
+                                    .waf_rules_dir = settings.gateway_waf_rules_dir,
+                                    .access_log = settings.access_log},
                         .threads = settings.gateway_threads});
   if (core::Status s = gateway_host.Start(); !s.ok()) return s.Annotate("gateway WAF");
 
@@ -417,23 +429,23 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                                      .max_queued = settings.function_queue,
                                      .max_wait = settings.function_queue_wait};
     function_settings.idle_timeout = settings.function_idle_timeout;
-    functions = std::make_unique<FunctionHost>(
-        FunctionHost::Deps{.sandboxer = **sandboxer,
-                           .io = pool,
-                           .env = env,
-                           .sts = sts,
-                           .aws = aws,
-                           .audit = *audit,
-                           .db = *db,
-                           .log = log,
-                           .metrics = &metrics,
-                           .blocking = &service_pool,
-                           .function_logs = logs.functions(),
-                           .runtimes_dir = settings.runtimes_dir.empty() ? MOATLESS_RUNTIMES_DIR
-                                                                         : settings.runtimes_dir,
-                           .region = settings.region,
-                           .account_id = settings.account_id,
-                           .settings = std::move(function_settings)});
+    functions = std::make_unique<FunctionHost>(FunctionHost::Deps{
+        .sandboxer = **sandboxer,
+        .io = pool,
+        .env = env,
+        .sts = sts,
+        .aws = aws,
+        .audit = *audit,
+        .db = *db,
+        .log = log,
+        .metrics = recorded,
+        .blocking = &service_pool,
+        .function_logs = settings.log_function_files ? logs.functions() : nullptr,
+        .runtimes_dir =
+            settings.runtimes_dir.empty() ? MOATLESS_RUNTIMES_DIR : settings.runtimes_dir,
+        .region = settings.region,
+        .account_id = settings.account_id,
+        .settings = std::move(function_settings)});
   }
 
   gateway_host.SetFunctions(functions.get());
@@ -447,7 +459,7 @@ core::Status RunDaemon(const ServeSettings& settings, core::Env& env) {
                               },
                           .audit = *audit,
                           .log = log,
-                          .metrics = &metrics,
+                          .metrics = recorded,
                           .random = env.random()});
   secrets_worker = std::make_unique<SecretsWorker>(
       SecretsWorker::Deps{.rotator = rotator,

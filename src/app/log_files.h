@@ -4,8 +4,11 @@
 //   logs/moatless.log             the platform's log (what it also writes on standard error),
 //                                 except what the gateway logs
 //   logs/gateway.log              the gateway's log: one "gateway request" line per request
-//                                 (the access log), WAF matches, APIs loaded
+//                                 (the access log, unless log.access is off), WAF matches, APIs
+//                                 loaded
 //   logs/functions/NAME.log       each function's own log: its output and START, END and REPORT
+//                                 (unless log.function_files is off: the daemon then gives the
+//                                 function host no FunctionLogs; LogsApi still reads old files)
 //
 // A function log line (keys in this order; REPORT lines add the report's fields):
 //

@@ -106,6 +106,12 @@ core::ConfigSchema ServeSchema() {
             .type = ConfigType::kHostPort,
             .help = "serve /metrics on this address instead of the control listener (off unless "
                     "set)"})
+      .Add({.name = "metrics.enabled",
+            .type = ConfigType::kBool,
+            .default_value = "true",
+            .help = "record metrics; false: the gateway, functions, service APIs, store and audit "
+                    "log record none (/metrics then shows only what the listeners themselves "
+                    "count, and the manifests' alerts have no data)"})
       .Add({.name = "metrics.token_file",
             .type = ConfigType::kPath,
             .help = "file holding a bearer token /metrics requires (mode 0600 or 0400); without "
@@ -123,7 +129,12 @@ core::ConfigSchema ServeSchema() {
       .Add({.name = "log.access",
             .type = ConfigType::kBool,
             .default_value = "true",
-            .help = "log one line per request"})
+            .help = "log one line per request (the gateway's \"gateway request\" line too)"})
+      .Add({.name = "log.function_files",
+            .type = ConfigType::kBool,
+            .default_value = "true",
+            .help = "write each function's output with START, END and REPORT to "
+                    "DATA_DIR/logs/functions/NAME.log (what `moatless logs` reads)"})
       .Add({.name = "log.max_file_bytes",
             .type = ConfigType::kBytes,
             .default_value = "16MiB",
@@ -341,6 +352,7 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
     s.metrics_listen_enabled = true;
     ASSIGN_OR_RETURN(s.metrics_listen, ReadHostPort(config, "metrics.listen"));
   }
+  s.metrics_enabled = config.GetBool("metrics.enabled");
   s.metrics_token_file = config.GetString("metrics.token_file");
   s.alerts_interval = config.GetDuration("alerts.interval");
   for (std::string_view rest = config.GetString("alerts.webhook_hosts"); !rest.empty();) {
@@ -407,6 +419,7 @@ core::Result<ServeSettings> ReadServeSettings(const core::Config& config) {
                                       s.log_level + "\"");
   }
   s.access_log = config.GetBool("log.access");
+  s.log_function_files = config.GetBool("log.function_files");
   s.log_max_file_bytes = static_cast<std::uint64_t>(config.GetInt("log.max_file_bytes"));
   s.log_max_files = static_cast<std::uint32_t>(config.GetInt("log.max_files"));
   s.log_retention = std::chrono::hours(24 * config.GetInt("log.retention_days"));

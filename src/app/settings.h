@@ -44,6 +44,8 @@ struct ServeSettings {
   // metrics.listen: /metrics on a listener of its own instead of the control listener.
   bool metrics_listen_enabled = false;
   HostPort metrics_listen;
+  // metrics.enabled: false hands the modules no registry; /metrics keeps what the listeners count.
+  bool metrics_enabled = true;
   std::string metrics_token_file;                 // metrics.token_file; "": loopback clients only
   std::chrono::milliseconds alerts_interval{};    // alerts.interval
   std::vector<std::string> alerts_webhook_hosts;  // alerts.webhook_hosts
@@ -55,7 +57,8 @@ struct ServeSettings {
   std::size_t max_requests_per_connection = 0;  // 0: unlimited
   std::string tls_cert_file, tls_key_file;      // both or neither
   std::string log_level;
-  bool access_log = true;
+  bool access_log = true;          // log.access: the listeners' and the gateway's request lines
+  bool log_function_files = true;  // log.function_files: logs/functions/NAME.log
   std::uint64_t log_max_file_bytes = 16 << 20;  // log.max_file_bytes
   std::uint32_t log_max_files = 5;              // log.max_files
   std::chrono::hours log_retention{0};          // log.retention_days; 0: none

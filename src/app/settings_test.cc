@@ -89,6 +89,36 @@ TEST(SettingsTest, LogFilesRotateBySizeAndOptionallyByAge) {
   EXPECT_FALSE(Load({{"log.retention_days", "-1"}}).ok());
 }
 
+TEST(SettingsTest, ObservabilitySwitchesDefaultOn) {
+  auto defaults = Load({});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_TRUE(defaults->metrics_enabled);
+  EXPECT_TRUE(defaults->access_log);
+  EXPECT_TRUE(defaults->log_function_files);
+
+  auto off = Load(
+      {{"metrics.enabled", "false"}, {"log.access", "false"}, {"log.function_files", "false"}});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->metrics_enabled);
+  EXPECT_FALSE(off->access_log);
+  EXPECT_FALSE(off->log_function_files);
+
+  // The environment spells them MOATLESS_METRICS_ENABLED and MOATLESS_LOG_FUNCTION_FILES.
+  auto config =
+      core::Config::Load(ServeSchema(), {.environment = {{"MOATLESS_METRICS_ENABLED", "false"},
+                                                         {"MOATLESS_LOG_FUNCTION_FILES", "0"}}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto from_env = ReadServeSettings(*config);
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_FALSE(from_env->metrics_enabled);
+  EXPECT_FALSE(from_env->log_function_files);
+  EXPECT_TRUE(from_env->access_log);
+
+  EXPECT_FALSE(Load({{"metrics.enabled", "sometimes"}}).ok());
+  EXPECT_EQ(FlagName("log.function_files"), "--log.function-files");
+  EXPECT_EQ(FlagName("metrics.enabled"), "--metrics.enabled");
+}
+
 TEST(SettingsTest, LogLevelIsValidated) {
   auto s = Load({{"log.level", "verbose"}});
   ASSERT_FALSE(s.ok());

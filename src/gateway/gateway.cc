@@ -947,6 +947,7 @@ void Gateway::Audit(const Exchange& ex, std::string actor, std::string action, s
 }
 
 void Gateway::Finish(const Exchange& ex, http::Response& response, const Outcome& outcome) {
+  if (requests_metric_ == nullptr && !options_.access_log) return;
   const std::string api = ex.api ? ex.api->id : "unknown";
   const std::string route = ex.route ? ex.request.route_key : "unmatched";
   const auto latency = std::chrono::steady_clock::now() - ex.started;
@@ -963,6 +964,7 @@ void Gateway::Finish(const Exchange& ex, http::Response& response, const Outcome
       throttles_metric_->WithLabels({api, route, outcome.throttled}).Inc();
     }
   }
+  if (!options_.access_log) return;
   std::vector<observe::LogField> fields = {
       {"api", api},
       {"route", route},

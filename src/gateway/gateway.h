@@ -37,8 +37,9 @@
 //     integration_timeout is a 504 (the invocation is left to the function's own timeout).
 // Responses the gateway writes itself are JSON {"message": "..."} with nosniff and no-store; no
 // response carries a Server header. Every request gets one access-log line (request id, api,
-// route, status, latency, auth kind and principal or API key id — never a token or a key) and is
-// counted in moatless_gateway_* metrics per api and route.
+// route, status, latency, auth kind and principal or API key id — never a token or a key; unless
+// options.access_log is off) and is counted in moatless_gateway_* metrics per api and route (with
+// a registry).
 //
 // Apply/Remove replace one app stage's API atomically: a request in flight finishes with the API
 // it started with. Handle is a coroutine for the http::Server; everything that may block runs on
@@ -79,6 +80,9 @@ struct GatewayOptions {
   std::chrono::milliseconds integration_timeout{30000};
   // The OWASP CRS rules directory (gateway/waf.h); "" for Debian's.
   std::string waf_rules_dir;
+  // One "gateway request" access-log line per request (the operator's log.access). Off, the
+  // gateway still logs WAF matches, failures and what it loads, and still audits.
+  bool access_log = true;
 };
 
 class Gateway {

@@ -231,19 +231,21 @@ class GatewayTest : public ::testing::Test {
     std::system(("rm -rf " + dir_).c_str());
   }
 
-  void StartGateway() {
+  void StartGateway(bool access_log = true, observe::MetricsRegistry* metrics = nullptr) {
     gateway_ = std::make_unique<Gateway>(
         Gateway::Deps{.functions = functions_,
                       .keys = *keys_,
                       .usage = *usage_,
                       .clock = clock_,
                       .blocking = blocking_,
-                      .log = observe::Logger(log_sink_, clock_)},
+                      .log = observe::Logger(log_sink_, clock_),
+                      .metrics = metrics},
         GatewayOptions{.region = "us-east-1",
                        .account_id = "123456789012",
                        .hosts = {{"api.example.com", "shop/dev"}},
                        .max_response_bytes = 4096,
-                       .integration_timeout = std::chrono::milliseconds(300)});
+                       .integration_timeout = std::chrono::milliseconds(300),
+                       .access_log = access_log});
     ASSERT_TRUE(gateway_->Apply(ShopApi()).ok());
     ApiConfig other{.app = "other", .stage = "dev", .version = 1};
     other.routes.push_back(
@@ -751,6 +753,47 @@ TEST_F(GatewayTest, TheWafBlocksAttacksBeforeAuthenticationAndTheFunction) {
       Get("/shop/dev/items", json, "POST", R"({"text":"SELECT a topic for the talk"})").status,
       401);
   EXPECT_EQ(Get("/shop/dev/items/1?q=select%20a%20topic").status, 200);
+}
+
+TEST_F(GatewayTest, AccessLinesFollowTheAccessLogOption) {
+  const auto access_lines = [this] {
+    int n = 0;
+    for (const std::string& line : log_sink_.Lines()) {
+      n += line.find("\"gateway request\"") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+  ASSERT_EQ(Get("/shop/dev/items/1").status, 200);
+  EXPECT_EQ(access_lines(), 1) << "one access line per request by default";
+
+  // Restarted with the access log off (the operator's log.access=false) and with metrics.
+  server_->Shutdown(std::chrono::milliseconds(0));
+  server_->Wait();
+  observe::MetricsRegistry metrics;
+  StartGateway(/*access_log=*/false, &metrics);
+  log_sink_.Clear();
+  ASSERT_EQ(Get("/shop/dev/items/1").status, 200);
+  EXPECT_EQ(Get("/shop/dev/nowhere").status, 404);
+  EXPECT_EQ(access_lines(), 0);
+  // Still counted, and failures are still logged.
+  const std::string exposed = metrics.Expose();
+  EXPECT_NE(
+      exposed.find(
+          R"(moatless_gateway_requests_total{api="shop/dev",route="GET /items/{id}",status="2xx"} 1)"),
+      std::string::npos)
+      << exposed;
+  functions_.Set("shop_dev_items", [](const std::string&) -> core::Result<runtime::InvokeResult> {
+    runtime::InvokeResult r = Answer(R"({"errorType":"Error","errorMessage":"x"})");
+    r.function_error = "Unhandled";
+    return r;
+  });
+  EXPECT_EQ(Get("/shop/dev/items/1").status, 502);
+  EXPECT_EQ(access_lines(), 0);
+  bool failure_logged = false;
+  for (const std::string& line : log_sink_.Lines()) {
+    failure_logged |= line.find("gateway integration failed") != std::string::npos;
+  }
+  EXPECT_TRUE(failure_logged);
 }
 
 TEST_F(GatewayTest, DetectModeLogsWhatItWouldBlockAndExclusionsApply) {

@@ -1,5 +1,6 @@
 """`moatless serve` over real sockets: health, readiness, metrics, errors, request ids."""
 import json
+import os
 import re
 import socket
 import unittest
@@ -104,6 +105,34 @@ class GatewayListenerTest(unittest.TestCase):
             self.assertRegex(metrics.decode(),
                              r'moatless_gateway_requests_total\{api="unknown",route="unmatched",'
                              r'status="4xx"\} 1')
+
+
+class ObservabilitySwitchesTest(unittest.TestCase):
+    def test_metrics_and_access_lines_off(self):
+        with Server("--gateway-listen", "127.0.0.1:0", "--metrics.enabled", "false",
+                    "--log.access", "false") as server:
+            server.wait_for_log(lambda r: r.get("level") == "warn"
+                                and "metrics.enabled is false" in r.get("msg", ""))
+            record = server.wait_for_log(lambda r: r.get("msg") == "listening"
+                                         and r.get("listener") == "gateway")
+            host, _, port = record["address"].rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertEqual(read_response(sock)[0], 404)
+            self.assertEqual(request(server, "GET", "/healthz")[0], 200)
+            status, _, body = request(server, "GET", "/metrics")
+            self.assertEqual(status, 200)
+            text = body.decode()
+            # The listeners still count their requests; the modules record nothing.
+            self.assertIn("moatless_http_requests_total{", text)
+            self.assertIn("moatless_build_info{", text)
+            for absent in ("moatless_gateway_", "moatless_audit_", "moatless_store_",
+                           "moatless_log_write_failures_total"):
+                self.assertNotIn(absent, text)
+            self.assertFalse([r for r in server.records()
+                              if r.get("msg") in ("gateway request", "request")])
+            with open(os.path.join(server.data_dir, "logs", "gateway.log")) as f:
+                self.assertNotIn('"gateway request"', f.read())
 
 
 if __name__ == "__main__":
