@@ -1,7 +1,6 @@
 #include "app/alerts_api.h"
 
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 
 #include "core/clock.h"
 #include "manifest/manifest.h"
@@ -13,17 +12,15 @@ constexpr std::string_view kPrefix = "/moatless/v1/alerts";
 
 // APP and STAGE of /moatless/v1/alerts/APP/STAGE.
 core::Result<std::pair<std::string, std::string>> AppStage(std::string_view target) {
-  auto url = boost::urls::parse_origin_form(target);
-  if (!url) return core::InvalidArgumentError("the request target is not a valid path");
-  std::vector<std::string> segments;
-  for (const std::string segment : url->segments()) segments.push_back(segment);
-  if (segments.size() != 5) {
+  ASSIGN_OR_RETURN(const services::RestTarget parsed, services::ParseRestTarget(target));
+  const std::vector<std::string>& segments = parsed.segments;  // alerts, APP, STAGE
+  if (segments.size() != 3) {
     return core::NotFoundError("expected /moatless/v1/alerts/APP/STAGE")
         .WithAwsType("ResourceNotFoundException");
   }
-  RETURN_IF_ERROR(manifest::ValidateAppName(segments[3]));
-  RETURN_IF_ERROR(manifest::ValidateStageName(segments[4]));
-  return std::make_pair(segments[3], segments[4]);
+  RETURN_IF_ERROR(manifest::ValidateAppName(segments[1]));
+  RETURN_IF_ERROR(manifest::ValidateStageName(segments[2]));
+  return std::make_pair(segments[1], segments[2]);
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 #include "app/logs_api.h"
 
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <charconv>
 #include <map>
 #include <vector>
@@ -14,23 +12,7 @@ constexpr std::string_view kPrefix = "/moatless/v1/functions/";
 constexpr std::size_t kDefaultLimit = 1000;
 constexpr std::size_t kMaxLimit = 10000;
 
-struct Parsed {
-  std::vector<std::string> segments;  // after /moatless/v1/
-  std::map<std::string, std::string> query;
-};
-
-core::Result<Parsed> ParseTarget(std::string_view target) {
-  auto url = boost::urls::parse_origin_form(target);
-  if (!url) return core::InvalidArgumentError("the request target is not a valid path");
-  Parsed parsed;
-  std::size_t index = 0;
-  for (const std::string segment : url->segments()) {
-    if (index++ < 2) continue;  // "moatless", "v1"
-    parsed.segments.push_back(segment);
-  }
-  for (const auto& param : url->params()) parsed.query[param.key] = param.value;
-  return parsed;
-}
+using Parsed = services::RestTarget;
 
 core::Status Validation(std::string message) {
   return core::InvalidArgumentError(std::move(message)).WithAwsType("ValidationException");
@@ -44,7 +26,7 @@ bool LogsApi::Handles(const http::Request& request) const {
 
 core::Result<services::RestJsonService::Target> LogsApi::Decode(
     const http::Request& request) const {
-  ASSIGN_OR_RETURN(const Parsed p, ParseTarget(request.target()));
+  ASSIGN_OR_RETURN(const Parsed p, services::ParseRestTarget(request.target()));
   const std::vector<std::string>& s = p.segments;
   if (s.size() != 3 || s[0] != "functions" || s[2] != "logs" ||
       request.method() != http::Verb::get) {
@@ -64,7 +46,7 @@ http::Response LogsApi::Run(const http::Request& request, const http::RequestCon
   auto fail = [&](const core::Status& status) {
     return services::RestJsonError(request, context, status);
   };
-  auto parsed = ParseTarget(request.target());
+  auto parsed = services::ParseRestTarget(request.target());
   if (!parsed.ok()) return fail(Validation(parsed.status().message()));
   const std::string& name = parsed->segments[1];
   auto exists = deps_.function_exists(name);

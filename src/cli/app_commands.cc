@@ -40,46 +40,6 @@ std::string Kib(std::uint64_t bytes) {
   return out.str();
 }
 
-// A response's error as one line ("ConflictException (HTTP 409): ..."), or "" for a success.
-std::string ErrorOf(const http::Response& response) {
-  if (response.result_int() < 300) return "";
-  std::string message = response.body();
-  boost::system::error_code ec;
-  const json::value body = json::parse(response.body(), ec);
-  if (!ec && body.is_object()) {
-    if (const auto* m = body.as_object().if_contains("message"); m && m->is_string()) {
-      message = m->as_string().c_str();
-    }
-  }
-  return std::string(response["x-amzn-ErrorType"]) + " (HTTP " +
-         std::to_string(response.result_int()) + "): " + message;
-}
-
-// Sends one app API request; prints the error and returns nullopt if it failed.
-std::optional<json::object> Call(const ClientSettings& settings, http::Verb verb,
-                                 const std::string& target, std::string body,
-                                 std::string_view content_type, std::string_view command) {
-  http::Request request(verb, target, 11);
-  if (!content_type.empty()) request.set(http::Field::content_type, content_type);
-  request.body() = std::move(body);
-  auto response = SendSigned(settings, "moatless", std::move(request), std::chrono::minutes(10));
-  if (!response.ok()) {
-    std::cerr << "moatless " << command << ": " << response.status().message() << "\n";
-    return std::nullopt;
-  }
-  if (std::string error = ErrorOf(*response); !error.empty()) {
-    std::cerr << "moatless " << command << ": " << error << "\n";
-    return std::nullopt;
-  }
-  boost::system::error_code ec;
-  json::value value = json::parse(response->body(), ec);
-  if (ec || !value.is_object()) {
-    std::cerr << "moatless " << command << ": the server answered something that is not JSON\n";
-    return std::nullopt;
-  }
-  return std::move(value.as_object());
-}
-
 std::string AppPath(const std::string& app, const std::string& stage) {
   return std::string(manifest::kAppApiPrefix) + "apps/" + app + "/stages/" + stage;
 }
@@ -241,9 +201,9 @@ int AppCommands::RunAlerts(const std::map<std::string, std::string>& environment
     std::cerr << "moatless alerts: " << settings.status().message() << "\n";
     return kExitUsage;
   }
-  auto alerts = Call(*settings, http::Verb::get,
-                     std::string(manifest::kAppApiPrefix) + "alerts/" + app_ + "/" + stage_, "", "",
-                     "alerts list");
+  auto alerts = CallRestJson(*settings, http::Verb::get,
+                             std::string(manifest::kAppApiPrefix) + "alerts/" + app_ + "/" + stage_,
+                             "", "", "alerts list");
   if (!alerts) return kExitRuntime;
   if (json_) {
     std::cout << json::serialize(*alerts) << "\n";
@@ -303,9 +263,9 @@ int AppCommands::RunDeploy(const std::map<std::string, std::string>& environment
   }
   const std::string path = AppPath(m.app, m.stage) + "/deployments";
   std::cerr << "Uploading to " << settings->endpoint << " and planning…\n";
-  auto plan =
-      Call(*settings, http::Verb::post, path + "?dryRun=true" + (strict_ ? "&strict=true" : ""),
-           packed->bytes, "application/gzip", "deploy");
+  auto plan = CallRestJson(*settings, http::Verb::post,
+                           path + "?dryRun=true" + (strict_ ? "&strict=true" : ""), packed->bytes,
+                           "application/gzip", "deploy");
   if (!plan) return kExitRuntime;
   if (json_ && (dry_run_ || !plan->at("Changed").as_bool())) {
     std::cout << json::serialize(*plan) << "\n";
@@ -325,11 +285,11 @@ int AppCommands::RunDeploy(const std::map<std::string, std::string>& environment
     return kExitRuntime;
   }
   std::cerr << "Applying…\n";
-  auto applied =
-      Call(*settings, http::Verb::post,
-           path + "?expectedVersion=" + std::to_string(plan->at("PreviousVersion").as_int64()) +
-               (strict_ ? "&strict=true" : ""),
-           packed->bytes, "application/gzip", "deploy");
+  auto applied = CallRestJson(
+      *settings, http::Verb::post,
+      path + "?expectedVersion=" + std::to_string(plan->at("PreviousVersion").as_int64()) +
+          (strict_ ? "&strict=true" : ""),
+      packed->bytes, "application/gzip", "deploy");
   if (!applied) return kExitRuntime;
   if (json_) {
     std::cout << json::serialize(*applied) << "\n";
@@ -368,7 +328,7 @@ int AppCommands::RunRollback(const std::map<std::string, std::string>& environme
   }
   std::string path = AppPath(app_, stage_) + "/rollback?";
   if (to_) path += "to=" + std::to_string(*to_) + "&";
-  auto plan = Call(*settings, http::Verb::post, path + "dryRun=true", "", "", "rollback");
+  auto plan = CallRestJson(*settings, http::Verb::post, path + "dryRun=true", "", "", "rollback");
   if (!plan) return kExitRuntime;
   if (!json_) PrintPlan(*plan);
   if (dry_run_) {
@@ -379,7 +339,7 @@ int AppCommands::RunRollback(const std::map<std::string, std::string>& environme
     std::cerr << "moatless rollback: not applied (confirm on a terminal, or pass --yes)\n";
     return kExitRuntime;
   }
-  auto applied = Call(*settings, http::Verb::post, path, "", "", "rollback");
+  auto applied = CallRestJson(*settings, http::Verb::post, path, "", "", "rollback");
   if (!applied) return kExitRuntime;
   if (json_) {
     std::cout << json::serialize(*applied) << "\n";
@@ -398,8 +358,8 @@ int AppCommands::RunApps(const std::map<std::string, std::string>& environment) 
     return kExitUsage;
   }
   if (apps_list_->parsed()) {
-    auto apps = Call(*settings, http::Verb::get, std::string(manifest::kAppApiPrefix) + "apps", "",
-                     "", "apps list");
+    auto apps = CallRestJson(*settings, http::Verb::get,
+                             std::string(manifest::kAppApiPrefix) + "apps", "", "", "apps list");
     if (!apps) return kExitRuntime;
     if (json_) {
       std::cout << json::serialize(*apps) << "\n";
@@ -412,7 +372,7 @@ int AppCommands::RunApps(const std::map<std::string, std::string>& environment) 
     }
     return kExitOk;
   }
-  auto app = Call(*settings, http::Verb::get, AppPath(app_, stage_), "", "", "apps show");
+  auto app = CallRestJson(*settings, http::Verb::get, AppPath(app_, stage_), "", "", "apps show");
   if (!app) return kExitRuntime;
   if (json_) {
     std::cout << json::serialize(*app) << "\n";
@@ -467,7 +427,8 @@ int AppCommands::RunApiKeys(const std::map<std::string, std::string>& environmen
   std::optional<json::object> answer;
   if (apikeys_create_->parsed()) {
     const std::string body = json::serialize(json::object{{"Plan", plan_}, {"Name", name_}});
-    answer = Call(*settings, http::Verb::post, path, body, "application/json", "apikeys create");
+    answer =
+        CallRestJson(*settings, http::Verb::post, path, body, "application/json", "apikeys create");
     if (!answer) return kExitRuntime;
     if (json_) {
       std::cout << json::serialize(*answer) << "\n";
@@ -479,7 +440,7 @@ int AppCommands::RunApiKeys(const std::map<std::string, std::string>& environmen
     return kExitOk;
   }
   if (apikeys_list_->parsed()) {
-    answer = Call(*settings, http::Verb::get, path, "", "", "apikeys list");
+    answer = CallRestJson(*settings, http::Verb::get, path, "", "", "apikeys list");
     if (!answer) return kExitRuntime;
     if (json_) {
       std::cout << json::serialize(*answer) << "\n";
@@ -494,9 +455,9 @@ int AppCommands::RunApiKeys(const std::map<std::string, std::string>& environmen
   }
   const std::string one = path + "/" + key_id_;
   if (apikeys_show_->parsed()) {
-    answer = Call(*settings, http::Verb::get, one, "", "", "apikeys show");
+    answer = CallRestJson(*settings, http::Verb::get, one, "", "", "apikeys show");
   } else if (apikeys_delete_->parsed()) {
-    answer = Call(*settings, http::Verb::delete_, one, "", "", "apikeys delete");
+    answer = CallRestJson(*settings, http::Verb::delete_, one, "", "", "apikeys delete");
     if (!answer) return kExitRuntime;
     std::cout << "Deleted " << key_id_ << ".\n";
     return kExitOk;
@@ -505,8 +466,8 @@ int AppCommands::RunApiKeys(const std::map<std::string, std::string>& environmen
     if (apikeys_enable_->parsed()) body["Enabled"] = true;
     if (apikeys_disable_->parsed()) body["Enabled"] = false;
     if (apikeys_attach_->parsed()) body["Plan"] = plan_;
-    answer = Call(*settings, http::Verb::patch, one, json::serialize(body), "application/json",
-                  "apikeys update");
+    answer = CallRestJson(*settings, http::Verb::patch, one, json::serialize(body),
+                          "application/json", "apikeys update");
   }
   if (!answer) return kExitRuntime;
   if (json_) {
@@ -526,14 +487,14 @@ int AppCommands::RunBoundaries(const std::map<std::string, std::string>& environ
   }
   const std::string path = AppPath(app_, stage_) + "/boundary";
   if (boundaries_show_->parsed()) {
-    auto boundary = Call(*settings, http::Verb::get, path, "", "", "boundaries show");
+    auto boundary = CallRestJson(*settings, http::Verb::get, path, "", "", "boundaries show");
     if (!boundary) return kExitRuntime;
     std::cerr << "(" << Str(*boundary, "Source") << " boundary)\n";
     std::cout << Str(*boundary, "Boundary") << "\n";
     return kExitOk;
   }
   if (boundaries_delete_->parsed()) {
-    if (!Call(*settings, http::Verb::delete_, path, "", "", "boundaries delete")) {
+    if (!CallRestJson(*settings, http::Verb::delete_, path, "", "", "boundaries delete")) {
       return kExitRuntime;
     }
     std::cout << "The default boundary applies to " << app_ << "/" << stage_ << ".\n";
@@ -545,8 +506,8 @@ int AppCommands::RunBoundaries(const std::map<std::string, std::string>& environ
     std::cerr << "moatless boundaries set: cannot read " << file_ << "\n";
     return kExitUsage;
   }
-  auto dead =
-      Call(*settings, http::Verb::put, path, document, "application/json", "boundaries set");
+  auto dead = CallRestJson(*settings, http::Verb::put, path, document, "application/json",
+                           "boundaries set");
   if (!dead) return kExitRuntime;
   std::cout << "Boundary set for " << app_ << "/" << stage_ << " (applied to its live roles).\n";
   PrintDead(*dead);

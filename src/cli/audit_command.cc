@@ -27,52 +27,12 @@ bool ParseHead(const std::string& text, observe::AuditHead* head) {
          head->hash.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// A response's error as one line ("AccessDeniedException (HTTP 403): ..."), or "" for a success.
-std::string ErrorOf(const http::Response& response) {
-  if (response.result_int() < 300) return "";
-  std::string message = response.body();
-  boost::system::error_code ec;
-  const json::value body = json::parse(response.body(), ec);
-  if (!ec && body.is_object()) {
-    if (const auto* m = body.as_object().if_contains("message"); m && m->is_string()) {
-      message = m->as_string().c_str();
-    }
-  }
-  return std::string(response["x-amzn-ErrorType"]) + " (HTTP " +
-         std::to_string(response.result_int()) + "): " + message;
-}
-
-// Sends one audit API request; prints the error and returns nullopt if it failed.
-std::optional<json::object> Call(const ClientSettings& settings, http::Verb verb,
-                                 const std::string& target, std::string body,
-                                 std::string_view command) {
-  http::Request request(verb, target, 11);
-  if (!body.empty()) request.set(http::Field::content_type, "application/json");
-  request.body() = std::move(body);
-  auto response = SendSigned(settings, "moatless", std::move(request));
-  if (!response.ok()) {
-    std::cerr << "moatless audit " << command << ": " << response.status().message() << "\n";
-    return std::nullopt;
-  }
-  if (std::string error = ErrorOf(*response); !error.empty()) {
-    std::cerr << "moatless audit " << command << ": " << error << "\n";
-    return std::nullopt;
-  }
-  boost::system::error_code ec;
-  json::value value = json::parse(response->body(), ec);
-  if (ec || !value.is_object()) {
-    std::cerr << "moatless audit " << command << ": the server answered something that is not "
-              << "JSON\n";
-    return std::nullopt;
-  }
-  return std::move(value.as_object());
-}
-
 // The HMAC the server's audit key gives `value`; the value goes only in the request body.
 std::optional<std::string> HashValue(const ClientSettings& settings, const std::string& value,
                                      std::string_view command) {
-  auto answer = Call(settings, http::Verb::post, "/moatless/v1/audit/hash",
-                     json::serialize(json::object{{"Value", value}}), command);
+  auto answer = CallRestJson(settings, http::Verb::post, "/moatless/v1/audit/hash",
+                             json::serialize(json::object{{"Value", value}}), "application/json",
+                             "audit " + std::string(command));
   if (!answer) return std::nullopt;
   const auto* hmac = answer->if_contains("Hmac");
   if (hmac == nullptr || !hmac->is_string()) {
@@ -259,7 +219,8 @@ int AuditCommands::RunQuery(const std::map<std::string, std::string>& environmen
     url.params().append({"limit", std::to_string(std::min<std::size_t>(
                                       wanted - got, observe::kMaxAuditQueryLimit))});
     if (!after.empty()) url.params().append({"after", after});
-    auto page = Call(*settings, http::Verb::get, std::string(url.buffer()), "", command);
+    auto page = CallRestJson(*settings, http::Verb::get, std::string(url.buffer()), "", "",
+                             "audit " + std::string(command));
     if (!page) return kExitRuntime;
     const json::value* records = page->if_contains("Records");
     if (records == nullptr || !records->is_array()) {

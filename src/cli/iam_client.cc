@@ -4,6 +4,7 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "core/clock.h"
@@ -139,6 +140,46 @@ core::Result<http::Response> SendSigned(const ClientSettings& settings, std::str
                    http::Client::Create(http::ClientOptions{.read_timeout = read_timeout}));
   const std::string target_url = settings.endpoint + std::string(request.target());
   return client.FetchBlocking(target_url, std::move(request));
+}
+
+std::string RestJsonErrorOf(const http::Response& response) {
+  if (response.result_int() < 300) return "";
+  std::string message = response.body();
+  boost::system::error_code ec;
+  const boost::json::value body = boost::json::parse(response.body(), ec);
+  if (!ec && body.is_object()) {
+    if (const auto* m = body.as_object().if_contains("message"); m && m->is_string()) {
+      message = m->as_string().c_str();
+    }
+  }
+  return std::string(response["x-amzn-ErrorType"]) + " (HTTP " +
+         std::to_string(response.result_int()) + "): " + message;
+}
+
+std::optional<boost::json::object> CallRestJson(const ClientSettings& settings, http::Verb verb,
+                                                const std::string& target, std::string body,
+                                                std::string_view content_type,
+                                                std::string_view command,
+                                                std::chrono::milliseconds read_timeout) {
+  http::Request request(verb, target, 11);
+  if (!content_type.empty()) request.set(http::Field::content_type, content_type);
+  request.body() = std::move(body);
+  auto response = SendSigned(settings, "moatless", std::move(request), read_timeout);
+  if (!response.ok()) {
+    std::cerr << "moatless " << command << ": " << response.status().message() << "\n";
+    return std::nullopt;
+  }
+  if (std::string error = RestJsonErrorOf(*response); !error.empty()) {
+    std::cerr << "moatless " << command << ": " << error << "\n";
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  boost::json::value value = boost::json::parse(response->body(), ec);
+  if (ec || !value.is_object()) {
+    std::cerr << "moatless " << command << ": the server answered something that is not JSON\n";
+    return std::nullopt;
+  }
+  return std::move(value.as_object());
 }
 
 core::Result<boost::property_tree::ptree> IamClient::Call(

@@ -12,6 +12,7 @@
 // carrying the AWS error code. Single-threaded; secrets stay in SecretBytes.
 #pragma once
 
+#include <boost/json.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <chrono>
 #include <map>
@@ -49,6 +50,18 @@ core::Result<ClientSettings> ResolveClientSettings(
 core::Result<http::Response> SendSigned(
     const ClientSettings& settings, std::string_view service, http::Request request,
     std::chrono::milliseconds read_timeout = std::chrono::seconds(60));
+
+// A REST-JSON error answer as one line ("AccessDeniedException (HTTP 403): ..."), or "" for a
+// success.
+std::string RestJsonErrorOf(const http::Response& response);
+
+// Sends one signed request to a moatless REST-JSON API (signing name "moatless"; the app, audit,
+// alerts and metrics APIs) and returns the JSON object it answered. On failure prints
+// "moatless COMMAND: <why>" to stderr and returns nullopt. `content_type` is set when not empty.
+std::optional<boost::json::object> CallRestJson(
+    const ClientSettings& settings, http::Verb verb, const std::string& target, std::string body,
+    std::string_view content_type, std::string_view command,
+    std::chrono::milliseconds read_timeout = std::chrono::minutes(10));
 
 class IamClient {
  public:

@@ -134,21 +134,10 @@ int LogsCommand::Run(const std::map<std::string, std::string>& environment) {
     };
     for (const auto& [k, v] : params) add(k, v);
     if (!cursor.empty()) add("cursor", cursor);
-    auto response = SendSigned(*settings, "moatless", http::Request(http::Verb::get, target, 11),
-                               std::chrono::minutes(1));
-    if (!response.ok()) {
-      std::cerr << "moatless logs: " << response.status().message() << "\n";
-      return kExitRuntime;
-    }
-    boost::system::error_code ec;
-    json::value body = json::parse(response->body(), ec);
-    const json::object* o = ec ? nullptr : body.if_object();
-    if (response->result_int() != 200) {
-      std::string message = o != nullptr ? Str(*o, "message") : response->body();
-      std::cerr << "moatless logs: " << (*response)["x-amzn-ErrorType"] << " (HTTP "
-                << response->result_int() << "): " << message << "\n";
-      return kExitRuntime;
-    }
+    const std::optional<json::object> page =
+        CallRestJson(*settings, http::Verb::get, target, "", "", "logs", std::chrono::minutes(1));
+    if (!page) return kExitRuntime;
+    const json::object* o = &*page;
     const json::value* events = o != nullptr ? o->if_contains("Events") : nullptr;
     if (events == nullptr || !events->is_array()) {
       std::cerr << "moatless logs: the server answered something that is not a log page\n";

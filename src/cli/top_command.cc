@@ -42,23 +42,17 @@ struct Sample {
   std::map<std::string, FunctionSample> functions;
 };
 
-core::Result<Sample> Fetch(const ClientSettings& settings) {
+// One reading of the metrics API; nullopt (the reason printed) if there is none.
+std::optional<Sample> Fetch(const ClientSettings& settings) {
   std::string target = "/moatless/v1/metrics?";
   for (const char* family : kFamilies) target += std::string("family=") + family + "&";
   target.pop_back();
-  ASSIGN_OR_RETURN(const http::Response response,
-                   SendSigned(settings, "moatless", http::Request(http::Verb::get, target, 11),
-                              std::chrono::seconds(30)));
-  boost::system::error_code ec;
-  const json::value body = json::parse(response.body(), ec);
-  const json::object* o = ec ? nullptr : body.if_object();
-  if (response.result_int() != 200 || o == nullptr || !o->contains("Families")) {
-    std::string message = response.body();
-    if (o != nullptr && o->contains("message") && o->at("message").is_string()) {
-      message = o->at("message").as_string().c_str();
-    }
-    return core::UnavailableError(std::string(response["x-amzn-ErrorType"]) + " (HTTP " +
-                                  std::to_string(response.result_int()) + "): " + message);
+  const std::optional<json::object> o =
+      CallRestJson(settings, http::Verb::get, target, "", "", "top", std::chrono::seconds(30));
+  if (!o) return std::nullopt;
+  if (!o->contains("Families") || !o->at("Families").is_array()) {
+    std::cerr << "moatless top: the server answered no metric families\n";
+    return std::nullopt;
   }
   Sample sample{.at = std::chrono::steady_clock::now()};
   for (const json::value& f : o->at("Families").as_array()) {
@@ -160,21 +154,15 @@ int TopCommand::Run(const std::map<std::string, std::string>& environment) {
     std::cerr << "moatless top: " << settings.status().message() << "\n";
     return kExitUsage;
   }
-  auto previous = Fetch(*settings);
-  if (!previous.ok()) {
-    std::cerr << "moatless top: " << previous.status().message() << "\n";
-    return kExitRuntime;
-  }
+  std::optional<Sample> previous = Fetch(*settings);
+  if (!previous) return kExitRuntime;
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
   const auto interval =
       std::chrono::milliseconds(static_cast<std::int64_t>(interval_seconds_ * 1000));
   for (std::int64_t i = 0; iterations_ == 0 || i < iterations_; ++i) {
     std::this_thread::sleep_for(interval);
-    auto now = Fetch(*settings);
-    if (!now.ok()) {
-      std::cerr << "moatless top: " << now.status().message() << "\n";
-      return kExitRuntime;
-    }
+    std::optional<Sample> now = Fetch(*settings);
+    if (!now) return kExitRuntime;
     std::string screen = "moatless top  " + settings->endpoint + "  every " +
                          Fixed(interval_seconds_, 1) + " s  " +
                          core::FormatRfc3339(std::chrono::system_clock::now()) + "\n\n" +

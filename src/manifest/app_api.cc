@@ -1,8 +1,6 @@
 #include "manifest/app_api.h"
 
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <charconv>
 #include <vector>
 
@@ -10,23 +8,7 @@ namespace moatless::manifest {
 namespace {
 
 // What a request's path and query say, decoded.
-struct Parsed {
-  std::vector<std::string> segments;  // after /moatless/v1/
-  std::map<std::string, std::string> query;
-};
-
-core::Result<Parsed> ParseTarget(std::string_view target) {
-  auto url = boost::urls::parse_origin_form(target);
-  if (!url) return core::InvalidArgumentError("the request target is not a valid path");
-  Parsed parsed;
-  std::size_t index = 0;
-  for (const std::string segment : url->segments()) {
-    if (index++ < 2) continue;  // "moatless", "v1"
-    parsed.segments.push_back(segment);
-  }
-  for (const auto& param : url->params()) parsed.query[param.key] = param.value;
-  return parsed;
-}
+using Parsed = services::RestTarget;
 
 core::Result<bool> Flag(const Parsed& p, const std::string& name) {
   auto it = p.query.find(name);
@@ -233,7 +215,7 @@ bool AppApi::Handles(const http::Request& request) const {
 }
 
 core::Result<services::RestJsonService::Target> AppApi::Decode(const http::Request& request) const {
-  ASSIGN_OR_RETURN(const Parsed p, ParseTarget(request.target()));
+  ASSIGN_OR_RETURN(const Parsed p, services::ParseRestTarget(request.target()));
   const std::vector<std::string>& s = p.segments;
   const http::Verb method = request.method();
   auto unknown = [&] {
@@ -298,7 +280,7 @@ http::Response AppApi::Run(const http::Request& request, const http::RequestCont
     }
     return services::RestJsonError(request, context, typed);
   };
-  auto parsed = ParseTarget(request.target());
+  auto parsed = services::ParseRestTarget(request.target());
   if (!parsed.ok()) return fail(parsed.status());
   const std::vector<std::string>& s = parsed->segments;
   if (target.action == "moatless:ListApps") {

@@ -1,6 +1,8 @@
 #include "services/lambda_api.h"
 
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 #include <vector>
 
 #include "core/base64.h"
@@ -116,6 +118,19 @@ core::Result<LambdaApi::Target> LambdaApi::Decode(const http::Request& request) 
   target.resource = runtime::FunctionArn(shape, deps_.region, deps_.account_id);
   if (!target.qualifier.empty()) target.resource += ":" + target.qualifier;
   return target;
+}
+
+core::Result<RestTarget> ParseRestTarget(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return core::InvalidArgumentError("the request target is not a valid path");
+  RestTarget parsed;
+  std::size_t index = 0;
+  for (const std::string segment : url->segments()) {
+    if (index++ < 2) continue;  // "moatless", "v1"
+    parsed.segments.push_back(segment);
+  }
+  for (const auto& param : url->params()) parsed.query[param.key] = param.value;
+  return parsed;
 }
 
 http::Response RestJsonError(const http::Request& request, const http::RequestContext& context,

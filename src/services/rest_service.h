@@ -12,8 +12,10 @@
 // Implementations must be thread-safe: Run is called from many threads at once.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "http/types.h"
@@ -36,6 +38,15 @@ class RestJsonService {
   virtual http::Response Run(const http::Request& request, const http::RequestContext& context,
                              const Target& target, const std::string& caller_arn) = 0;
 };
+
+// A request target split for a REST-JSON service: the decoded path segments after /moatless/v1/
+// (the first two, "moatless" and "v1", are dropped) and the decoded query parameters (a repeated
+// one keeps its last value). InvalidArgument for a target that is not a valid path.
+struct RestTarget {
+  std::vector<std::string> segments;
+  std::map<std::string, std::string> query;
+};
+core::Result<RestTarget> ParseRestTarget(std::string_view target);
 
 // The REST-JSON error response for `status`: its HTTP code (403 for authentication failures, 429
 // with Retry-After), x-amzn-ErrorType, x-amzn-RequestId, {"Type": "User"|"Service", "message"}.
