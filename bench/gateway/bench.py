@@ -579,6 +579,18 @@ def bench(a, moatless, work, procs, raw):
 
 # --- the report -----------------------------------------------------------------------------------
 
+def busy_note(total, quiet, enough, max_other):
+    """What the report says about rounds other processes disturbed (quiet: the undisturbed ones;
+    enough: whether the medians could keep to them)."""
+    if not enough:
+        return ("**the machine stayed busy**: only %d of %d rounds had other processes below "
+                "%.2f cores; the medians are over all of them" % (quiet, total, max_other))
+    if total > quiet:
+        return ("%d rounds run, %d of them discarded because other processes used more than "
+                "%.2f cores (the machine is shared)" % (total, total - quiet, max_other))
+    return "no round disturbed by other processes"
+
+
 def report(a, rounds, modes, load, versions, cold):
     quiet = [r for r in rounds if r["quiet"]]
     enough = len(quiet) >= min(a.rounds, 3)
@@ -593,15 +605,7 @@ def report(a, rounds, modes, load, versions, cold):
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
-    if enough:
-        busy = ("%d rounds run, %d of them discarded because other processes used more than "
-                "%.2f cores (the machine is shared)" % (len(rounds), len(rounds) - len(quiet),
-                                                         a.max_other)
-                if len(rounds) > len(quiet) else "no round disturbed by other processes")
-    else:
-        busy = ("**the machine stayed busy**: only %d of %d rounds had other processes below "
-                "%.2f cores; the medians are over all of them" % (len(quiet), len(rounds),
-                                                                  a.max_other))
+    busy = busy_note(len(rounds), len(quiet), enough, a.max_other)
     verdict = lambda ok: "met" if ok else "not met"
     lines = [
         "Measured %s on %d cores (%s), Debian %s; load average at the end %s. Node.js %s, "

@@ -341,15 +341,7 @@ def report(a, rounds, modes, load, exposed, micro, body_bytes):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
     v = versions()
-    if enough:
-        busy = ("%d rounds run, %d of them discarded because other processes used more than "
-                "%.2f cores (the machine is shared)" % (len(rounds), len(rounds) - len(quiet),
-                                                         a.max_other)
-                if len(rounds) > len(quiet) else "no round disturbed by other processes")
-    else:
-        busy = ("**the machine stayed busy**: only %d of %d rounds had other processes below "
-                "%.2f cores; the medians are over all of them" % (len(quiet), len(rounds),
-                                                                  a.max_other))
+    busy = gw.busy_note(len(rounds), len(quiet), enough, a.max_other)
     verdict = lambda ok: "met" if ok else "not met"
     lines = [
         "Measured %s on %d cores (%s), Debian %s; load average at the end %s. Node.js %s, wrk %s; "

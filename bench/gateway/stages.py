@@ -475,15 +475,8 @@ def report(a, rounds1, rounds2, modes, load, versions, cold, protection, body_by
                                  - r["rows"][(mode, t)]["function_mean_us"] for r in rows_of(t))
 
     def busy(rounds, quiet_enough):
-        quiet = sum(r["quiet"] for r in rounds)
-        if not quiet_enough:
-            return ("**the machine stayed busy**: only %d of %d rounds had other processes below "
-                    "%.2f cores; the medians are over all of them" % (quiet, len(rounds),
-                                                                      a.max_other))
-        if len(rounds) > quiet:
-            return ("%d rounds run, %d discarded because other processes used more than %.2f "
-                    "cores" % (len(rounds), len(rounds) - quiet, a.max_other))
-        return "no round disturbed by other processes"
+        return gw.busy_note(len(rounds), sum(r["quiet"] for r in rounds), quiet_enough,
+                            a.max_other)
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
